@@ -1,0 +1,70 @@
+"""A small synthetic landmark dataset (no downloads) for the demo and the end-to-end test.
+
+Each case holds three bright spheres of radius 3, 5 and 7 voxels at random sub-voxel positions on a smooth,
+noisy background; the landmarks are the sphere centres. The geometry is non-trivial (origin offset, a
+flipped axis) so that world coordinates are exercised.
+"""
+import json
+import os
+from os.path import join
+from typing import Dict
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
+
+from nnlandmark.dataset_conversion.labelmap import landmarks_to_labelmap
+from nnlandmark.geometry import Geometry
+
+LANDMARKS = {"small_sphere": 3.0, "medium_sphere": 5.0, "large_sphere": 7.0}  # name -> radius in voxels
+ORIGIN = (-30.0, 12.5, 100.0)
+DIRECTION = (1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0)
+
+
+def _case(rng: np.random.Generator, size: int, spacing):
+    """One image and its landmark centres (ITK index), spheres kept apart and inside the volume."""
+    while True:
+        centres = {n: rng.uniform(r + 3, size - r - 4, 3) for n, r in LANDMARKS.items()}
+        pairs = [(a, b) for a in LANDMARKS for b in LANDMARKS if a < b]
+        if all(np.linalg.norm(centres[a] - centres[b]) > LANDMARKS[a] + LANDMARKS[b] + 4 for a, b in pairs):
+            break
+    xyz = np.stack(np.meshgrid(*[np.arange(size)] * 3, indexing="ij"), -1)[..., ::-1]  # array (z,y,x) -> (x,y,z)
+    background = ndimage.gaussian_filter(rng.normal(0, 1, (size,) * 3), 4) * 3
+    image = background + rng.normal(0, 0.15, (size,) * 3)
+    for name, radius in LANDMARKS.items():
+        image += np.linalg.norm(xyz - centres[name], axis=-1) <= radius
+    itk = sitk.GetImageFromArray(image.astype(np.float32))
+    itk.SetSpacing(spacing)
+    itk.SetOrigin(ORIGIN)
+    itk.SetDirection(DIRECTION)
+    return itk, centres
+
+
+def make_synthetic_dataset(raw_root: str, dataset_id: int = 990, name: str = "SyntheticSpheres",
+                           n_train: int = 20, n_test: int = 5, size: int = 64,
+                           spacing=(1.0, 1.0, 1.0), seed: int = 0) -> str:
+    """Write ``DatasetXXX_name`` (imagesTr/labelsTr/imagesTs/labelsTs, dataset.json, landmark JSONs)."""
+    folder = join(raw_root, f"Dataset{dataset_id:03d}_{name}")
+    for sub in ("imagesTr", "labelsTr", "imagesTs", "labelsTs"):
+        os.makedirs(join(folder, sub), exist_ok=True)
+    labels = {n: i + 1 for i, n in enumerate(LANDMARKS)}
+    rng = np.random.default_rng(seed)
+    voxel: Dict[str, dict] = {}
+    world: Dict[str, dict] = {}
+    for i in range(n_train + n_test):
+        split = "Tr" if i < n_train else "Ts"
+        case = f"sphere_{i:03d}"
+        image, centres = _case(rng, size, spacing)
+        sitk.WriteImage(image, join(folder, f"images{split}", f"{case}_0000.nii.gz"))
+        sitk.WriteImage(landmarks_to_labelmap(image, centres, labels), join(folder, f"labels{split}", f"{case}.nii.gz"))
+        geometry = Geometry.of_image(image)
+        voxel[case] = {n: c.tolist() for n, c in centres.items()}
+        world[case] = {n: geometry.index_to_world(c).tolist() for n, c in centres.items()}
+    dataset_json = {"channel_names": {"0": "synthetic"}, "labels": {"background": 0, **labels},
+                    "numTraining": n_train, "file_ending": ".nii.gz",
+                    "description": "nnlandmark synthetic spheres; landmarks are sphere centres"}
+    for file, content in (("dataset.json", dataset_json), ("all_landmarks_voxel.json", voxel),
+                          ("all_landmarks_world.json", world)):
+        with open(join(folder, file), "w") as f:
+            json.dump(content, f, indent=2)
+    return folder

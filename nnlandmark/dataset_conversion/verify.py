@@ -1,0 +1,37 @@
+"""Checks that a raw nnU-Net dataset really encodes landmarks: one blob per label, known label values."""
+from os.path import join, isfile
+
+import numpy as np
+import SimpleITK as sitk
+from batchgenerators.utilities.file_and_folder_operations import load_json, subfiles
+from tqdm import tqdm
+
+from nnlandmark.dataset_conversion.labelmap import count_blobs
+from nnlandmark.errors import LandmarkError
+
+
+def verify_landmark_dataset(raw_dataset_folder: str) -> int:
+    """Raise a LandmarkError naming the file and landmark at the first violation; return the number of cases."""
+    dataset_json_file = join(raw_dataset_folder, 'dataset.json')
+    if not isfile(dataset_json_file):
+        raise LandmarkError(f"{dataset_json_file} not found")
+    dataset_json = load_json(dataset_json_file)
+    names = {int(v): n for n, v in dataset_json['labels'].items() if int(v) != 0}
+    label_files = subfiles(join(raw_dataset_folder, 'labelsTr'), suffix=dataset_json['file_ending'])
+    if not label_files:
+        raise LandmarkError(f"no label files in {join(raw_dataset_folder, 'labelsTr')}")
+    for path in tqdm(label_files, desc='checking landmark label maps', leave=False):
+        try:
+            seg = sitk.GetArrayFromImage(sitk.ReadImage(path))
+        except RuntimeError as e:
+            raise LandmarkError(f"cannot read label map {path}") from e
+        for value in np.unique(seg):
+            if value == 0:
+                continue
+            if value not in names:
+                raise LandmarkError(f"{path}: label value {value} is not in dataset.json labels")
+            blobs = count_blobs(seg, int(value))
+            if blobs != 1:
+                raise LandmarkError(f"{path}: landmark '{names[value]}' (label {value}) has {blobs} separate blobs; "
+                                    f"each landmark must be a single 3x3x3 cube")
+    return len(label_files)

@@ -1,0 +1,121 @@
+"""Read predictions and ground truth into one shape, {case: {name: world LPS xyz}}, so metrics never see files."""
+import json
+from pathlib import Path
+from typing import Dict
+
+import numpy as np
+import SimpleITK as sitk
+
+from nnlandmark.dataset_conversion.labelmap import landmarks_from_labelmap
+from nnlandmark.errors import LandmarkError
+from nnlandmark.geometry import Geometry, lps_to_ras
+
+WORLD_JSON = "all_landmarks_world.json"
+
+
+def _read_json(path: Path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise LandmarkError(f"cannot read JSON file {path}: {e}") from None
+
+
+def _xyz(value, where: str) -> np.ndarray:
+    try:
+        xyz = np.asarray(value, float)
+    except (TypeError, ValueError):
+        xyz = None
+    if xyz is None or xyz.shape != (3,) or not np.all(np.isfinite(xyz)):
+        raise LandmarkError(f"{where}: expected three finite numbers [x, y, z], got {value!r}")
+    return xyz
+
+
+def load_predictions(pred_dir) -> Dict[str, Dict[str, np.ndarray]]:
+    """Every prediction JSON in a folder (files without "landmarks", e.g. summary.json, are not predictions)."""
+    pred_dir = Path(pred_dir)
+    if not pred_dir.is_dir():
+        raise LandmarkError(f"prediction folder {pred_dir} does not exist")
+    preds = {}
+    for path in sorted(pred_dir.glob("*.json")):
+        data = _read_json(path)
+        if path.name == "summary.json" or not isinstance(data, dict) or "landmarks" not in data:
+            continue
+        system = data.get("coordinate_system")
+        if system not in ("LPS", "RAS"):
+            raise LandmarkError(f"{path}: coordinate_system must be 'LPS' or 'RAS', got {system!r}")
+        if not isinstance(data["landmarks"], dict):
+            raise LandmarkError(f"{path}: 'landmarks' must be an object {{name: {{'world': [x, y, z], ...}}}}")
+        case = str(data.get("case") or path.name[:-len(".json")])
+        if case in preds:
+            raise LandmarkError(f"{path}: case '{case}' is predicted in more than one file")
+        points = {}
+        for name, entry in data["landmarks"].items():
+            world = entry.get("world") if isinstance(entry, dict) else None
+            if world is None:  # an absent landmark is simply not predicted
+                continue
+            xyz = _xyz(world, f"{path}: landmark '{name}'")
+            points[name] = lps_to_ras(xyz) if system == "RAS" else xyz
+        preds[case] = points
+    if not preds:
+        raise LandmarkError(f"no prediction JSON files (with a 'landmarks' key) in {pred_dir}")
+    return preds
+
+
+def _world_json(path: Path) -> Dict[str, Dict[str, np.ndarray]]:
+    data = _read_json(path)
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise LandmarkError(f"{path}: expected {{case: {{name: [x, y, z]}}}} in world LPS mm")
+    return {str(case): {name: _xyz(xyz, f"{path}: {case}/{name}") for name, xyz in points.items() if xyz is not None}
+            for case, points in data.items()}
+
+
+def _dataset_labels(dataset_json: Path, info: dict) -> Dict[str, int]:
+    labels = info.get("labels") if isinstance(info, dict) else None
+    if not isinstance(labels, dict):
+        raise LandmarkError(f"{dataset_json}: no 'labels' mapping")
+    out = {name: value for name, value in labels.items() if name != "background"}
+    if not out or not all(isinstance(v, int) and v > 0 for v in out.values()):
+        raise LandmarkError(f"{dataset_json}: 'labels' must map landmark names to positive integers")
+    return out
+
+
+def load_label_folder(folder, labels: Dict[str, int], ending: str) -> Dict[str, Dict[str, np.ndarray]]:
+    """Every ``CASE<ending>`` label map in a folder -> world landmarks (cube centres of mass)."""
+    gt = {}
+    for file in sorted(Path(folder).glob(f"*{ending}")):
+        try:
+            image = sitk.ReadImage(str(file))
+        except RuntimeError as e:
+            raise LandmarkError(f"cannot read label file {file}: {' '.join(str(e).split())[:300]}") from None
+        geometry = Geometry.of_image(image)
+        index = landmarks_from_labelmap(sitk.GetArrayFromImage(image), labels)
+        gt[file.name[:-len(ending)]] = {name: geometry.index_to_world(ijk) for name, ijk in index.items()}
+    return gt
+
+
+def load_ground_truth(path) -> Dict[str, Dict[str, np.ndarray]]:
+    """A world-landmark JSON file, or an nnU-Net raw dataset folder (its JSON if present, else its label cubes)."""
+    path = Path(path)
+    if path.is_file():
+        return _world_json(path)
+    if not path.is_dir():
+        raise LandmarkError(f"ground truth {path} does not exist")
+    if (path / WORLD_JSON).is_file():
+        return _world_json(path / WORLD_JSON)
+    if not (path / "dataset.json").is_file():
+        raise LandmarkError(f"{path} is neither a landmarks JSON file nor an nnU-Net raw dataset (no dataset.json)")
+    info = _read_json(path / "dataset.json")
+    labels = _dataset_labels(path / "dataset.json", info)
+    ending = info.get("file_ending")
+    if not isinstance(ending, str) or not ending:
+        raise LandmarkError(f"{path / 'dataset.json'}: no 'file_ending'")
+    gt = {}
+    for sub in ("labelsTr", "labelsTs"):
+        for case, landmarks in load_label_folder(path / sub, labels, ending).items():
+            if case in gt:
+                raise LandmarkError(f"{path / sub}: case '{case}' appears in both labelsTr and labelsTs")
+            gt[case] = landmarks
+    if not gt:
+        raise LandmarkError(f"no label files ending in '{ending}' in {path}/labelsTr or {path}/labelsTs")
+    return gt

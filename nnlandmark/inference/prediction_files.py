@@ -1,0 +1,38 @@
+"""The per-case prediction JSON (the schema other tools read) and nnU-Net style input folders."""
+import json
+import os
+from typing import Dict, List
+
+from batchgenerators.utilities.file_and_folder_operations import subfiles
+from nnunetv2.utilities.utils import create_paths_fn, get_identifiers_from_splitted_dataset_folder
+
+from nnlandmark.errors import LandmarkError
+
+
+def case_prediction(case: str, image: str, landmarks: Dict[str, dict]) -> dict:
+    """``{"case", "image", "coordinate_system": "LPS", "landmarks": {NAME: {label, voxel, world, likelihood}}}``;
+    voxel is the continuous ITK index of the original image, world = origin + D @ (spacing * voxel) in mm."""
+    return {"case": case, "image": image, "coordinate_system": "LPS", "landmarks": landmarks}
+
+
+def write_json_atomic(obj, path: str) -> None:
+    """Write to a temporary file, then rename, so an interrupted run never leaves a truncated JSON."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2)
+    os.replace(tmp, path)
+
+
+def find_input_cases(folder: str, file_ending: str, n_channels: int) -> Dict[str, List[str]]:
+    """CASE_0000<ending>, CASE_0001<ending>, ... -> {CASE: [files]}; clear errors for empty or incomplete input."""
+    files = subfiles(folder, suffix=file_ending, join=False, sort=True)
+    if not files:
+        raise LandmarkError(f"no '*_0000{file_ending}' images in {folder}")
+    cases = {}
+    for case in get_identifiers_from_splitted_dataset_folder(folder, file_ending):
+        paths = create_paths_fn(folder, files, file_ending, str(case))
+        if len(paths) != n_channels:
+            raise LandmarkError(f"case '{case}' in {folder} has {len(paths)} channel file(s), the model expects "
+                                f"{n_channels} (named {case}_0000{file_ending} ...)")
+        cases[str(case)] = paths
+    return cases

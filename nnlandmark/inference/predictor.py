@@ -1,0 +1,160 @@
+"""Sliding-window landmark prediction on top of nnUNetPredictor (paper §2, DESIGN.md §1).
+
+Heatmaps stay in preprocessed space (N channels, fp16, folds averaged); only the per-channel peak is mapped
+back to the original image, so memory never holds a full-resolution copy of every channel.
+"""
+import os
+from os.path import join, isdir, isfile
+from typing import Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+from batchgenerators.utilities.file_and_folder_operations import load_json
+from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+from nnunetv2.inference.sliding_window_prediction import compute_gaussian
+from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
+from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+from tqdm import tqdm
+
+from nnlandmark.errors import LandmarkError
+from nnlandmark.geometry import Geometry
+from nnlandmark.inference.coordinates import preprocessed_to_original_index
+from nnlandmark.inference.prediction_files import case_prediction, find_input_cases, write_json_atomic
+
+ImageInput = Union[str, Sequence[str], sitk.Image, Sequence[sitk.Image]]
+
+
+class LandmarkPredictor(nnUNetPredictor):
+    """Build once from a trained model folder, then call :meth:`predict` per image or :meth:`predict_folder`."""
+
+    def __init__(self, tile_step_size: float = 0.5, use_gaussian: bool = True, use_mirroring: bool = True,
+                 device: torch.device = torch.device('cpu'), verbose: bool = False, allow_tqdm: bool = True):
+        super().__init__(tile_step_size, use_gaussian, use_mirroring, perform_everything_on_device=True,
+                         device=device, verbose=verbose, verbose_preprocessing=False, allow_tqdm=allow_tqdm)
+
+    @classmethod
+    def from_model_folder(cls, model_folder: str, folds: Optional[Sequence[Union[int, str]]] = None,
+                          checkpoint_name: str = 'checkpoint_final.pth', **kwargs) -> "LandmarkPredictor":
+        from nnlandmark.trainers import trainer_class_by_name
+        for name in ('plans.json', 'dataset.json'):
+            if not isfile(join(model_folder, name)):
+                raise LandmarkError(f"{join(model_folder, name)} not found: is this a trained nnlandmark model folder?")
+        folds = list(folds) if folds else cls.auto_detect_available_folds(model_folder, checkpoint_name)
+        if not folds:
+            raise LandmarkError(f"no fold_*/{checkpoint_name} in {model_folder}: train a fold first")
+        checkpoints = [load_checkpoint(join(model_folder, f'fold_{f}', checkpoint_name)) for f in folds]
+        plans_manager = PlansManager(load_json(join(model_folder, 'plans.json')))
+        dataset_json = load_json(join(model_folder, 'dataset.json'))
+        trainer_name = checkpoints[0]['trainer_name']
+        configuration_manager = plans_manager.get_configuration(checkpoints[0]['init_args']['configuration'])
+        network = trainer_class_by_name(trainer_name).build_network_architecture(
+            plans_manager, configuration_manager,
+            determine_num_input_channels(plans_manager, configuration_manager, dataset_json),
+            plans_manager.get_label_manager(dataset_json).num_segmentation_heads, enable_deep_supervision=False)
+        parameters = [c['network_weights'] for c in checkpoints]
+        network.load_state_dict(parameters[0])
+        predictor = cls(**kwargs)
+        predictor.manual_initialization(network, plans_manager, configuration_manager, parameters, dataset_json,
+                                        trainer_name, checkpoints[0].get('inference_allowed_mirroring_axes'))
+        return predictor
+
+    @property
+    def landmark_labels(self) -> Dict[str, int]:
+        return {n: int(v) for n, v in self.dataset_json['labels'].items() if int(v) != 0}
+
+    @torch.inference_mode()
+    def _internal_predict_sliding_window_return_logits(self, data: torch.Tensor, slicers, do_on_device: bool = True):
+        """Gaussian-weighted average of sigmoid heatmaps over tiles, N channels (nnU-Net's version allocates
+        N + 1 softmax channels)."""
+        results_device = self.device if do_on_device else torch.device('cpu')
+        data = data.to(results_device)
+        shape = data.shape[1:]
+        heat = torch.zeros((len(self.landmark_labels), *shape), dtype=torch.half, device=results_device)
+        weight = torch.zeros(shape, dtype=torch.half, device=results_device)
+        patch_size = tuple(self.configuration_manager.patch_size)
+        gaussian = compute_gaussian(patch_size, sigma_scale=1. / 8, value_scaling_factor=10, device=results_device) \
+            if self.use_gaussian else torch.ones(patch_size, device=results_device)
+        for sl in tqdm(slicers, desc='tiles', disable=not self.allow_tqdm or len(slicers) < 2, leave=False):
+            tile = data[sl][None].to(self.device)
+            probabilities = torch.sigmoid(self._internal_maybe_mirror_and_predict(tile)[0].float())
+            heat[sl] += (probabilities.to(results_device) * gaussian).half()
+            weight[sl[1:]] += gaussian.half()
+        heat /= weight
+        return heat
+
+    def predict_heatmaps(self, data: torch.Tensor) -> torch.Tensor:
+        """(C, *preprocessed) image -> (N, *preprocessed) heatmaps in [0, 1], averaged over the loaded folds."""
+        if self.list_of_parameters is None:  # network handed over by a trainer, weights already loaded
+            return self.predict_sliding_window_return_logits(data).cpu()
+        return self.predict_logits_from_preprocessed_data(data)
+
+    def predict_preprocessed(self, data: torch.Tensor, properties: dict) -> Dict[str, dict]:
+        """Landmarks of one preprocessed case: {name: {label, voxel, world, likelihood}} in the original image."""
+        heat = self.predict_heatmaps(data)
+        flat = heat.flatten(1).float()
+        likelihood, flat_index = flat.max(dim=1)
+        peaks = np.stack(np.unravel_index(flat_index.numpy(), heat.shape[1:]), -1)
+        index = preprocessed_to_original_index(peaks, heat.shape[1:], properties, self.plans_manager.transpose_backward)
+        if 'sitk_stuff' not in properties:
+            raise LandmarkError("world coordinates need image geometry: use SimpleITKIO (the default for "
+                                ".nii.gz/.nrrd/.mha) as the dataset's reader")
+        world = Geometry.of_sitk_stuff(properties['sitk_stuff']).index_to_world(index)
+        return {name: {'label': label, 'voxel': index[i].tolist(), 'world': world[i].tolist(),
+                       'likelihood': float(likelihood[i])}
+                for i, (name, label) in enumerate(self.landmark_labels.items())}
+
+    def predict(self, image: ImageInput, case: Optional[str] = None) -> dict:
+        """One case from a file path (or one path per channel) or a SimpleITK image -> the prediction dict."""
+        images = [image] if isinstance(image, (str, os.PathLike, sitk.Image)) else list(image)
+        expected = determine_num_input_channels(self.plans_manager, self.configuration_manager, self.dataset_json)
+        if len(images) != expected:
+            raise LandmarkError(f"the model expects {expected} channel(s) per case, got {len(images)}")
+        preprocessor = self.configuration_manager.preprocessor_class(verbose=False)
+        args = (self.plans_manager, self.configuration_manager, self.dataset_json)
+        if isinstance(images[0], sitk.Image):
+            data, properties = images_to_nnunet_array(images)
+            data, _, properties = preprocessor.run_case_npy(data, None, properties, *args)
+            source = '<SimpleITK image>'
+        else:
+            data, _, properties = preprocessor.run_case([str(i) for i in images], None, *args)
+            source = os.path.basename(str(images[0]))
+        landmarks = self.predict_preprocessed(torch.from_numpy(data), properties)
+        return case_prediction(case or source, source, landmarks)
+
+    def predict_folder(self, input_dir: str, output_dir: str, continue_prediction: bool = False) -> List[str]:
+        """Every case in an nnU-Net style input folder (CASE_0000.ext, ...) -> OUTPUT_DIR/CASE.json."""
+        if not isdir(input_dir):
+            raise LandmarkError(f"input folder {input_dir} does not exist")
+        n_channels = determine_num_input_channels(self.plans_manager, self.configuration_manager, self.dataset_json)
+        cases = find_input_cases(input_dir, self.dataset_json['file_ending'], n_channels)
+        os.makedirs(output_dir, exist_ok=True)
+        written = []
+        for case, files in tqdm(cases.items(), desc='cases', disable=not self.allow_tqdm):
+            target = join(output_dir, f'{case}.json')
+            if not (continue_prediction and isfile(target)):
+                write_json_atomic(self.predict(files, case=case), target)
+            written.append(target)
+        return written
+
+
+def load_checkpoint(path: str) -> dict:
+    if not isfile(path):
+        raise LandmarkError(f"checkpoint {path} not found: train this fold first or pick another with -f/-chk")
+    try:
+        checkpoint = torch.load(path, map_location='cpu', weights_only=False)
+    except Exception as e:  # truncated or not a torch file
+        raise LandmarkError(f"checkpoint {path} cannot be read ({type(e).__name__}); it may be truncated") from e
+    if not isinstance(checkpoint, dict) or 'network_weights' not in checkpoint:
+        raise LandmarkError(f"{path} is not an nnU-Net checkpoint")
+    return checkpoint
+
+
+def images_to_nnunet_array(images: Sequence[sitk.Image]):
+    """SimpleITK image(s) -> (C, z, y, x) float32 array and properties, exactly as nnU-Net's SimpleITKIO."""
+    reference = images[0]
+    data = np.stack([sitk.GetArrayFromImage(i) for i in images]).astype(np.float32)
+    properties = {'sitk_stuff': {'spacing': reference.GetSpacing(), 'origin': reference.GetOrigin(),
+                                 'direction': reference.GetDirection()},
+                  'spacing': list(reference.GetSpacing())[::-1]}
+    return data, properties

@@ -1,0 +1,46 @@
+"""Label patch -> per-landmark centre of mass -> linear EDT heatmap, vectorised on the training device."""
+import torch
+
+
+def landmark_centres(seg: torch.Tensor, num_landmarks: int):
+    """Centre of mass of each label 1..N in a (B, 1, *spatial) label patch.
+
+    Returns ``centres`` (B, N, D) in voxel units of the patch (axis order of the tensor) and
+    ``present`` (B, N) bool. One scatter_add over the flattened patch, no loop over labels or samples.
+    """
+    b = seg.shape[0]
+    spatial = seg.shape[2:]
+    labels = seg.reshape(b, -1).long().clamp(min=0, max=num_landmarks + 1)  # out-of-range -> overflow bin
+    grids = torch.meshgrid(*[torch.arange(s, device=seg.device, dtype=torch.float32) for s in spatial],
+                           indexing="ij")
+    coords = torch.stack([g.reshape(-1) for g in grids], dim=-1)  # (V, D)
+    ones = torch.ones_like(labels, dtype=torch.float32)
+    counts = torch.zeros(b, num_landmarks + 2, device=seg.device).scatter_add_(1, labels, ones)
+    sums = torch.zeros(b, num_landmarks + 2, len(spatial), device=seg.device)
+    sums.scatter_add_(1, labels[..., None].expand(-1, -1, len(spatial)), coords.expand(b, -1, -1))
+    counts, sums = counts[:, 1:num_landmarks + 1], sums[:, 1:num_landmarks + 1]
+    present = counts > 0
+    centres = sums / counts.clamp(min=1)[..., None]
+    return centres, present
+
+
+def edt_heatmaps(centres: torch.Tensor, present: torch.Tensor, spatial_shape, radius: float) -> torch.Tensor:
+    """(B, N, *spatial) heatmaps: 1 at the centre, linearly to 0 at ``radius`` voxels, 0 outside/absent.
+
+    Squared distance is a broadcast sum of per-axis terms, so the cost is one pass over the output.
+    """
+    sq = 0
+    for axis, size in enumerate(spatial_shape):
+        pos = torch.arange(size, device=centres.device, dtype=centres.dtype)
+        diff = (pos - centres[..., axis, None]) ** 2  # (B, N, size)
+        view = [*diff.shape[:2]] + [1] * len(spatial_shape)
+        view[2 + axis] = size
+        sq = sq + diff.reshape(view)
+    heat = (1 - torch.sqrt(sq) / radius).clamp_(min=0)
+    return heat * present.to(heat.dtype).reshape(*present.shape, *([1] * len(spatial_shape)))
+
+
+def heatmap_targets(seg: torch.Tensor, num_landmarks: int, radius: float) -> torch.Tensor:
+    """Label patch (B, 1, *spatial) -> heatmap targets (B, N, *spatial)."""
+    centres, present = landmark_centres(seg, num_landmarks)
+    return edt_heatmaps(centres, present, seg.shape[2:], radius)

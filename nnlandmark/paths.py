@@ -1,0 +1,24 @@
+"""nnU-Net's folders, with a one-line error naming the variable to set."""
+import os
+
+from nnlandmark.errors import LandmarkError
+
+
+def require_path(variable: str) -> str:
+    """``nnUNet_raw`` / ``nnUNet_preprocessed`` / ``nnUNet_results`` or a clear LandmarkError."""
+    value = os.environ.get(variable)
+    if not value:
+        raise LandmarkError(f"environment variable {variable} is not set: export {variable}=/path/to/{variable} "
+                            f"(nnU-Net's folder convention)")
+    return value
+
+
+def dataset_name(dataset_name_or_id) -> str:
+    """'5', 5 or 'Dataset005_X' -> 'Dataset005_X', searched where nnU-Net searches; LandmarkError if absent."""
+    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+    try:
+        return maybe_convert_to_dataset_name(str(dataset_name_or_id) if not str(dataset_name_or_id).isdigit()
+                                             else int(dataset_name_or_id))
+    except RuntimeError as e:
+        raise LandmarkError(f"dataset {dataset_name_or_id} not found in nnUNet_raw, nnUNet_preprocessed or "
+                            f"nnUNet_results") from e

@@ -1,0 +1,65 @@
+"""Planning and preprocessing: nnU-Net's, unchanged, plus the landmark check and small CPU plans."""
+from os.path import join, isfile
+from typing import Sequence
+
+from batchgenerators.utilities.file_and_folder_operations import load_json, save_json
+
+from nnlandmark.dataset_conversion.verify import verify_landmark_dataset
+from nnlandmark.errors import LandmarkError
+from nnlandmark.paths import dataset_name, require_path
+
+CPU_PLANS = 'nnLandmarkCPUPlans'
+
+
+def planner_class(name: str):
+    """nnU-Net's planners by name, imported directly (its name search imports modules that fail here)."""
+    from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
+    from nnunetv2.experiment_planning.experiment_planners.residual_unets.residual_encoder_unet_planners import (
+        nnUNetPlannerResEncM, nnUNetPlannerResEncL, nnUNetPlannerResEncXL)
+    planners = {c.__name__: c for c in (ExperimentPlanner, nnUNetPlannerResEncM, nnUNetPlannerResEncL,
+                                        nnUNetPlannerResEncXL)}
+    planners['nnUNetPlanner'] = ExperimentPlanner
+    if name not in planners:
+        raise LandmarkError(f"unknown planner '{name}'; available: {', '.join(sorted(planners))}")
+    return planners[name]
+
+
+def plan_and_preprocess(dataset_id: int, configurations: Sequence[str] = ('3d_fullres',),
+                        planner: str = 'ExperimentPlanner', verify_dataset_integrity: bool = False,
+                        num_processes: int = 2) -> str:
+    """Fingerprint, plan and preprocess like ``nnUNetv2_plan_and_preprocess``; returns the plans identifier."""
+    from nnunetv2.experiment_planning.plan_and_preprocess_api import (
+        extract_fingerprint_dataset, plan_experiment_dataset, preprocess_dataset)
+    raw = require_path('nnUNet_raw')
+    require_path('nnUNet_preprocessed')
+    name = dataset_name(dataset_id)
+    planner_cls = planner_class(planner)
+    verify_landmark_dataset(join(raw, name))
+    extract_fingerprint_dataset(int(dataset_id), num_processes=num_processes,
+                                check_dataset_integrity=verify_dataset_integrity, verbose=False)
+    _, plans_identifier = plan_experiment_dataset(int(dataset_id), planner_cls)
+    preprocess_dataset(int(dataset_id), plans_identifier, tuple(configurations), num_processes=[num_processes])
+    return plans_identifier
+
+
+def derive_cpu_plans(dataset_id, source_plans: str = 'nnUNetPlans', configuration: str = '3d_fullres',
+                     patch_size=(32, 32, 32), features=(16, 32, 64, 128), batch_size: int = 2) -> str:
+    """Copy ``source_plans`` into ``nnLandmarkCPUPlans`` with a small network and patch for CPU runs.
+
+    The preprocessed data is shared (same data identifier); only network, patch and batch change.
+    """
+    folder = join(require_path('nnUNet_preprocessed'), dataset_name(dataset_id))
+    source = join(folder, source_plans + '.json')
+    if not isfile(source):
+        raise LandmarkError(f"{source} not found: run nnLandmark_plan_and_preprocess first")
+    plans = load_json(source)
+    plans['plans_name'] = CPU_PLANS
+    config = plans['configurations'][configuration]
+    n = len(features)
+    arch = config['architecture']['arch_kwargs']
+    arch.update(n_stages=n, features_per_stage=list(features), kernel_sizes=[[3, 3, 3]] * n,
+                strides=[[1, 1, 1]] + [[2, 2, 2]] * (n - 1), n_conv_per_stage_decoder=[2] * (n - 1))
+    arch['n_blocks_per_stage' if 'n_blocks_per_stage' in arch else 'n_conv_per_stage'] = [2] * n
+    config.update(patch_size=list(patch_size), batch_size=batch_size)
+    save_json(plans, join(folder, CPU_PLANS + '.json'), sort_keys=False)
+    return CPU_PLANS

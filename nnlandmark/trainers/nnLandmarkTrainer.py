@@ -1,0 +1,112 @@
+"""nnU-Net trainer turned landmark detector: N sigmoid heatmap channels, EDT targets, BCE top-k (paper §2)."""
+from os.path import join
+from time import time
+from typing import List
+
+import numpy as np
+import torch
+from torch import distributed as dist
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from nnunetv2.utilities.collate_outputs import collate_outputs
+from nnunetv2.utilities.helpers import dummy_context
+
+from nnlandmark.losses.heatmap import landmark_centres
+from nnlandmark.losses.landmark_loss import TopKBCEHeatmapLoss
+from nnlandmark.trainers.progress_log import LandmarkProgressLog
+
+
+class nnLandmarkTrainer(nnUNetTrainer):
+    """The paper's recipe on nnU-Net's schedule (SGD 1e-2, Nesterov 0.99, PolyLR, 1000 x 250, clip 12)."""
+
+    heatmap_radius = 15.0   # voxels
+    topk_percent = 20.0     # share of voxels kept per (sample, channel)
+    epochs, iterations, val_iterations = 1000, 250, 50
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device('cuda')):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.enable_deep_supervision = False
+        self.num_epochs, self.num_iterations_per_epoch = self.epochs, self.iterations
+        self.num_val_iterations_per_epoch = self.val_iterations
+        self.num_landmarks = len(self.label_manager.foreground_labels)
+        self.landmark_names = [n for n, v in sorted(dataset_json["labels"].items(), key=lambda kv: kv[1]) if v != 0]
+        self.logger.local_logger = LandmarkProgressLog()
+
+    @staticmethod
+    def build_network_architecture(plans_manager, configuration_manager, num_input_channels,
+                                   num_output_channels, enable_deep_supervision=True):
+        """nnU-Net asks for background + N heads; a landmark model has exactly N (no background)."""
+        return nnUNetTrainer.build_network_architecture(plans_manager, configuration_manager, num_input_channels,
+                                                        num_output_channels - 1, enable_deep_supervision)
+
+    def _build_loss(self):
+        return TopKBCEHeatmapLoss(self.num_landmarks, self.heatmap_radius, self.topk_percent)
+
+    def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
+        """Mirroring off in training and at test time: it would swap left/right landmarks."""
+        rotation, dummy_2d, initial_patch_size, _ = super().configure_rotation_dummyDA_mirroring_and_inital_patch_size()
+        self.inference_allowed_mirroring_axes = None
+        return rotation, dummy_2d, initial_patch_size, None
+
+    def validation_step(self, batch: dict) -> dict:
+        data = batch['data'].to(self.device, non_blocking=True)
+        seg = batch['target'].to(self.device, non_blocking=True)
+        with torch.autocast(self.device.type) if self.device.type == 'cuda' else dummy_context():
+            output = self.network(data)
+            loss = self.loss(output, seg)
+        error_sum, error_count = patch_landmark_errors(output.float(), seg, self.num_landmarks)
+        return {'loss': loss.detach().cpu().numpy(), 'error_sum': error_sum.cpu().numpy(),
+                'error_count': error_count.cpu().numpy()}
+
+    def on_validation_epoch_end(self, val_outputs: List[dict]):
+        out = collate_outputs(val_outputs)
+        error_sum, error_count = np.sum(out['error_sum'], 0), np.sum(out['error_count'], 0)
+        loss = np.mean(out['loss'])
+        if self.is_ddp:
+            gathered = [None] * dist.get_world_size()
+            dist.all_gather_object(gathered, (error_sum, error_count, loss))
+            error_sum = np.sum([g[0] for g in gathered], 0)
+            error_count = np.sum([g[1] for g in gathered], 0)
+            loss = float(np.mean([g[2] for g in gathered]))
+        error = float(error_sum.sum() / max(error_count.sum(), 1)) if error_count.sum() else float('nan')
+        previous = self.logger.get_value('ema_val_landmark_error_vox', step=None)
+        ema = error if not previous or np.isnan(previous[-1]) else 0.9 * previous[-1] + 0.1 * error
+        self.logger.log('val_losses', loss, self.current_epoch)
+        self.logger.log('val_landmark_error_vox', error, self.current_epoch)
+        self.logger.log('ema_val_landmark_error_vox', ema, self.current_epoch)
+
+    def on_epoch_end(self):
+        """As nnU-Net's, but 'best' is the lowest EMA landmark error on validation patches."""
+        self.logger.log('epoch_end_timestamps', time(), self.current_epoch)
+        value = lambda key: self.logger.get_value(key, step=-1)  # noqa: E731
+        self.print_to_log_file('train_loss', np.round(value('train_losses'), 4))
+        self.print_to_log_file('val_loss', np.round(value('val_losses'), 4))
+        self.print_to_log_file('val patch landmark error [voxel]', np.round(value('val_landmark_error_vox'), 3))
+        self.print_to_log_file(f"Epoch time: {np.round(value('epoch_end_timestamps') - value('epoch_start_timestamps'), 2)} s")
+        if (self.current_epoch + 1) % self.save_every == 0 and self.current_epoch != (self.num_epochs - 1):
+            self.save_checkpoint(join(self.output_folder, 'checkpoint_latest.pth'))
+        ema = value('ema_val_landmark_error_vox')
+        if not np.isnan(ema) and (self._best_ema is None or ema < self._best_ema):
+            self._best_ema = ema
+            self.print_to_log_file(f"New best EMA landmark error on validation patches: {np.round(ema, 3)} voxel")
+            self.save_checkpoint(join(self.output_folder, 'checkpoint_best.pth'))
+        if self.local_rank == 0:
+            self.logger.plot_progress_png(self.output_folder)
+        self.current_epoch += 1
+
+    def perform_actual_validation(self, save_probabilities: bool = False):
+        """Predict this fold's validation cases, write CASE.json files and an MRE summary in mm."""
+        from nnlandmark.trainers.validation import validate_fold
+        self.network.eval()
+        validate_fold(self)
+
+
+def patch_landmark_errors(logits: torch.Tensor, seg: torch.Tensor, num_landmarks: int):
+    """Per-landmark sum and count of voxel distances between each channel's maximum and the target centre,
+    over the landmarks present in the patches."""
+    centres, present = landmark_centres(seg, num_landmarks)
+    spatial = logits.shape[2:]
+    flat_argmax = logits.flatten(2).argmax(-1)  # (B, N)
+    peaks = torch.stack(torch.unravel_index(flat_argmax, spatial), -1).float()
+    distances = torch.linalg.norm(peaks - centres, dim=-1) * present
+    return distances.sum(0), present.sum(0)

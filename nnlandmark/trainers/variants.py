@@ -1,0 +1,46 @@
+"""Trainer variants: each changes one attribute of nnLandmarkTrainer (paper ablations, schedules, CPU runs)."""
+import torch
+from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
+
+from nnlandmark.losses.landmark_loss import MSEHeatmapLoss
+from nnlandmark.trainers.nnLandmarkTrainer import nnLandmarkTrainer
+
+
+class nnLandmarkTrainer_MSE(nnLandmarkTrainer):
+    """Ablation: MSE on the sigmoid output instead of BCE top-k."""
+
+    def _build_loss(self):
+        return MSEHeatmapLoss(self.num_landmarks, self.heatmap_radius)
+
+
+class nnLandmarkTrainer_CPU(nnLandmarkTrainer):
+    """Short CPU schedule (DESIGN.md §6): AdamW 1e-3, 40 epochs x 50 iterations; use with small plans."""
+    initial_lr_cpu = 1e-3
+    epochs, iterations, val_iterations = 40, 50, 10
+
+    def __init__(self, plans, configuration, fold, dataset_json, device=torch.device('cuda')):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.initial_lr = self.initial_lr_cpu
+        self.save_every = 10
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(self.network.parameters(), self.initial_lr, weight_decay=self.weight_decay)
+        return optimizer, PolyLRScheduler(optimizer, self.initial_lr, self.num_epochs)
+
+
+class nnLandmarkTrainer_CPU_test(nnLandmarkTrainer_CPU):
+    """The end-to-end test's schedule: the CPU recipe, shorter."""
+    epochs, iterations, val_iterations = 25, 40, 5
+
+
+def _variant(base, suffix: str, doc: str, **attributes):
+    cls = type(f"{base.__name__}_{suffix}", (base,), {"__doc__": doc, "__module__": __name__, **attributes})
+    globals()[cls.__name__] = cls
+
+
+for _r in (7, 11, 19, 23):  # paper Table 3: heatmap radius
+    _variant(nnLandmarkTrainer, f"EDT{_r}", f"Ablation: EDT radius {_r} voxels.", heatmap_radius=float(_r))
+for _k in (10, 30, 40, 50, 60, 70, 80, 90, 100):  # paper Table 3: share of voxels kept by the loss
+    _variant(nnLandmarkTrainer, f"TopK{_k}", f"Ablation: BCE top {_k} %.", topk_percent=float(_k))
+for _e in (1, 5, 10, 50, 100, 250, 500):
+    _variant(nnLandmarkTrainer, f"{_e}epochs", f"The paper's recipe for {_e} epochs.", epochs=_e)
