@@ -1,0 +1,10 @@
+.PHONY: setup demo test
+
+setup:
+	bash scripts/setup.sh
+
+demo: setup
+	.venv/bin/nnLandmark_demo --workdir nnlandmark_demo
+
+test: setup
+	.venv/bin/python -m pytest -q

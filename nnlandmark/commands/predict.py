@@ -1,0 +1,41 @@
+"""nnLandmark_predict -i INPUT_DIR -o OUTPUT_DIR -d ID [-c 3d_fullres] [-f FOLDS...] [-tr] [-p] [-chk] [-device]"""
+import argparse
+from os.path import isdir, join
+
+import torch
+
+from nnlandmark.commands._cli import user_errors_as_one_line
+from nnlandmark.errors import LandmarkError
+from nnlandmark.paths import dataset_name, require_path
+
+
+def model_folder(dataset, trainer: str, plans: str, configuration: str) -> str:
+    """nnU-Net's results layout: nnUNet_results/DatasetXXX/TRAINER__PLANS__CONFIG."""
+    folder = join(require_path('nnUNet_results'), dataset_name(dataset), f'{trainer}__{plans}__{configuration}')
+    if not isdir(folder):
+        raise LandmarkError(f"no trained model at {folder}: check -d, -tr, -p and -c")
+    return folder
+
+
+@user_errors_as_one_line
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Predict landmarks; writes one CASE.json per input case.")
+    parser.add_argument('-i', required=True, help='input folder with CASE_0000.nii.gz ... (nnU-Net naming)')
+    parser.add_argument('-o', required=True, help='output folder for CASE.json')
+    parser.add_argument('-d', required=True, help='dataset name or ID')
+    parser.add_argument('-c', default='3d_fullres')
+    parser.add_argument('-f', nargs='+', default=None, help="folds to ensemble (default: all trained folds)")
+    parser.add_argument('-tr', default='nnLandmarkTrainer')
+    parser.add_argument('-p', default='nnUNetPlans')
+    parser.add_argument('-chk', default='checkpoint_final.pth')
+    parser.add_argument('-step_size', type=float, default=0.5, help='sliding-window step as a fraction of the patch')
+    parser.add_argument('-device', default='cuda' if torch.cuda.is_available() else 'cpu', choices=['cpu', 'cuda'])
+    parser.add_argument('--continue_prediction', action='store_true', help='skip cases whose JSON already exists')
+    parser.add_argument('--disable_tqdm', action='store_true')
+    args = parser.parse_args(argv)
+    from nnlandmark.inference.predictor import LandmarkPredictor
+    predictor = LandmarkPredictor.from_model_folder(
+        model_folder(args.d, args.tr, args.p, args.c), args.f, args.chk, tile_step_size=args.step_size,
+        device=torch.device(args.device), allow_tqdm=not args.disable_tqdm)
+    written = predictor.predict_folder(args.i, args.o, args.continue_prediction)
+    print(f"{len(written)} case(s) predicted into {args.o}")

@@ -1,0 +1,76 @@
+"""Bad input gives one actionable line on stderr and exit code 2, never a traceback."""
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from nnlandmark.commands import demo, plan_and_preprocess, predict, train
+from nnlandmark.dataset_conversion.labelmap import landmarks_to_labelmap
+from nnlandmark.errors import LandmarkError
+
+
+def fails_with(capsys, main, argv):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    stderr = capsys.readouterr().err
+    err = stderr.replace("\r", "\n").strip().splitlines()[-1]  # progress bars may precede the error line
+    assert err.startswith("error: ") and "Traceback" not in stderr
+    return err
+
+
+def test_missing_environment_variable_is_named(capsys, monkeypatch):
+    monkeypatch.delenv("nnUNet_preprocessed", raising=False)
+    monkeypatch.setenv("nnUNet_results", "/nonexistent")
+    err = fails_with(capsys, train.main, ["5", "3d_fullres", "0", "-device", "cpu"])
+    assert "nnUNet_preprocessed is not set" in err
+
+
+def test_unknown_dataset_is_named(capsys, monkeypatch, tmp_path):
+    for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        monkeypatch.setenv(name, str(tmp_path))
+    err = fails_with(capsys, predict.main, ["-i", str(tmp_path), "-o", str(tmp_path / "o"), "-d", "123"])
+    assert "dataset 123 not found" in err
+
+
+def _raw_dataset(root, seg):
+    folder = root / "Dataset042_Bad"
+    (folder / "labelsTr").mkdir(parents=True)
+    (folder / "imagesTr").mkdir()
+    json.dump({"channel_names": {"0": "x"}, "labels": {"background": 0, "nasion": 1, "sella": 2},
+               "numTraining": 1, "file_ending": ".nii.gz"}, open(folder / "dataset.json", "w"))
+    sitk.WriteImage(sitk.GetImageFromArray(seg), str(folder / "labelsTr" / "case_a.nii.gz"))
+    sitk.WriteImage(sitk.GetImageFromArray(seg.astype(np.float32)), str(folder / "imagesTr" / "case_a_0000.nii.gz"))
+
+
+@pytest.mark.parametrize("paint, message", [
+    (lambda s: (s.__setitem__((slice(1, 4),) * 3, 2), s.__setitem__((slice(10, 13),) * 3, 2)),
+     "landmark 'sella' (label 2) has 2 separate blobs"),
+    (lambda s: s.__setitem__((slice(1, 4),) * 3, 7), "label value 7 is not in dataset.json"),
+])
+def test_plan_rejects_label_maps_that_are_not_one_cube_per_landmark(capsys, monkeypatch, tmp_path, paint, message):
+    seg = np.zeros((16, 16, 16), np.uint8)
+    paint(seg)
+    _raw_dataset(tmp_path, seg)
+    monkeypatch.setenv("nnUNet_raw", str(tmp_path))
+    monkeypatch.setenv("nnUNet_preprocessed", str(tmp_path / "pre"))
+    err = fails_with(capsys, plan_and_preprocess.main, ["-d", "42"])
+    assert message in err and "case_a.nii.gz" in err
+
+
+def test_cube_painting_refuses_overlap_and_points_outside():
+    reference = sitk.Image(10, 10, 10, sitk.sitkUInt8)
+    labels = {"a": 1, "b": 2}
+    with pytest.raises(LandmarkError, match="'b' and 'a' are closer than the 3x3x3 cube"):
+        landmarks_to_labelmap(reference, {"a": np.array([4, 4, 4]), "b": np.array([5.6, 4, 4])}, labels)
+    with pytest.raises(LandmarkError, match="landmark 'a' at voxel \\[10.0, 2.0, 2.0\\] lies outside"):
+        landmarks_to_labelmap(reference, {"a": np.array([10.0, 2, 2])}, labels)
+    seg = sitk.GetArrayFromImage(landmarks_to_labelmap(reference, {"a": np.array([2.4, 7.6, 0.2])}, labels))
+    assert seg.sum() == 18 and seg[0, 8, 2] == 1 and seg[1, 9, 3] == 1  # cube cut at the z=0 border: 2*3*3 voxels
+
+
+def test_demo_never_deletes_a_folder_it_did_not_make(capsys, tmp_path):
+    (tmp_path / "precious.txt").write_text("data")
+    err = fails_with(capsys, demo.main, ["--workdir", str(tmp_path)])
+    assert "was not made by nnLandmark_demo" in err and (tmp_path / "precious.txt").exists()

@@ -1,0 +1,71 @@
+"""Heatmap targets and the top-k BCE loss against hand-computed values."""
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from nnlandmark.losses.heatmap import edt_heatmaps, heatmap_targets, landmark_centres
+from nnlandmark.losses.landmark_loss import MSEHeatmapLoss, TopKBCEHeatmapLoss
+
+
+def _seg(shape=(24, 20, 22)):
+    seg = torch.zeros(2, 1, *shape)
+    seg[0, 0, 4:7, 5:8, 6:9] = 2          # full cube, centre (5, 6, 7)
+    seg[1, 0, 0:2, 9:12, 3:6] = 1         # cube cut by the patch border: centre (0.5, 10, 4)
+    return seg
+
+
+def test_centres_of_full_and_truncated_cubes_and_absent_labels():
+    centres, present = landmark_centres(_seg(), num_landmarks=3)
+    assert present.tolist() == [[False, True, False], [True, False, False]]
+    np.testing.assert_allclose(centres[0, 1].numpy(), [5, 6, 7])
+    np.testing.assert_allclose(centres[1, 0].numpy(), [0.5, 10, 4])
+
+
+def test_heatmap_is_one_at_centre_linear_to_zero_at_radius_and_zero_when_absent():
+    heat = heatmap_targets(_seg(), num_landmarks=3, radius=15.0)
+    assert heat.shape == (2, 3, 24, 20, 22)
+    assert heat[0, 1, 5, 6, 7] == 1.0
+    assert math.isclose(heat[0, 1, 5, 6, 12].item(), 1 - 5 / 15, rel_tol=1e-6)         # 5 voxels along z
+    assert math.isclose(heat[0, 1, 8, 10, 7].item(), 1 - 5 / 15, rel_tol=1e-6)         # (3, 4, 0): distance 5
+    assert heat[0, 1, 20, 6, 7] == 0.0                                                   # 15 voxels: the radius
+    assert torch.count_nonzero(heat[0, 0]) == 0 and torch.count_nonzero(heat[0, 2]) == 0  # absent labels
+    # the truncated cube's cone is centred at its (shifted) centre of mass, 0.5 voxels from the border
+    assert math.isclose(heat[1, 0, 0, 10, 4].item(), 1 - 0.5 / 15, rel_tol=1e-6)
+
+
+def test_heatmap_matches_brute_force_distance():
+    centres = torch.tensor([[[2.3, 4.1, 0.7]]])
+    heat = edt_heatmaps(centres, torch.tensor([[True]]), (6, 7, 5), radius=4.0)
+    zyx = np.stack(np.meshgrid(np.arange(6), np.arange(7), np.arange(5), indexing="ij"), -1)
+    expected = np.clip(1 - np.linalg.norm(zyx - [2.3, 4.1, 0.7], axis=-1) / 4.0, 0, None)
+    np.testing.assert_allclose(heat[0, 0].numpy(), expected, atol=1e-6)
+
+
+def test_topk_bce_keeps_the_highest_fifth_per_sample_and_channel():
+    torch.manual_seed(0)
+    seg = _seg((10, 10, 10)).clamp(max=2)
+    seg[0, 0, 4:7, 5:8, 6:9] = 2
+    logits = torch.randn(2, 3, 10, 10, 10)
+    loss = TopKBCEHeatmapLoss(num_landmarks=3, radius=15.0, k_percent=20)(logits, seg)
+    target = heatmap_targets(seg, 3, 15.0)
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none").flatten(2).numpy()
+    expected = np.mean([np.sort(bce[b, c])[-200:].mean() for b in range(2) for c in range(3)])
+    assert math.isclose(loss.item(), expected, rel_tol=1e-5)
+    full = TopKBCEHeatmapLoss(3, 15.0, k_percent=100)(logits, seg)
+    assert math.isclose(full.item(), bce.mean(), rel_tol=1e-5) and loss.item() > full.item()
+
+
+def test_mse_variant_compares_sigmoid_output_with_heatmap():
+    seg = _seg((8, 8, 8)).clamp(max=1)
+    logits = torch.zeros(2, 1, 8, 8, 8)  # sigmoid = 0.5 everywhere
+    target = heatmap_targets(seg, 1, 15.0)
+    expected = ((0.5 - target) ** 2).mean().item()
+    assert math.isclose(MSEHeatmapLoss(1, 15.0)(logits, seg).item(), expected, rel_tol=1e-6)
+
+
+def test_loss_is_differentiable():
+    logits = torch.zeros(2, 3, 8, 8, 8, requires_grad=True)
+    TopKBCEHeatmapLoss(3)(logits, _seg((8, 8, 8))).backward()
+    assert logits.grad is not None and torch.count_nonzero(logits.grad) > 0
