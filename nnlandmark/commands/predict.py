@@ -30,12 +30,15 @@ def main(argv=None):
     parser.add_argument('-chk', default='checkpoint_final.pth')
     parser.add_argument('-step_size', type=float, default=0.5, help='sliding-window step as a fraction of the patch')
     parser.add_argument('-device', default='cuda' if torch.cuda.is_available() else 'cpu', choices=['cpu', 'cuda'])
+    parser.add_argument('--integer_peaks', action='store_true',
+                        help="the paper's integer argmax instead of the sub-voxel refined maximum")
     parser.add_argument('--continue_prediction', action='store_true', help='skip cases whose JSON already exists')
     parser.add_argument('--disable_tqdm', action='store_true')
     args = parser.parse_args(argv)
     from nnlandmark.inference.predictor import LandmarkPredictor
     predictor = LandmarkPredictor.from_model_folder(
         model_folder(args.d, args.tr, args.p, args.c), args.f, args.chk, tile_step_size=args.step_size,
-        device=torch.device(args.device), allow_tqdm=not args.disable_tqdm)
+        device=torch.device(args.device), allow_tqdm=not args.disable_tqdm,
+        subvoxel=not args.integer_peaks)
     written = predictor.predict_folder(args.i, args.o, args.continue_prediction)
     print(f"{len(written)} case(s) predicted into {args.o}")

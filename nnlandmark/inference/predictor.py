@@ -20,6 +20,7 @@ from tqdm import tqdm
 from nnlandmark.errors import LandmarkError
 from nnlandmark.geometry import Geometry
 from nnlandmark.inference.coordinates import preprocessed_to_original_index
+from nnlandmark.inference.peaks import channel_maxima, refine_peaks
 from nnlandmark.inference.prediction_files import case_prediction, find_input_cases, write_json_atomic
 
 ImageInput = Union[str, Sequence[str], sitk.Image, Sequence[sitk.Image]]
@@ -29,9 +30,11 @@ class LandmarkPredictor(nnUNetPredictor):
     """Build once from a trained model folder, then call :meth:`predict` per image or :meth:`predict_folder`."""
 
     def __init__(self, tile_step_size: float = 0.5, use_gaussian: bool = True, use_mirroring: bool = True,
-                 device: torch.device = torch.device('cpu'), verbose: bool = False, allow_tqdm: bool = True):
+                 device: torch.device = torch.device('cpu'), verbose: bool = False, allow_tqdm: bool = True,
+                 subvoxel: bool = True):
         super().__init__(tile_step_size, use_gaussian, use_mirroring, perform_everything_on_device=True,
                          device=device, verbose=verbose, verbose_preprocessing=False, allow_tqdm=allow_tqdm)
+        self.subvoxel = subvoxel  # False: the paper's integer argmax
 
     @classmethod
     def from_model_folder(cls, model_folder: str, folds: Optional[Sequence[Union[int, str]]] = None,
@@ -42,7 +45,8 @@ class LandmarkPredictor(nnUNetPredictor):
                 raise LandmarkError(f"{join(model_folder, name)} not found: is this a trained nnlandmark model folder?")
         folds = list(folds) if folds else cls.auto_detect_available_folds(model_folder, checkpoint_name)
         if not folds:
-            raise LandmarkError(f"no fold_*/{checkpoint_name} in {model_folder}: train a fold first")
+            raise LandmarkError(f"no fold_N/{checkpoint_name} in {model_folder}: train a fold first "
+                                f"(a model trained on fold 'all' is used with -f all)")
         checkpoints = [load_checkpoint(join(model_folder, f'fold_{f}', checkpoint_name)) for f in folds]
         plans_manager = PlansManager(load_json(join(model_folder, 'plans.json')))
         dataset_json = load_json(join(model_folder, 'dataset.json'))
@@ -92,9 +96,9 @@ class LandmarkPredictor(nnUNetPredictor):
     def predict_preprocessed(self, data: torch.Tensor, properties: dict) -> Dict[str, dict]:
         """Landmarks of one preprocessed case: {name: {label, voxel, world, likelihood}} in the original image."""
         heat = self.predict_heatmaps(data)
-        flat = heat.flatten(1).float()
-        likelihood, flat_index = flat.max(dim=1)
-        peaks = np.stack(np.unravel_index(flat_index.numpy(), heat.shape[1:]), -1)
+        peaks, likelihood = channel_maxima(heat)
+        if self.subvoxel:
+            peaks = refine_peaks(heat, peaks)
         index = preprocessed_to_original_index(peaks, heat.shape[1:], properties, self.plans_manager.transpose_backward)
         if 'sitk_stuff' not in properties:
             raise LandmarkError("world coordinates need image geometry: use SimpleITKIO (the default for "

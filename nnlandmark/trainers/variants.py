@@ -14,8 +14,8 @@ class nnLandmarkTrainer_MSE(nnLandmarkTrainer):
 
 
 class nnLandmarkTrainer_CPU(nnLandmarkTrainer):
-    """Short CPU schedule (DESIGN.md §6): AdamW 1e-3, 40 epochs x 50 iterations; use with small plans."""
-    initial_lr_cpu = 1e-3
+    """Short CPU schedule (DESIGN.md §6): AdamW 3e-3, 40 epochs x 50 iterations; use with small plans."""
+    initial_lr_cpu = 3e-3
     epochs, iterations, val_iterations = 40, 50, 10
 
     def __init__(self, plans, configuration, fold, dataset_json, device=torch.device('cuda')):
