@@ -1,7 +1,7 @@
 """A small synthetic landmark dataset (no downloads) for the demo and the end-to-end test.
 
-Each case holds three bright spheres of radius 3, 5 and 7 voxels at random sub-voxel positions on a smooth,
-noisy background; the landmarks are the sphere centres. The geometry is non-trivial (origin offset, a
+Each case holds three spheres (radius 3, 5 and 7 voxels; bright, dark and medium) at random sub-voxel
+positions on a smooth, noisy background; the landmarks are the sphere centres. The geometry is non-trivial (origin offset, a
 flipped axis) so that world coordinates are exercised.
 """
 import json
@@ -17,6 +17,7 @@ from nnlandmark.dataset_conversion.labelmap import landmarks_to_labelmap
 from nnlandmark.geometry import Geometry
 
 LANDMARKS = {"small_sphere": 3.0, "medium_sphere": 5.0, "large_sphere": 7.0}  # name -> radius in voxels
+INTENSITY = {"small_sphere": 2.0, "medium_sphere": -1.5, "large_sphere": 1.0}  # added to the background
 ORIGIN = (-30.0, 12.5, 100.0)
 DIRECTION = (1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0)
 
@@ -32,7 +33,7 @@ def _case(rng: np.random.Generator, size: int, spacing):
     background = ndimage.gaussian_filter(rng.normal(0, 1, (size,) * 3), 4) * 3
     image = background + rng.normal(0, 0.15, (size,) * 3)
     for name, radius in LANDMARKS.items():
-        image += np.linalg.norm(xyz - centres[name], axis=-1) <= radius
+        image += INTENSITY[name] * (np.linalg.norm(xyz - centres[name], axis=-1) <= radius)
     itk = sitk.GetImageFromArray(image.astype(np.float32))
     itk.SetSpacing(spacing)
     itk.SetOrigin(ORIGIN)

@@ -29,7 +29,6 @@ class nnLandmarkTrainer(nnUNetTrainer):
         self.num_epochs, self.num_iterations_per_epoch = self.epochs, self.iterations
         self.num_val_iterations_per_epoch = self.val_iterations
         self.num_landmarks = len(self.label_manager.foreground_labels)
-        self.landmark_names = [n for n, v in sorted(dataset_json["labels"].items(), key=lambda kv: kv[1]) if v != 0]
         self.logger.local_logger = LandmarkProgressLog()
 
     @staticmethod

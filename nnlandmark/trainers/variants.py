@@ -16,7 +16,7 @@ class nnLandmarkTrainer_MSE(nnLandmarkTrainer):
 class nnLandmarkTrainer_CPU(nnLandmarkTrainer):
     """Short CPU schedule (DESIGN.md §6): AdamW 3e-3, 40 epochs x 50 iterations; use with small plans."""
     initial_lr_cpu = 3e-3
-    epochs, iterations, val_iterations = 40, 50, 10
+    epochs, iterations, val_iterations = 40, 50, 5
 
     def __init__(self, plans, configuration, fold, dataset_json, device=torch.device('cuda')):
         super().__init__(plans, configuration, fold, dataset_json, device)
@@ -26,11 +26,6 @@ class nnLandmarkTrainer_CPU(nnLandmarkTrainer):
     def configure_optimizers(self):
         optimizer = torch.optim.AdamW(self.network.parameters(), self.initial_lr, weight_decay=self.weight_decay)
         return optimizer, PolyLRScheduler(optimizer, self.initial_lr, self.num_epochs)
-
-
-class nnLandmarkTrainer_CPU_test(nnLandmarkTrainer_CPU):
-    """The end-to-end test's schedule: the CPU recipe, shorter."""
-    epochs, iterations, val_iterations = 25, 40, 5
 
 
 def _variant(base, suffix: str, doc: str, **attributes):
