@@ -3,8 +3,9 @@ from os.path import join, isfile
 from typing import Sequence
 
 from batchgenerators.utilities.file_and_folder_operations import load_json, save_json
+from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-from nnlandmark.dataset_conversion.verify import verify_landmark_dataset
+from nnlandmark.dataset_conversion.verify import landmarks_lost_in_preprocessing, verify_landmark_dataset
 from nnlandmark.errors import LandmarkError
 from nnlandmark.paths import dataset_name, require_path
 
@@ -34,11 +35,21 @@ def plan_and_preprocess(dataset_id: int, configurations: Sequence[str] = ('3d_fu
     require_path('nnUNet_preprocessed')
     name = dataset_name(dataset_id)
     planner_cls = planner_class(planner)
-    verify_landmark_dataset(join(raw, name))
+    present = verify_landmark_dataset(join(raw, name))
     extract_fingerprint_dataset(int(dataset_id), num_processes=num_processes,
                                 check_dataset_integrity=verify_dataset_integrity, verbose=False)
-    _, plans_identifier = plan_experiment_dataset(int(dataset_id), planner_cls)
+    plans, plans_identifier = plan_experiment_dataset(int(dataset_id), planner_cls)
     preprocess_dataset(int(dataset_id), plans_identifier, tuple(configurations), num_processes=[num_processes])
+    names = {int(v): n for n, v in load_json(join(raw, name, 'dataset.json'))['labels'].items()}
+    plans_manager = PlansManager(plans)
+    for configuration in set(configurations) & set(plans_manager.available_configurations):
+        folder = join(require_path('nnUNet_preprocessed'), name,
+                      plans_manager.get_configuration(configuration).data_identifier)
+        lost = landmarks_lost_in_preprocessing(folder, present, names)
+        if lost:
+            print(f"WARNING: {configuration}: resampling to the target spacing erased {len(lost)} landmark cube(s) "
+                  f"({', '.join(lost[:5])}{', ...' if len(lost) > 5 else ''}); they would be trained as absent. "
+                  f"Use larger cubes or a finer target spacing.")
     return plans_identifier
 
 

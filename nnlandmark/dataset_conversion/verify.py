@@ -1,17 +1,19 @@
 """Checks that a raw nnU-Net dataset really encodes landmarks: one blob per label, known label values."""
+import os
 from os.path import join, isfile
+from typing import Dict, List, Set
 
 import numpy as np
 import SimpleITK as sitk
-from batchgenerators.utilities.file_and_folder_operations import load_json, subfiles
+from batchgenerators.utilities.file_and_folder_operations import load_json, load_pickle, subfiles
 from tqdm import tqdm
 
 from nnlandmark.dataset_conversion.labelmap import count_blobs
 from nnlandmark.errors import LandmarkError
 
 
-def verify_landmark_dataset(raw_dataset_folder: str) -> int:
-    """Raise a LandmarkError naming the file and landmark at the first violation; return the number of cases."""
+def verify_landmark_dataset(raw_dataset_folder: str) -> Dict[str, Set[int]]:
+    """Raise a LandmarkError naming the file and landmark at the first violation; return each case's labels."""
     dataset_json_file = join(raw_dataset_folder, 'dataset.json')
     if not isfile(dataset_json_file):
         raise LandmarkError(f"{dataset_json_file} not found")
@@ -20,6 +22,7 @@ def verify_landmark_dataset(raw_dataset_folder: str) -> int:
     label_files = subfiles(join(raw_dataset_folder, 'labelsTr'), suffix=dataset_json['file_ending'])
     if not label_files:
         raise LandmarkError(f"no label files in {join(raw_dataset_folder, 'labelsTr')}")
+    present = {}
     for path in tqdm(label_files, desc='checking landmark label maps', leave=False):
         try:
             seg = sitk.GetArrayFromImage(sitk.ReadImage(path))
@@ -34,4 +37,16 @@ def verify_landmark_dataset(raw_dataset_folder: str) -> int:
             if blobs != 1:
                 raise LandmarkError(f"{path}: landmark '{names[value]}' (label {value}) has {blobs} separate blobs; "
                                     f"each landmark must be a single 3x3x3 cube")
-    return len(label_files)
+        present[os.path.basename(path)[:-len(dataset_json['file_ending'])]] = {int(v) for v in np.unique(seg) if v}
+    return present
+
+
+def landmarks_lost_in_preprocessing(preprocessed_folder: str, present: Dict[str, Set[int]],
+                                    names: Dict[int, str]) -> List[str]:
+    """Cases where resampling to the target spacing erased a landmark's cube (nnU-Net's class_locations
+    are empty for it): that landmark would silently be trained as absent."""
+    lost = []
+    for case, labels in present.items():
+        locations = load_pickle(join(preprocessed_folder, case + '.pkl'))['class_locations']
+        lost += [f"{case}/{names[v]}" for v in sorted(labels) if len(locations.get(v, [])) == 0]
+    return lost
