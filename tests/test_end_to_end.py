@@ -35,8 +35,9 @@ def test_predict_and_evaluate_reach_under_two_voxels(trained):
     root, raw, env = trained
     predictions = root / "predictions"
     run("nnLandmark_predict", env, "-i", raw / "imagesTs", "-o", predictions, "-d", 991,
-        "-tr", "nnLandmarkTrainer_CPU", "-p", "nnLandmarkCPUPlans", "-device", "cpu", "--disable_tqdm")
+        "-tr", "nnLandmarkTrainer_CPU", "-p", "nnLandmarkCPUPlans", "-device", "cpu", "--disable_tqdm", "--qc")
     files = sorted(predictions.glob("*.json"))
+    assert sorted(p.stem for p in (predictions / "qc").glob("*.png")) == [f.stem for f in files]
     assert [f.stem for f in files] == [f"sphere_{i:03d}" for i in range(20, 24)]
     case = json.loads(files[0].read_text())
     assert case["coordinate_system"] == "LPS" and case["case"] == "sphere_020"

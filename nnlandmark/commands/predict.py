@@ -1,6 +1,6 @@
-"""nnLandmark_predict -i INPUT_DIR -o OUTPUT_DIR -d ID [-c 3d_fullres] [-f FOLDS...] [-tr] [-p] [-chk] [-device]"""
+"""nnLandmark_predict -i INPUT_DIR -o OUTPUT_DIR -d ID [-c 3d_fullres] [-f FOLDS...] [-tr] [-p] [-chk] [-device] [--qc]"""
 import argparse
-from os.path import isdir, join
+from os.path import basename, isdir, join
 
 import torch
 
@@ -34,6 +34,8 @@ def main(argv=None):
                         help="the paper's integer argmax instead of the sub-voxel refined maximum")
     parser.add_argument('--continue_prediction', action='store_true', help='skip cases whose JSON already exists')
     parser.add_argument('--disable_tqdm', action='store_true')
+    parser.add_argument('--qc', action='store_true',
+                        help='also write OUTPUT_DIR/qc/CASE.png: three slices through each predicted landmark')
     args = parser.parse_args(argv)
     from nnlandmark.inference.predictor import LandmarkPredictor
     predictor = LandmarkPredictor.from_model_folder(
@@ -42,3 +44,8 @@ def main(argv=None):
         subvoxel=not args.integer_peaks)
     written = predictor.predict_folder(args.i, args.o, args.continue_prediction)
     print(f"{len(written)} case(s) predicted into {args.o}")
+    if args.qc:
+        from nnlandmark.evaluation.qc import qc_for_predictions
+        cases = [basename(w)[:-len('.json')] for w in written]
+        pictures = qc_for_predictions(args.o, args.i, predictor.dataset_json['file_ending'], cases)
+        print(f"{len(pictures)} QC picture(s) in {join(args.o, 'qc')}")
