@@ -5,6 +5,7 @@ from typing import Dict
 
 import numpy as np
 import SimpleITK as sitk
+from tqdm import tqdm
 
 from nnlandmark.dataset_conversion.labelmap import landmarks_from_labelmap
 from nnlandmark.errors import LandmarkError
@@ -83,7 +84,8 @@ def _dataset_labels(dataset_json: Path, info: dict) -> Dict[str, int]:
 def load_label_folder(folder, labels: Dict[str, int], ending: str) -> Dict[str, Dict[str, np.ndarray]]:
     """Every ``CASE<ending>`` label map in a folder -> world landmarks (cube centres of mass)."""
     gt = {}
-    for file in sorted(Path(folder).glob(f"*{ending}")):
+    for file in tqdm(sorted(Path(folder).glob(f"*{ending}")), desc=f"reading label maps in {Path(folder).name}",
+                     leave=False):
         try:
             image = sitk.ReadImage(str(file))
         except RuntimeError as e:
