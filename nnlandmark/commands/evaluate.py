@@ -8,7 +8,7 @@ from nnlandmark.errors import LandmarkError
 from nnlandmark.evaluation import (evaluate_points, format_table, load_ground_truth, load_predictions,
                                    pairs_from_dataset, parse_pairs, radial_errors, warnings, write_summary)
 from nnlandmark.evaluation.biometry import format_biometry, write_biometry_csv
-from nnlandmark.evaluation.io import _read_json
+from nnlandmark.evaluation.io import read_json
 
 
 def _parser():
@@ -44,7 +44,7 @@ def _dataset_ending(gt) -> str:
     path = Path(gt) / "dataset.json" if gt is not None else None
     if path is None or not path.is_file():
         return None
-    info = _read_json(path)
+    info = read_json(path)
     ending = info.get("file_ending") if isinstance(info, dict) else None
     return ending if isinstance(ending, str) and ending else None
 

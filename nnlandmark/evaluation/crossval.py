@@ -4,7 +4,7 @@ from pathlib import Path
 from typing import Tuple
 
 from nnlandmark.errors import LandmarkError
-from nnlandmark.evaluation.io import _dataset_labels, _read_json, load_ground_truth, load_label_folder, load_predictions
+from nnlandmark.evaluation.io import dataset_labels, read_json, load_ground_truth, load_label_folder, load_predictions
 from nnlandmark.paths import dataset_name, require_path
 
 
@@ -36,11 +36,11 @@ def cv_ground_truth(dataset) -> Tuple[dict, Path]:
     if raw is not None and raw.is_dir():
         return load_ground_truth(raw), raw
     pre = Path(require_path("nnUNet_preprocessed")) / name
-    info = _read_json(pre / "dataset.json")
+    info = read_json(pre / "dataset.json")
     ending = info.get("file_ending") if isinstance(info, dict) else None
     if not isinstance(ending, str) or not ending:
         raise LandmarkError(f"{pre / 'dataset.json'}: no 'file_ending'")
-    gt = load_label_folder(pre / "gt_segmentations", _dataset_labels(pre / "dataset.json", info), ending)
+    gt = load_label_folder(pre / "gt_segmentations", dataset_labels(pre / "dataset.json", info), ending)
     if not gt:
         raise LandmarkError(f"no ground truth for {name}: neither {raw} nor label files in {pre / 'gt_segmentations'}")
     return gt, pre

@@ -14,7 +14,7 @@ from nnlandmark.geometry import Geometry, lps_to_ras
 WORLD_JSON = "all_landmarks_world.json"
 
 
-def _read_json(path: Path):
+def read_json(path: Path):
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
@@ -39,7 +39,7 @@ def load_predictions(pred_dir) -> Dict[str, Dict[str, np.ndarray]]:
         raise LandmarkError(f"prediction folder {pred_dir} does not exist")
     preds = {}
     for path in sorted(pred_dir.glob("*.json")):
-        data = _read_json(path)
+        data = read_json(path)
         if path.name == "summary.json" or not isinstance(data, dict) or "landmarks" not in data:
             continue
         system = data.get("coordinate_system")
@@ -64,14 +64,14 @@ def load_predictions(pred_dir) -> Dict[str, Dict[str, np.ndarray]]:
 
 
 def _world_json(path: Path) -> Dict[str, Dict[str, np.ndarray]]:
-    data = _read_json(path)
+    data = read_json(path)
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise LandmarkError(f"{path}: expected {{case: {{name: [x, y, z]}}}} in world LPS mm")
     return {str(case): {name: _xyz(xyz, f"{path}: {case}/{name}") for name, xyz in points.items() if xyz is not None}
             for case, points in data.items()}
 
 
-def _dataset_labels(dataset_json: Path, info: dict) -> Dict[str, int]:
+def dataset_labels(dataset_json: Path, info: dict) -> Dict[str, int]:
     labels = info.get("labels") if isinstance(info, dict) else None
     if not isinstance(labels, dict):
         raise LandmarkError(f"{dataset_json}: no 'labels' mapping")
@@ -107,8 +107,8 @@ def load_ground_truth(path) -> Dict[str, Dict[str, np.ndarray]]:
         return _world_json(path / WORLD_JSON)
     if not (path / "dataset.json").is_file():
         raise LandmarkError(f"{path} is neither a landmarks JSON file nor an nnU-Net raw dataset (no dataset.json)")
-    info = _read_json(path / "dataset.json")
-    labels = _dataset_labels(path / "dataset.json", info)
+    info = read_json(path / "dataset.json")
+    labels = dataset_labels(path / "dataset.json", info)
     ending = info.get("file_ending")
     if not isinstance(ending, str) or not ending:
         raise LandmarkError(f"{path / 'dataset.json'}: no 'file_ending'")

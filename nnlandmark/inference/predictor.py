@@ -95,14 +95,14 @@ class LandmarkPredictor(nnUNetPredictor):
 
     def predict_preprocessed(self, data: torch.Tensor, properties: dict) -> Dict[str, dict]:
         """Landmarks of one preprocessed case: {name: {label, voxel, world, likelihood}} in the original image."""
+        if 'sitk_stuff' not in properties:
+            raise LandmarkError("world coordinates need image geometry: use SimpleITKIO (the default for "
+                                ".nii.gz/.nrrd/.mha) as the dataset's reader")
         heat = self.predict_heatmaps(data)
         peaks, likelihood = channel_maxima(heat)
         if self.subvoxel:
             peaks = refine_peaks(heat, peaks)
         index = preprocessed_to_original_index(peaks, heat.shape[1:], properties, self.plans_manager.transpose_backward)
-        if 'sitk_stuff' not in properties:
-            raise LandmarkError("world coordinates need image geometry: use SimpleITKIO (the default for "
-                                ".nii.gz/.nrrd/.mha) as the dataset's reader")
         world = Geometry.of_sitk_stuff(properties['sitk_stuff']).index_to_world(index)
         return {name: {'label': label, 'voxel': index[i].tolist(), 'world': world[i].tolist(),
                        'likelihood': float(likelihood[i])}
