@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from nnlandmark.dataset_conversion.synthetic import make_synthetic_dataset
+from nnlandmark.landmark_files import read_fcsv, read_mrk_json
 
 BIN = Path(sys.executable).parent
 
@@ -35,8 +36,9 @@ def test_predict_and_evaluate_reach_under_two_voxels(trained):
     root, raw, env = trained
     predictions = root / "predictions"
     run("nnLandmark_predict", env, "-i", raw / "imagesTs", "-o", predictions, "-d", 991,
-        "-tr", "nnLandmarkTrainer_CPU", "-p", "nnLandmarkCPUPlans", "-device", "cpu", "--disable_tqdm", "--qc")
-    files = sorted(predictions.glob("*.json"))
+        "-tr", "nnLandmarkTrainer_CPU", "-p", "nnLandmarkCPUPlans", "-device", "cpu", "--disable_tqdm", "--qc",
+        "--format", "json,mrk.json,fcsv,csv")
+    files = sorted(f for f in predictions.glob("*.json") if not f.name.endswith(".mrk.json"))
     assert sorted(p.stem for p in (predictions / "qc").glob("*.png")) == [f.stem for f in files]
     assert [f.stem for f in files] == [f"sphere_{i:03d}" for i in range(20, 24)]
     case = json.loads(files[0].read_text())
@@ -46,6 +48,10 @@ def test_predict_and_evaluate_reach_under_two_voxels(trained):
     assert lm["label"] == 3 and 0.0 <= lm["likelihood"] <= 1.0
     # world = origin + D (spacing * voxel) with the synthetic geometry: origin (-30, 12.5, 100), y flipped
     np.testing.assert_allclose(lm["world"], np.array([-30.0, 12.5, 100.0]) + np.array(lm["voxel"]) * [1, -1, 1])
+    for reader, suffix in ((read_mrk_json, ".mrk.json"), (read_fcsv, ".fcsv")):
+        points = reader(predictions / f"sphere_020{suffix}")
+        assert set(points) == set(case["landmarks"])
+        np.testing.assert_allclose(points["large_sphere"], lm["world"], atol=1e-6)
 
     out = run("nnLandmark_evaluate", env, "-pred", predictions, "-gt", raw / "all_landmarks_world.json",
               "-o", root / "evaluation")

@@ -1,4 +1,4 @@
-"""nnLandmark_predict -i INPUT_DIR -o OUTPUT_DIR -d ID [-c 3d_fullres] [-f FOLDS...] [-tr] [-p] [-chk] [-device] [--qc]"""
+"""nnLandmark_predict -i INPUT_DIR -o OUTPUT_DIR -d ID [-c 3d_fullres] [-f FOLDS...] [-tr] [-p] [-chk] [-device] [--format json,mrk.json,fcsv,csv] [--qc]"""
 import argparse
 from os.path import basename, isdir, join
 
@@ -6,6 +6,7 @@ import torch
 
 from nnlandmark.commands._cli import user_errors_as_one_line
 from nnlandmark.errors import LandmarkError
+from nnlandmark.landmark_files import FORMATS, parse_formats, write_formats_for_predictions
 from nnlandmark.paths import dataset_name, require_path
 
 
@@ -34,9 +35,13 @@ def main(argv=None):
                         help="the paper's integer argmax instead of the sub-voxel refined maximum")
     parser.add_argument('--continue_prediction', action='store_true', help='skip cases whose JSON already exists')
     parser.add_argument('--disable_tqdm', action='store_true')
+    parser.add_argument('--format', default='json',
+                        help=f"comma list of {','.join(FORMATS)}: besides CASE.json also write CASE.mrk.json (Slicer), "
+                             "CASE.fcsv and CASE.csv (name,x,y,z world LPS mm + i,j,k voxel)")
     parser.add_argument('--qc', action='store_true',
                         help='also write OUTPUT_DIR/qc/CASE.png: three slices through each predicted landmark')
     args = parser.parse_args(argv)
+    formats = parse_formats(args.format)
     from nnlandmark.inference.predictor import LandmarkPredictor
     predictor = LandmarkPredictor.from_model_folder(
         model_folder(args.d, args.tr, args.p, args.c), args.f, args.chk, tile_step_size=args.step_size,
@@ -44,6 +49,8 @@ def main(argv=None):
         subvoxel=not args.integer_peaks)
     written = predictor.predict_folder(args.i, args.o, args.continue_prediction)
     print(f"{len(written)} case(s) predicted into {args.o}")
+    if any(f != 'json' for f in formats):
+        write_formats_for_predictions(written, formats)
     if args.qc:
         from nnlandmark.evaluation.qc import qc_for_predictions
         cases = [basename(w)[:-len('.json')] for w in written]

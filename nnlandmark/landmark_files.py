@@ -1,0 +1,228 @@
+"""Landmark files in the formats users' tools read: 3D Slicer .mrk.json and .fcsv, and plain CSV (DESIGN.md §4).
+
+Every function takes and returns world LPS millimetres; files in RAS are converted on reading.
+"""
+import csv
+import io
+import json
+import os
+from os.path import join
+from typing import Dict, Iterable, List, Optional, Sequence
+
+import numpy as np
+
+from nnlandmark.errors import LandmarkError
+from nnlandmark.geometry import lps_to_ras
+
+MRK_SCHEMA = ("https://raw.githubusercontent.com/slicer/slicer/main/Modules/Loadable/Markups/Resources/"
+              "Schema/markups-schema-v1.0.3.json#")
+FCSV_COLUMNS = "id,x,y,z,ow,ox,oy,oz,vis,sel,lock,label,desc,associatedNodeID"
+FORMATS = ("json", "mrk.json", "fcsv", "csv")
+
+
+def _write_text_atomic(text: str, path: str) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", newline="") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _xyz(point, name) -> List[float]:
+    xyz = [float(v) for v in np.asarray(point, float).reshape(-1)]
+    if len(xyz) != 3:
+        raise LandmarkError(f"landmark '{name}' has {len(xyz)} coordinates, expected 3")
+    return xyz
+
+
+def _in_system(point, coordinate_system: str) -> List[float]:
+    """LPS point -> the file's coordinate system."""
+    return [float(v) for v in lps_to_ras(point)] if coordinate_system == "RAS" else list(point)
+
+
+def write_mrk_json(path: str, landmarks: Dict[str, Sequence[float]], coordinate_system: str = "LPS") -> None:
+    """3D Slicer markups JSON with one Fiducial markup; ``landmarks`` are world LPS mm, written in
+    ``coordinate_system`` ("LPS" or "RAS"). Positions are floats (Slicer ignores integer literals)."""
+    if coordinate_system not in ("LPS", "RAS"):
+        raise LandmarkError(f"coordinate system must be LPS or RAS, not '{coordinate_system}'")
+    points = [{"id": str(i), "label": str(name),
+               "position": _in_system(_xyz(p, name), coordinate_system),  # python floats: json writes 10.0
+               "positionStatus": "defined"}
+              for i, (name, p) in enumerate(landmarks.items(), start=1)]
+    doc = {"@schema": MRK_SCHEMA,
+           "markups": [{"type": "Fiducial", "coordinateSystem": coordinate_system, "coordinateUnits": "mm",
+                        "controlPoints": points}]}
+    _write_text_atomic(json.dumps(doc, indent=2) + "\n", path)
+
+
+def write_fcsv(path: str, landmarks: Dict[str, Sequence[float]]) -> None:
+    """Slicer fcsv version 5.3 in LPS, one row per landmark (label = name, quoted when it needs it)."""
+    buf = io.StringIO()
+    buf.write("# Markups fiducial file version = 5.3\n# CoordinateSystem = LPS\n"
+              f"# columns = {FCSV_COLUMNS}\n")
+    writer = csv.writer(buf, lineterminator="\n")
+    for i, (name, p) in enumerate(landmarks.items(), start=1):
+        x, y, z = _xyz(p, name)
+        writer.writerow([str(i), repr(x), repr(y), repr(z), 0, 0, 0, 1, 1, 1, 0, str(name), "", ""])
+    _write_text_atomic(buf.getvalue(), path)
+
+
+def write_csv(path: str, landmarks: Dict[str, Sequence[float]],
+              voxel: Optional[Dict[str, Sequence[float]]] = None) -> None:
+    """``name,x,y,z`` (world LPS mm), plus ``i,j,k`` (continuous ITK index) when ``voxel`` is given."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["name", "x", "y", "z"] + (["i", "j", "k"] if voxel is not None else []))
+    for name, p in landmarks.items():
+        row = [str(name)] + [repr(v) for v in _xyz(p, name)]
+        if voxel is not None:
+            if name not in voxel:
+                raise LandmarkError(f"landmark '{name}' has no voxel coordinate for {path}")
+            row += [repr(v) for v in _xyz(voxel[name], name)]
+        writer.writerow(row)
+    _write_text_atomic(buf.getvalue(), path)
+
+
+def _finite_point(values, where: str) -> np.ndarray:
+    try:
+        point = np.array([float(v) for v in values], float)
+    except (TypeError, ValueError):
+        raise LandmarkError(f"{where}: position {values!r} is not three numbers") from None
+    if point.shape != (3,) or not np.all(np.isfinite(point)):
+        raise LandmarkError(f"{where}: position {values!r} is not three finite numbers")
+    return point
+
+
+def read_mrk_json(path: str) -> Dict[str, np.ndarray]:
+    """Slicer markups JSON -> {label: world LPS mm}; undefined points are left out, RAS files converted."""
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise LandmarkError(f"{path} is not a readable markups JSON ({type(e).__name__}: {e})") from None
+    markups = doc.get("markups") if isinstance(doc, dict) else None
+    if not isinstance(markups, list):
+        raise LandmarkError(f"{path} is not a Slicer markups file: no 'markups' list")
+    landmarks = {}
+    for m, markup in enumerate(markups):
+        if not isinstance(markup, dict):
+            raise LandmarkError(f"{path}: markup {m} is not an object")
+        system = str(markup.get("coordinateSystem", "LPS")).upper()
+        if system not in ("LPS", "RAS"):
+            raise LandmarkError(f"{path}: markup {m} has unsupported coordinateSystem '{system}' (LPS or RAS)")
+        units = markup.get("coordinateUnits", "mm")
+        if units != "mm":
+            raise LandmarkError(f"{path}: markup {m} has coordinateUnits '{units}', only mm is supported")
+        points = markup.get("controlPoints", [])
+        if not isinstance(points, list):
+            raise LandmarkError(f"{path}: markup {m} controlPoints is not a list")
+        for n, cp in enumerate(points, start=1):
+            if not isinstance(cp, dict):
+                raise LandmarkError(f"{path}: control point {n} of markup {m} is not an object")
+            position = cp.get("position", "")
+            if position == "" or position is None or cp.get("positionStatus", "defined") != "defined":
+                continue
+            name = str(cp.get("label") or cp.get("id") or n)
+            point = _finite_point(position if isinstance(position, list) else [position],
+                                  f"{path}: control point '{name}'")
+            landmarks[name] = lps_to_ras(point) if system == "RAS" else point
+    return landmarks
+
+
+def _fcsv_system(value: str, where: str) -> str:
+    value = value.strip().upper()
+    systems = {"RAS": "RAS", "0": "RAS", "LPS": "LPS", "1": "LPS"}
+    if value not in systems:
+        raise LandmarkError(f"{where}: unsupported CoordinateSystem '{value}' (RAS, LPS, 0 or 1)")
+    return systems[value]
+
+
+def read_fcsv(path: str) -> Dict[str, np.ndarray]:
+    """Slicer fcsv (version 4.x or 5.x) -> {label: world LPS mm}. ``CoordinateSystem`` RAS/0 or LPS/1,
+    missing -> LPS; rows have 14 to 16 fields; a row with an empty label is named by its id."""
+    try:
+        with open(path, newline="") as f:
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise LandmarkError(f"{path} cannot be read ({type(e).__name__}: {e})") from None
+    system, version, status_column, landmarks = "LPS", None, None, {}
+    for number, line in enumerate(lines, start=1):
+        where = f"{path} line {number}"
+        if not line.strip():
+            continue
+        if line.startswith("#"):
+            key, _, value = line[1:].partition("=")
+            key = key.strip().lower()
+            if key == "markups fiducial file version":
+                version = value.strip()
+                if version.split(".")[0] not in ("4", "5"):
+                    raise LandmarkError(f"{where}: unsupported fcsv version '{version}' (4.x or 5.x)")
+            elif key == "coordinatesystem":
+                system = _fcsv_system(value, where)
+            elif key == "columns":
+                columns = [c.strip() for c in value.split(",")]
+                status_column = columns.index("positionStatus") if "positionStatus" in columns else None
+            continue
+        fields = next(csv.reader([line]))
+        if not 14 <= len(fields) <= 16:
+            raise LandmarkError(f"{where}: {len(fields)} fields, an fcsv row has 14 to 16 "
+                                f"({FCSV_COLUMNS}[,positionStatus,autoCreated])")
+        # positionStatus (Slicer 5): named in '# columns', else the 15th field of a 5.x row; 4.x rows (AFIDs)
+        # may carry other text there
+        status = status_column if status_column is not None else (
+            14 if version is not None and version.startswith("5") else None)
+        if status is not None and len(fields) > status and fields[status].strip() in ("undefined", "preview"):
+            continue
+        point = _finite_point(fields[1:4], where)
+        name = fields[11] or fields[0]
+        if name in landmarks:
+            raise LandmarkError(f"{where}: landmark '{name}' appears twice")
+        landmarks[name] = lps_to_ras(point) if system == "RAS" else point
+    if version is None and not landmarks:
+        raise LandmarkError(f"{path} is not an fcsv file: no '# Markups fiducial file version' header and no rows")
+    return landmarks
+
+
+def parse_formats(text: str) -> List[str]:
+    """'json,fcsv' -> ['json', 'fcsv']; an unknown name is a LandmarkError listing the allowed ones."""
+    formats = [f.strip().lower().lstrip(".") for f in text.split(",") if f.strip()]
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise LandmarkError(f"unknown --format {', '.join(unknown) or repr(text)}: choose from {', '.join(FORMATS)}")
+    return list(dict.fromkeys(formats))
+
+
+def write_prediction_formats(case_prediction: dict, output_dir: str, formats: Iterable[str]) -> List[str]:
+    """A prediction dict (the CASE.json schema) -> OUTPUT_DIR/CASE.mrk.json, CASE.fcsv, CASE.csv for the requested
+    formats ('json' is CASE.json itself and is written by the predictor). Returns the paths written."""
+    formats = parse_formats(",".join(formats)) if not isinstance(formats, str) else parse_formats(formats)
+    if case_prediction.get("coordinate_system", "LPS") != "LPS":
+        raise LandmarkError(f"case '{case_prediction.get('case')}': prediction coordinate_system must be LPS")
+    case = case_prediction["case"]
+    entries = case_prediction["landmarks"]
+    world = {name: entry["world"] for name, entry in entries.items()}
+    written = []
+    for fmt in formats:
+        if fmt == "json":
+            continue
+        target = join(output_dir, f"{case}.{fmt}")
+        if fmt == "mrk.json":
+            write_mrk_json(target, world)
+        elif fmt == "fcsv":
+            write_fcsv(target, world)
+        else:
+            write_csv(target, world, voxel={name: entry["voxel"] for name, entry in entries.items()})
+        written.append(target)
+    return written
+
+
+def write_formats_for_predictions(prediction_jsons: Iterable[str], formats: Sequence[str]) -> List[str]:
+    """Each written CASE.json -> the extra formats next to it."""
+    written = []
+    for path in prediction_jsons:
+        try:
+            with open(path) as f:
+                prediction = json.load(f)
+        except (OSError, json.JSONDecodeError) as e:
+            raise LandmarkError(f"prediction {path} cannot be read ({type(e).__name__})") from None
+        written += write_prediction_formats(prediction, os.path.dirname(path), formats)
+    return written
