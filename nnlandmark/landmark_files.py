@@ -13,18 +13,12 @@ import numpy as np
 
 from nnlandmark.errors import LandmarkError
 from nnlandmark.geometry import lps_to_ras
+from nnlandmark.inference.prediction_files import write_text_atomic
 
 MRK_SCHEMA = ("https://raw.githubusercontent.com/slicer/slicer/main/Modules/Loadable/Markups/Resources/"
               "Schema/markups-schema-v1.0.3.json#")
 FCSV_COLUMNS = "id,x,y,z,ow,ox,oy,oz,vis,sel,lock,label,desc,associatedNodeID"
 FORMATS = ("json", "mrk.json", "fcsv", "csv")
-
-
-def _write_text_atomic(text: str, path: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", newline="") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def _xyz(point, name) -> List[float]:
@@ -51,7 +45,7 @@ def write_mrk_json(path: str, landmarks: Dict[str, Sequence[float]], coordinate_
     doc = {"@schema": MRK_SCHEMA,
            "markups": [{"type": "Fiducial", "coordinateSystem": coordinate_system, "coordinateUnits": "mm",
                         "controlPoints": points}]}
-    _write_text_atomic(json.dumps(doc, indent=2) + "\n", path)
+    write_text_atomic(json.dumps(doc, indent=2) + "\n", path)
 
 
 def write_fcsv(path: str, landmarks: Dict[str, Sequence[float]]) -> None:
@@ -63,7 +57,7 @@ def write_fcsv(path: str, landmarks: Dict[str, Sequence[float]]) -> None:
     for i, (name, p) in enumerate(landmarks.items(), start=1):
         x, y, z = _xyz(p, name)
         writer.writerow([str(i), repr(x), repr(y), repr(z), 0, 0, 0, 1, 1, 1, 0, str(name), "", ""])
-    _write_text_atomic(buf.getvalue(), path)
+    write_text_atomic(buf.getvalue(), path)
 
 
 def write_csv(path: str, landmarks: Dict[str, Sequence[float]],
@@ -79,7 +73,7 @@ def write_csv(path: str, landmarks: Dict[str, Sequence[float]],
                 raise LandmarkError(f"landmark '{name}' has no voxel coordinate for {path}")
             row += [repr(v) for v in _xyz(voxel[name], name)]
         writer.writerow(row)
-    _write_text_atomic(buf.getvalue(), path)
+    write_text_atomic(buf.getvalue(), path)
 
 
 def _finite_point(values, where: str) -> np.ndarray:

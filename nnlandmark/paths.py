@@ -1,5 +1,6 @@
 """nnU-Net's folders, with a one-line error naming the variable to set."""
 import os
+from os.path import isdir, join
 
 from nnlandmark.errors import LandmarkError
 
@@ -22,3 +23,11 @@ def dataset_name(dataset_name_or_id) -> str:
     except RuntimeError as e:
         raise LandmarkError(f"dataset {dataset_name_or_id} not found in nnUNet_raw, nnUNet_preprocessed or "
                             f"nnUNet_results") from e
+
+
+def model_folder(dataset, trainer: str, plans: str, configuration: str) -> str:
+    """nnU-Net's results layout: nnUNet_results/DatasetXXX/TRAINER__PLANS__CONFIG; LandmarkError if absent."""
+    folder = join(require_path('nnUNet_results'), dataset_name(dataset), f'{trainer}__{plans}__{configuration}')
+    if not isdir(folder):
+        raise LandmarkError(f"no trained model at {folder}: check -d, -tr, -p and -c")
+    return folder

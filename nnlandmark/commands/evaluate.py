@@ -121,8 +121,9 @@ def main(argv=None):
     if args.qc < 0:
         raise LandmarkError(f"--qc must be >= 0, got {args.qc}")
     if args.d is not None:
-        from nnlandmark.evaluation.crossval import collect_folds, cv_ground_truth, cv_model_folder
-        model = cv_model_folder(args.d, args.tr, args.p, args.c)
+        from nnlandmark.evaluation.crossval import collect_folds, cv_ground_truth
+        from nnlandmark.paths import model_folder
+        model = Path(model_folder(args.d, args.tr, args.p, args.c))
         pred, folds = collect_folds(model)
         if args.gt is None:
             truth, gt_source = cv_ground_truth(args.d)

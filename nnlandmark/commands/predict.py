@@ -1,21 +1,12 @@
 """nnLandmark_predict -i INPUT_DIR -o OUTPUT_DIR -d ID [-c 3d_fullres] [-f FOLDS...] [-tr] [-p] [-chk] [-device] [--format json,mrk.json,fcsv,csv] [--qc]"""
 import argparse
-from os.path import basename, isdir, join
+from os.path import basename, join
 
 import torch
 
 from nnlandmark.commands._cli import user_errors_as_one_line
-from nnlandmark.errors import LandmarkError
 from nnlandmark.landmark_files import FORMATS, parse_formats, write_formats_for_predictions
-from nnlandmark.paths import dataset_name, require_path
-
-
-def model_folder(dataset, trainer: str, plans: str, configuration: str) -> str:
-    """nnU-Net's results layout: nnUNet_results/DatasetXXX/TRAINER__PLANS__CONFIG."""
-    folder = join(require_path('nnUNet_results'), dataset_name(dataset), f'{trainer}__{plans}__{configuration}')
-    if not isdir(folder):
-        raise LandmarkError(f"no trained model at {folder}: check -d, -tr, -p and -c")
-    return folder
+from nnlandmark.paths import model_folder
 
 
 @user_errors_as_one_line

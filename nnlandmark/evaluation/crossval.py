@@ -11,8 +11,6 @@ from nnlandmark.paths import dataset_name, require_path
 def collect_folds(model_folder) -> Tuple[dict, list]:
     """({case: {name: xyz}} over all fold_*/validation folders, [fold folder names]); a case twice is an error."""
     model_folder = Path(model_folder)
-    if not model_folder.is_dir():
-        raise LandmarkError(f"no trained model at {model_folder}: check -d, -tr, -p and -c")
     folds = sorted(p.parent for p in model_folder.glob("fold_*/validation") if p.is_dir())
     if not folds:
         raise LandmarkError(f"no fold_*/validation folder in {model_folder}: run the final validation first")
@@ -23,10 +21,6 @@ def collect_folds(model_folder) -> Tuple[dict, list]:
                 raise LandmarkError(f"{fold / 'validation'}: case '{case}' is also validated in another fold")
             pred[case] = points
     return pred, [f.name for f in folds]
-
-
-def cv_model_folder(dataset, trainer: str, plans: str, configuration: str) -> Path:
-    return Path(require_path("nnUNet_results")) / dataset_name(dataset) / f"{trainer}__{plans}__{configuration}"
 
 
 def cv_ground_truth(dataset) -> Tuple[dict, Path]:

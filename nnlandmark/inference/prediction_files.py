@@ -15,12 +15,16 @@ def case_prediction(case: str, image: str, landmarks: Dict[str, dict]) -> dict:
     return {"case": case, "image": image, "coordinate_system": "LPS", "landmarks": landmarks}
 
 
-def write_json_atomic(obj, path: str) -> None:
-    """Write to a temporary file, then rename, so an interrupted run never leaves a truncated JSON."""
+def write_text_atomic(text: str, path: str) -> None:
+    """Write to a temporary file, then rename, so an interrupted run never leaves a truncated file."""
     tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2)
+    with open(tmp, "w", newline="") as f:
+        f.write(text)
     os.replace(tmp, path)
+
+
+def write_json_atomic(obj, path: str) -> None:
+    write_text_atomic(json.dumps(obj, indent=2), path)
 
 
 def find_input_cases(folder: str, file_ending: str, n_channels: int) -> Dict[str, List[str]]:
