@@ -1,11 +1,13 @@
-"""Landmark files in the formats users' tools read: 3D Slicer .mrk.json and .fcsv, and plain CSV (DESIGN.md §4).
+"""Landmark files in the formats users' tools read: 3D Slicer .mrk.json and .fcsv, CSV and JSON (DESIGN.md §4).
 
-Every function takes and returns world LPS millimetres; files in RAS are converted on reading.
+Writers take world LPS millimetres. Readers return world LPS (RAS files converted) except for CSV/JSON in voxel
+coordinates, which stay continuous ITK indices: ``read_landmark_file`` says which in ``coordinate_system``.
 """
 import csv
 import io
 import json
 import os
+from dataclasses import dataclass, field
 from os.path import join
 from typing import Dict, Iterable, List, Optional, Sequence
 
@@ -19,6 +21,26 @@ MRK_SCHEMA = ("https://raw.githubusercontent.com/slicer/slicer/main/Modules/Load
               "Schema/markups-schema-v1.0.3.json#")
 FCSV_COLUMNS = "id,x,y,z,ow,ox,oy,oz,vis,sel,lock,label,desc,associatedNodeID"
 FORMATS = ("json", "mrk.json", "fcsv", "csv")
+COORDINATE_SYSTEMS = ("LPS", "RAS", "voxel")
+LANDMARK_FILE_ENDINGS = (".mrk.json", ".fcsv", ".csv", ".json")
+
+
+@dataclass
+class LandmarkFile:
+    """What one annotation file says: points by name, in ``coordinate_system`` (LPS world mm or voxel = continuous
+    ITK index; None = the file does not say), and the names it lists without a position (undefined/absent)."""
+    points: Dict[str, np.ndarray]
+    coordinate_system: Optional[str]
+    missing: List[str] = field(default_factory=list)
+
+
+def parse_coordinate_system(text: str, where: str = "--coordinate-system") -> str:
+    """'lps' / 'RAS' / 'voxel' (any case) -> 'LPS' / 'RAS' / 'voxel'."""
+    value = str(text).strip()
+    for system in COORDINATE_SYSTEMS:
+        if value.lower() == system.lower():
+            return system
+    raise LandmarkError(f"{where}: unknown coordinate system '{text}' (lps, ras or voxel)")
 
 
 def _xyz(point, name) -> List[float]:
@@ -88,6 +110,10 @@ def _finite_point(values, where: str) -> np.ndarray:
 
 def read_mrk_json(path: str) -> Dict[str, np.ndarray]:
     """Slicer markups JSON -> {label: world LPS mm}; undefined points are left out, RAS files converted."""
+    return _read_mrk_json(path).points
+
+
+def _read_mrk_json(path: str) -> "LandmarkFile":
     try:
         with open(path) as f:
             doc = json.load(f)
@@ -96,7 +122,7 @@ def read_mrk_json(path: str) -> Dict[str, np.ndarray]:
     markups = doc.get("markups") if isinstance(doc, dict) else None
     if not isinstance(markups, list):
         raise LandmarkError(f"{path} is not a Slicer markups file: no 'markups' list")
-    landmarks = {}
+    landmarks, missing = {}, []
     for m, markup in enumerate(markups):
         if not isinstance(markup, dict):
             raise LandmarkError(f"{path}: markup {m} is not an object")
@@ -112,14 +138,17 @@ def read_mrk_json(path: str) -> Dict[str, np.ndarray]:
         for n, cp in enumerate(points, start=1):
             if not isinstance(cp, dict):
                 raise LandmarkError(f"{path}: control point {n} of markup {m} is not an object")
+            name = str(cp.get("label") or cp.get("id") or n)
+            if name in landmarks or name in missing:
+                raise LandmarkError(f"{path}: landmark '{name}' appears twice")
             position = cp.get("position", "")
             if position == "" or position is None or cp.get("positionStatus", "defined") != "defined":
+                missing.append(name)
                 continue
-            name = str(cp.get("label") or cp.get("id") or n)
             point = _finite_point(position if isinstance(position, list) else [position],
                                   f"{path}: control point '{name}'")
             landmarks[name] = lps_to_ras(point) if system == "RAS" else point
-    return landmarks
+    return LandmarkFile(landmarks, "LPS", missing)
 
 
 def _fcsv_system(value: str, where: str) -> str:
@@ -133,12 +162,16 @@ def _fcsv_system(value: str, where: str) -> str:
 def read_fcsv(path: str) -> Dict[str, np.ndarray]:
     """Slicer fcsv (version 4.x or 5.x) -> {label: world LPS mm}. ``CoordinateSystem`` RAS/0 or LPS/1,
     missing -> LPS; rows have 14 to 16 fields; a row with an empty label is named by its id."""
+    return _read_fcsv(path).points
+
+
+def _read_fcsv(path: str) -> "LandmarkFile":
     try:
         with open(path, newline="") as f:
             lines = f.read().splitlines()
     except (OSError, UnicodeDecodeError) as e:
         raise LandmarkError(f"{path} cannot be read ({type(e).__name__}: {e})") from None
-    system, version, status_column, landmarks = "LPS", None, None, {}
+    system, version, status_column, landmarks, missing = "LPS", None, None, {}, []
     for number, line in enumerate(lines, start=1):
         where = f"{path} line {number}"
         if not line.strip():
@@ -164,16 +197,141 @@ def read_fcsv(path: str) -> Dict[str, np.ndarray]:
         # may carry other text there
         status = status_column if status_column is not None else (
             14 if version is not None and version.startswith("5") else None)
+        name = fields[11] or fields[0]
+        if name in landmarks or name in missing:
+            raise LandmarkError(f"{where}: landmark '{name}' appears twice")
         if status is not None and len(fields) > status and fields[status].strip() in ("undefined", "preview"):
+            missing.append(name)
             continue
         point = _finite_point(fields[1:4], where)
-        name = fields[11] or fields[0]
-        if name in landmarks:
-            raise LandmarkError(f"{where}: landmark '{name}' appears twice")
         landmarks[name] = lps_to_ras(point) if system == "RAS" else point
     if version is None and not landmarks:
         raise LandmarkError(f"{path} is not an fcsv file: no '# Markups fiducial file version' header and no rows")
-    return landmarks
+    return LandmarkFile(landmarks, "LPS", missing)
+
+
+def _named_columns(header: List[str], path: str):
+    """Header row -> (name column, coordinate columns, declared system or None)."""
+    keys = [h.strip().lower() for h in header]
+    name = next((keys.index(k) for k in ("name", "label", "landmark") if k in keys), None)
+    for axes, system in ((("x", "y", "z"), None), (("i", "j", "k"), "voxel")):
+        if name is not None and all(a in keys for a in axes):
+            return name, [keys.index(a) for a in axes], system
+    raise LandmarkError(f"{path}: header {header} needs a name column (name/label/landmark) and x,y,z "
+                        f"(or i,j,k for voxel indices)")
+
+
+def _read_csv(path: str) -> LandmarkFile:
+    """``name,x,y,z`` rows, header optional (``i,j,k`` columns mean voxel); ``# coordinate_system = LPS`` lines
+    declare the system; a row with empty coordinates is a missing landmark."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise LandmarkError(f"{path} cannot be read ({type(e).__name__}: {e})") from None
+    system, columns, points, missing = None, None, {}, []
+    for number, line in enumerate(lines, start=1):
+        where = f"{path} line {number}"
+        if not line.strip():
+            continue
+        if line.startswith("#"):
+            key, _, value = line[1:].partition("=")
+            if key.strip().lower().replace(" ", "_") in ("coordinate_system", "coordinatesystem"):
+                system = parse_coordinate_system(value, where)
+            continue
+        fields = [f.strip() for f in next(csv.reader([line]))]
+        if columns is None:
+            try:
+                [float(v) for v in fields[1:4]]
+                columns = (0, [1, 2, 3], None)
+            except ValueError:
+                columns = _named_columns(fields, path)
+                if columns[2] and system not in (None, columns[2]):
+                    raise LandmarkError(f"{where}: i,j,k columns are voxel indices but the file declares {system}")
+                system = columns[2] or system
+                continue
+        name_column, xyz_columns, _ = columns
+        if len(fields) <= max(name_column, *xyz_columns):
+            raise LandmarkError(f"{where}: {len(fields)} fields, expected name and three coordinates")
+        name = fields[name_column]
+        if not name:
+            raise LandmarkError(f"{where}: a landmark without a name")
+        if name in points or name in missing:
+            raise LandmarkError(f"{where}: landmark '{name}' appears twice")
+        values = [fields[c] for c in xyz_columns]
+        if not any(values):
+            missing.append(name)
+        else:
+            points[name] = _finite_point(values, f"{where} landmark '{name}'")
+    if not points and not missing:
+        raise LandmarkError(f"{path} holds no landmark rows")
+    return LandmarkFile(points, system, missing)
+
+
+def _no_duplicate_keys(path: str):
+    def hook(pairs):
+        keys = [k for k, _ in pairs]
+        duplicated = next((k for k in keys if keys.count(k) > 1), None)
+        if duplicated is not None:
+            raise LandmarkError(f"{path}: landmark '{duplicated}' appears twice")
+        return dict(pairs)
+    return hook
+
+
+def _read_json(path: str) -> LandmarkFile:
+    """``{name: [x, y, z] | null}`` or ``{"coordinate_system": ..., "landmarks": {name: [x, y, z] | {"world": [...]}
+    | null}}`` (the second form also reads nnlandmark's own prediction files)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f, object_pairs_hook=_no_duplicate_keys(path))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise LandmarkError(f"{path} is not a readable JSON file ({type(e).__name__}: {e})") from None
+    if not isinstance(doc, dict):
+        raise LandmarkError(f"{path}: expected an object {{name: [x, y, z]}}")
+    system = None
+    if "landmarks" in doc:
+        if "coordinate_system" in doc:
+            system = parse_coordinate_system(doc["coordinate_system"], f"{path} coordinate_system")
+        doc = doc["landmarks"]
+        if not isinstance(doc, dict):
+            raise LandmarkError(f"{path}: 'landmarks' must be an object {{name: [x, y, z]}}")
+    points, missing = {}, []
+    for name, value in doc.items():
+        if isinstance(value, dict):
+            value = value.get("world")
+        if value is None or value == "":
+            missing.append(str(name))
+        else:
+            points[str(name)] = _finite_point(value if isinstance(value, list) else [value],
+                                              f"{path}: landmark '{name}'")
+    if not points and not missing:
+        raise LandmarkError(f"{path} holds no landmarks")
+    return LandmarkFile(points, system, missing)
+
+
+def read_landmark_file(path: str, coordinate_system: Optional[str] = None) -> LandmarkFile:
+    """Any supported annotation file -> LandmarkFile with a resolved system. ``coordinate_system`` applies only to
+    files that do not declare their own (CSV/JSON); Slicer files always come back as world LPS."""
+    lower = path.lower()
+    if lower.endswith(".mrk.json"):
+        return _read_mrk_json(path)
+    if lower.endswith(".fcsv"):
+        return _read_fcsv(path)
+    if lower.endswith(".csv"):
+        result = _read_csv(path)
+    elif lower.endswith(".json"):
+        result = _read_json(path)
+    else:
+        raise LandmarkError(f"{path}: unknown landmark file type (use {', '.join(LANDMARK_FILE_ENDINGS)})")
+    if result.coordinate_system is None:
+        if coordinate_system is None:
+            raise LandmarkError(f"{path} does not say its coordinate system: pass --coordinate-system lps, ras or "
+                                f"voxel")
+        result.coordinate_system = parse_coordinate_system(coordinate_system)
+    if result.coordinate_system == "RAS":
+        result.points = {name: lps_to_ras(p) for name, p in result.points.items()}
+        result.coordinate_system = "LPS"
+    return result
 
 
 def parse_formats(text: str) -> List[str]:

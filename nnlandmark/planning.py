@@ -1,4 +1,5 @@
 """Planning and preprocessing: nnU-Net's, unchanged, plus the landmark check and small CPU plans."""
+import shutil
 from os.path import join, isfile
 from typing import Sequence
 
@@ -40,6 +41,7 @@ def plan_and_preprocess(dataset_id: int, configurations: Sequence[str] = ('3d_fu
                                 check_dataset_integrity=verify_dataset_integrity, verbose=False)
     plans, plans_identifier = plan_experiment_dataset(int(dataset_id), planner_cls)
     preprocess_dataset(int(dataset_id), plans_identifier, tuple(configurations), num_processes=[num_processes])
+    _ship_splits(join(raw, name), join(require_path('nnUNet_preprocessed'), name))
     names = {int(v): n for n, v in load_json(join(raw, name, 'dataset.json'))['labels'].items()}
     plans_manager = PlansManager(plans)
     for configuration in set(configurations) & set(plans_manager.available_configurations):
@@ -51,6 +53,18 @@ def plan_and_preprocess(dataset_id: int, configurations: Sequence[str] = ('3d_fu
                   f"({', '.join(lost[:5])}{', ...' if len(lost) > 5 else ''}); they would be trained as absent. "
                   f"Use larger cubes or a finer target spacing.")
     return plans_identifier
+
+
+def _ship_splits(raw_folder: str, preprocessed_folder: str) -> None:
+    """A splits_final.json that came with the raw dataset (nnLandmark_convert --folds/--splits, benchmark splits)
+    goes where nnU-Net's trainer reads it, unless one is already there."""
+    source, target = join(raw_folder, 'splits_final.json'), join(preprocessed_folder, 'splits_final.json')
+    if isfile(source) and not isfile(target):
+        shutil.copyfile(source, target)
+        print(f"using the dataset's cross-validation split: {target}")
+    elif isfile(source) and load_json(source) != load_json(target):
+        print(f"WARNING: {target} differs from the dataset's {source}; nnU-Net trains with the first. Delete it to "
+              f"use the dataset's split.")
 
 
 def derive_cpu_plans(dataset_id, source_plans: str = 'nnUNetPlans', configuration: str = '3d_fullres',

@@ -59,11 +59,11 @@ def test_plan_rejects_label_maps_that_are_not_one_cube_per_landmark(capsys, monk
     assert message in err and "case_a.nii.gz" in err
 
 
-def test_cube_painting_refuses_overlap_and_points_outside():
+def test_cube_painting_refuses_shared_voxels_and_points_outside():
     reference = sitk.Image(10, 10, 10, sitk.sitkUInt8)
     labels = {"a": 1, "b": 2}
-    with pytest.raises(LandmarkError, match="'b' and 'a' are closer than the 3x3x3 cube"):
-        landmarks_to_labelmap(reference, {"a": np.array([4, 4, 4]), "b": np.array([5.6, 4, 4])}, labels)
+    with pytest.raises(LandmarkError, match="'b' and 'a' both lie nearest to voxel \\[4, 4, 4\\]"):
+        landmarks_to_labelmap(reference, {"a": np.array([4, 4, 4]), "b": np.array([4.4, 3.6, 4])}, labels)
     with pytest.raises(LandmarkError, match="landmark 'a' at voxel \\[10.0, 2.0, 2.0\\] lies outside"):
         landmarks_to_labelmap(reference, {"a": np.array([10.0, 2, 2])}, labels)
     seg = sitk.GetArrayFromImage(landmarks_to_labelmap(reference, {"a": np.array([2.4, 7.6, 0.2])}, labels))

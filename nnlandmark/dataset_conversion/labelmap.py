@@ -1,5 +1,6 @@
 """Landmarks <-> nnU-Net label maps with one 3x3x3 cube per landmark (paper §2)."""
-from typing import Dict, Mapping
+from itertools import combinations, product
+from typing import Dict, List, Mapping, Tuple
 
 import numpy as np
 import SimpleITK as sitk
@@ -9,29 +10,50 @@ from nnlandmark.errors import LandmarkError
 from nnlandmark.geometry import numpy_to_itk_index
 
 CUBE_HALF_WIDTH = 1  # 3x3x3 cubes
+_CUBE_OFFSETS = np.array(list(product(range(-CUBE_HALF_WIDTH, CUBE_HALF_WIDTH + 1), repeat=3)))
+
+
+def overlapping_cubes(landmarks_index: Mapping[str, np.ndarray]) -> List[Tuple[str, str]]:
+    """Pairs of landmarks whose cubes (around their nearest voxels) share voxels."""
+    centres = {name: np.rint(np.asarray(index, float)) for name, index in landmarks_index.items()}
+    return [(a, b) for a, b in combinations(centres, 2)
+            if np.max(np.abs(centres[a] - centres[b])) <= 2 * CUBE_HALF_WIDTH]
 
 
 def landmarks_to_labelmap(reference: sitk.Image, landmarks_index: Mapping[str, np.ndarray],
                           labels: Mapping[str, int]) -> sitk.Image:
     """Paint a cube of value ``labels[name]`` at the nearest voxel of each landmark (ITK index).
 
-    Raises when a cube would leave the image or overwrite another landmark's cube.
+    Where the cubes of close landmarks overlap, each shared voxel goes to the landmark whose continuous
+    position is nearest, so every landmark keeps a blob around its own voxel instead of being overwritten.
+    Raises when a landmark lies outside the image or two landmarks share their nearest voxel.
     """
     size_xyz = np.array(reference.GetSize())
-    seg = np.zeros(size_xyz[::-1], dtype=np.uint8 if max(labels.values(), default=0) < 256 else np.uint16)
+    owner: Dict[tuple, Tuple[float, str]] = {}  # voxel (x, y, z) -> (distance, landmark)
+    nearest: Dict[tuple, str] = {}
     for name, index in landmarks_index.items():
-        centre = np.rint(np.asarray(index, float)).astype(int)
+        index = np.asarray(index, float)
+        centre = np.rint(index).astype(int)
         if np.any(centre < 0) or np.any(centre >= size_xyz):
             raise LandmarkError(f"landmark '{name}' at voxel {np.round(index, 2).tolist()} lies outside the image "
                                 f"of size {size_xyz.tolist()}")
-        lo = np.maximum(centre - CUBE_HALF_WIDTH, 0)
-        hi = np.minimum(centre + CUBE_HALF_WIDTH + 1, size_xyz)
-        block = seg[lo[2]:hi[2], lo[1]:hi[1], lo[0]:hi[0]]
-        if np.any(block):
-            other = [n for n, v in labels.items() if v in set(np.unique(block)) - {0}]
-            raise LandmarkError(f"landmarks '{name}' and '{other[0]}' are closer than the 3x3x3 cube; "
-                                f"their labels would overwrite each other")
-        block[...] = labels[name]
+        if tuple(centre) in nearest:
+            raise LandmarkError(f"landmarks '{name}' and '{nearest[tuple(centre)]}' both lie nearest to voxel "
+                                f"{centre.tolist()}: they cannot both be encoded at this resolution")
+        nearest[tuple(centre)] = name
+        for voxel in centre + _CUBE_OFFSETS:
+            if np.any(voxel < 0) or np.any(voxel >= size_xyz):
+                continue
+            key, distance = tuple(voxel), float(np.linalg.norm(voxel - index))
+            if key not in owner or distance < owner[key][0]:
+                owner[key] = (distance, name)
+    seg = np.zeros(size_xyz[::-1], dtype=np.uint8 if max(labels.values(), default=0) < 256 else np.uint16)
+    for (x, y, z), (_, name) in owner.items():
+        seg[z, y, x] = labels[name]
+    lost = set(landmarks_index) - {name for _, name in owner.values()}
+    if lost:
+        raise LandmarkError(f"landmark '{sorted(lost)[0]}' has no voxel left: its neighbours are closer to all of "
+                            f"its cube")
     image = sitk.GetImageFromArray(seg)
     image.CopyInformation(reference)
     return image

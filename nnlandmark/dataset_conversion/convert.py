@@ -1,0 +1,188 @@
+"""The generic converter: a folder of images and a folder of landmark files (or a manifest) -> a raw dataset.
+
+Images and landmark files pair by case name: the file name without its ending and, for images, without an
+nnU-Net channel suffix (``case_0000.nii.gz``, ``case_0001.nii.gz`` are two channels of ``case``).
+"""
+import csv
+import json
+import os
+import re
+from os.path import dirname, isdir, isfile, join
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from nnlandmark.dataset_conversion.dataset_writer import CaseSource, write_landmark_dataset
+from nnlandmark.errors import LandmarkError
+from nnlandmark.landmark_files import LANDMARK_FILE_ENDINGS, read_landmark_file
+
+IMAGE_ENDINGS = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+_CHANNEL = re.compile(r"^(.+)_(\d{4})$")
+
+
+def _strip_ending(filename: str, endings: Sequence[str]) -> Optional[str]:
+    lower = filename.lower()
+    return next((filename[:-len(e)] for e in endings if lower.endswith(e) and len(filename) > len(e)), None)
+
+
+def _listing(folder: str, what: str) -> List[str]:
+    if not isdir(folder):
+        raise LandmarkError(f"{what} folder {folder} does not exist")
+    return sorted(f for f in os.listdir(folder) if isfile(join(folder, f)) and not f.startswith("."))
+
+
+def find_images(images_dir: str) -> Dict[str, List[str]]:
+    """{case: [channel 0 path, channel 1 path, ...]} from image file names."""
+    channels: Dict[str, Dict[int, str]] = {}
+    plain: Dict[str, str] = {}
+    for filename in _listing(images_dir, "images"):
+        stem = _strip_ending(filename, IMAGE_ENDINGS)
+        if stem is None:
+            continue
+        path = join(images_dir, filename)
+        match = _CHANNEL.match(stem)
+        if match:
+            case, channel = match.group(1), int(match.group(2))
+            if channel in channels.setdefault(case, {}):
+                raise LandmarkError(f"duplicate case ID '{case}': {channels[case][channel]} and {path}")
+            channels[case][channel] = path
+        else:
+            if stem in plain:
+                raise LandmarkError(f"duplicate case ID '{stem}': {plain[stem]} and {path}")
+            plain[stem] = path
+    both = set(plain) & set(channels)
+    if both:
+        case = sorted(both)[0]
+        raise LandmarkError(f"duplicate case ID '{case}': {plain[case]} and {channels[case][min(channels[case])]}")
+    images = {case: [path] for case, path in plain.items()}
+    for case, found in channels.items():
+        if sorted(found) != list(range(len(found))):
+            raise LandmarkError(f"case '{case}' in {images_dir} has channels {sorted(found)}; expected _0000 to "
+                                f"_{len(found) - 1:04d} without gaps")
+        images[case] = [found[c] for c in range(len(found))]
+    if not images:
+        raise LandmarkError(f"no images ({', '.join(IMAGE_ENDINGS)}) in {images_dir}")
+    return dict(sorted(images.items()))
+
+
+def find_landmark_files(landmarks_dir: str) -> Dict[str, str]:
+    """{case: landmark file}; one file per case."""
+    files: Dict[str, str] = {}
+    for filename in _listing(landmarks_dir, "landmarks"):
+        if filename == "dataset.json":
+            continue
+        case = _strip_ending(filename, LANDMARK_FILE_ENDINGS)
+        if case is None:
+            continue
+        path = join(landmarks_dir, filename)
+        if case in files:
+            raise LandmarkError(f"duplicate case ID '{case}': {files[case]} and {path}")
+        files[case] = path
+    if not files:
+        raise LandmarkError(f"no landmark files ({', '.join(LANDMARK_FILE_ENDINGS)}) in {landmarks_dir}")
+    return files
+
+
+def _pair(images: Dict[str, List[str]], landmark_files: Dict[str, str]) -> List[Tuple[str, List[str], str]]:
+    for found, other, what in ((images, landmark_files, "image"), (landmark_files, images, "landmark file")):
+        lonely = [c for c in found if c not in other]
+        if lonely:
+            examples = ", ".join(str(found[c][0] if isinstance(found[c], list) else found[c]) for c in lonely[:3])
+            raise LandmarkError(f"{len(lonely)} {what}(s) without a partner of the same case name, e.g. {examples}")
+    return [(case, images[case], landmark_files[case]) for case in images]
+
+
+def read_manifest(path: str) -> List[Tuple[str, List[str], str]]:
+    """CSV (``case,image,landmarks``; several channels as ``image`` = ``a.nii.gz;b.nii.gz``) or JSON (a list of
+    ``{"case", "images" | "image", "landmarks"}``); relative paths are relative to the manifest."""
+    base = dirname(os.path.abspath(path))
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            if path.lower().endswith(".json"):
+                rows = json.load(f)
+            else:
+                rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, csv.Error) as e:
+        raise LandmarkError(f"cannot read manifest {path} ({type(e).__name__}: {e})") from None
+    if not isinstance(rows, list) or not rows:
+        raise LandmarkError(f"manifest {path} holds no rows")
+    entries = []
+    for n, row in enumerate(rows, start=1):
+        where = f"manifest {path} entry {n}"
+        if not isinstance(row, dict) or not row.get("landmarks") or not (row.get("image") or row.get("images")):
+            raise LandmarkError(f"{where}: needs 'image' (or 'images') and 'landmarks'")
+        images = row.get("images") or row.get("image")
+        images = images.split(";") if isinstance(images, str) else list(images)
+        images = [join(base, str(p).strip()) for p in images]
+        landmarks = join(base, str(row["landmarks"]).strip())
+        case = str(row.get("case") or "").strip() or _strip_ending(os.path.basename(landmarks),
+                                                                    LANDMARK_FILE_ENDINGS) or ""
+        for file in images + [landmarks]:
+            if not isfile(file):
+                raise LandmarkError(f"{where}: {file} does not exist")
+        entries.append((case, images, landmarks))
+    return entries
+
+
+def _read_test_cases(path: str) -> List[str]:
+    """A text file with one case per line, or a JSON list."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise LandmarkError(f"cannot read test case list {path} ({type(e).__name__})") from None
+    if path.lower().endswith(".json"):
+        try:
+            cases = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise LandmarkError(f"test case list {path} is not valid JSON ({e})") from None
+        if not isinstance(cases, list):
+            raise LandmarkError(f"test case list {path} must be a JSON list of case IDs")
+        return [str(c) for c in cases]
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def choose_test_cases(cases: Sequence[str], test_cases_file: Optional[str] = None,
+                      test_fraction: Optional[float] = None, seed: int = 12345) -> List[str]:
+    if test_cases_file is not None and test_fraction is not None:
+        raise LandmarkError("give either --test-cases or --test-fraction, not both")
+    if test_cases_file is not None:
+        return _read_test_cases(test_cases_file)
+    if test_fraction is None or test_fraction == 0:
+        return []
+    if not 0 < test_fraction < 1:
+        raise LandmarkError(f"--test-fraction {test_fraction} must lie between 0 and 1")
+    n_test = min(max(1, int(round(test_fraction * len(cases)))), len(cases) - 1)
+    order = np.random.default_rng(seed).permutation(len(cases))
+    return sorted(cases[i] for i in order[:n_test])
+
+
+def convert(raw_root: str, dataset_id: int, name: str, images_dir: Optional[str] = None,
+            landmarks_dir: Optional[str] = None, manifest: Optional[str] = None,
+            coordinate_system: Optional[str] = None, test_cases_file: Optional[str] = None,
+            test_fraction: Optional[float] = None, folds: Optional[int] = None, splits_file: Optional[str] = None,
+            seed: int = 12345, overwrite: bool = False) -> str:
+    """The Python API behind ``nnLandmark_convert``; returns the written dataset folder."""
+    if manifest is not None:
+        if images_dir or landmarks_dir:
+            raise LandmarkError("give either a manifest or -i/-l folders, not both")
+        entries = read_manifest(manifest)
+    elif images_dir and landmarks_dir:
+        entries = _pair(find_images(images_dir), find_landmark_files(landmarks_dir))
+    else:
+        raise LandmarkError("give -i IMAGES_DIR and -l LANDMARKS_DIR, or --manifest FILE")
+    cases = []
+    for case, images, landmark_file in entries:
+        annotation = read_landmark_file(landmark_file, coordinate_system)
+        cases.append(CaseSource(case, images, annotation.points, annotation.coordinate_system, landmark_file,
+                                annotation.missing))
+    splits = None
+    if splits_file is not None:
+        try:
+            with open(splits_file, encoding="utf-8") as f:
+                splits = json.load(f)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise LandmarkError(f"cannot read splits file {splits_file} ({type(e).__name__}: {e})") from None
+    test = choose_test_cases([c.case for c in cases], test_cases_file, test_fraction, seed)
+    return write_landmark_dataset(cases, raw_root, dataset_id, name, test_cases=test, splits=splits, folds=folds,
+                                  seed=seed, overwrite=overwrite)

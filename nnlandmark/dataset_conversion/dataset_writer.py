@@ -1,0 +1,277 @@
+"""Images + landmark positions -> an nnU-Net raw dataset with one 3x3x3 label cube per landmark.
+
+Everything is checked before the first file is written, and the dataset is built in a temporary folder that
+replaces ``DatasetXXX_Name`` only when complete, so a failed conversion never leaves half a dataset behind.
+"""
+import json
+import os
+import re
+import shutil
+import warnings
+from dataclasses import dataclass
+from os.path import isdir, join
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import SimpleITK as sitk
+from tqdm import tqdm
+
+from nnlandmark.dataset_conversion.labelmap import landmarks_to_labelmap, overlapping_cubes
+from nnlandmark.errors import LandmarkError
+from nnlandmark.geometry import Geometry, lps_to_ras
+
+FILE_ENDING = ".nii.gz"
+LANDMARKS_VOXEL_JSON = "all_landmarks_voxel.json"
+LANDMARKS_WORLD_JSON = "all_landmarks_world.json"
+SPACING_JSON = "spacing.json"
+_CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class ConversionWarning(UserWarning):
+    """Something the user can reasonably proceed with, said once per conversion."""
+
+
+@dataclass
+class CaseSource:
+    case: str                              # case identifier -> CASE_0000.nii.gz, CASE.nii.gz
+    images: Sequence[str]                  # one file per channel, anything SimpleITK reads
+    landmarks: Dict[str, Sequence[float]]  # name -> (x, y, z) in coordinate_system
+    coordinate_system: str                 # "LPS"/"RAS" world mm, or "voxel" (continuous ITK index of images[0])
+    source: str                            # the landmark file, named in messages
+    missing: Sequence[str] = ()            # names the file lists without a position
+
+
+@dataclass
+class _Checked:
+    source: CaseSource
+    reference: sitk.Image           # channel 0 header (no pixels) for the label map geometry
+    index: Dict[str, np.ndarray]    # name -> continuous ITK index
+    world: Dict[str, np.ndarray]    # name -> LPS mm
+
+
+def _image_header(path: str) -> sitk.ImageFileReader:
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(path)
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as e:
+        raise LandmarkError(f"cannot read image {path}: {' '.join(str(e).split())[:200]}") from None
+    if reader.GetDimension() != 3 or reader.GetNumberOfComponents() != 1:
+        raise LandmarkError(f"{path} is a {reader.GetDimension()}D image with {reader.GetNumberOfComponents()} "
+                            f"component(s); nnlandmark needs 3D scalar volumes (one file per channel)")
+    return reader
+
+
+def _geometry_of(reader: sitk.ImageFileReader) -> Geometry:
+    return Geometry.of_sitk_stuff({"origin": reader.GetOrigin(), "spacing": reader.GetSpacing(),
+                                   "direction": reader.GetDirection()})
+
+
+def _inside(index: np.ndarray, size) -> np.ndarray:
+    return np.all((index >= -0.5) & (index < np.asarray(size) - 0.5), axis=-1)
+
+
+def _to_index(case: CaseSource, geometry: Geometry, size) -> Dict[str, np.ndarray]:
+    """Landmarks -> continuous ITK index, refusing points outside the image with a hint when a mix-up of LPS and RAS
+    explains it."""
+    system = case.coordinate_system
+    if system not in ("LPS", "RAS", "voxel"):
+        raise LandmarkError(f"{case.source}: unknown coordinate system '{system}' (LPS, RAS or voxel)")
+    names = list(case.landmarks)
+    if not names:
+        return {}
+    points = np.array([np.asarray(case.landmarks[n], float).reshape(3) for n in names])
+    if not np.all(np.isfinite(points)):
+        raise LandmarkError(f"{case.source}: landmark coordinates must be finite numbers")
+    world = lps_to_ras(points) if system == "RAS" else points
+    index = points if system == "voxel" else geometry.world_to_index(world)
+    inside = _inside(index, size)
+    if not inside.any() and len(names) > 1:
+        hint = ""
+        if system != "voxel" and _inside(geometry.world_to_index(lps_to_ras(world)), size).all():
+            other = "RAS" if system == "LPS" else "LPS"
+            hint = f"; read as {other} they would all lie inside: is the file's coordinate system {other}?"
+        raise LandmarkError(f"{case.source}: none of its {len(names)} landmarks lies inside image {case.images[0]} "
+                            f"(image and annotation do not overlap){hint}")
+    if not inside.all():
+        bad = names[int(np.argmin(inside))]
+        raise LandmarkError(f"{case.source}: landmark '{bad}' at voxel {np.round(index[names.index(bad)], 2).tolist()} "
+                            f"lies outside image {case.images[0]} of size {list(size)}")
+    return dict(zip(names, index))
+
+
+def _check_case(case: CaseSource, n_channels: int) -> _Checked:
+    if not _CASE_ID.match(case.case):
+        raise LandmarkError(f"case ID '{case.case}' ({case.source}) may only hold letters, digits, '.', '_' and '-'")
+    if len(case.images) != n_channels:
+        raise LandmarkError(f"case '{case.case}' has {len(case.images)} image channel(s), the first case has "
+                            f"{n_channels}: {', '.join(case.images)}")
+    readers = [_image_header(p) for p in case.images]
+    for path, reader in zip(case.images[1:], readers[1:]):
+        if (reader.GetSize() != readers[0].GetSize()
+                or not np.allclose(reader.GetSpacing(), readers[0].GetSpacing(), atol=1e-5)
+                or not np.allclose(reader.GetOrigin(), readers[0].GetOrigin(), atol=1e-4)
+                or not np.allclose(reader.GetDirection(), readers[0].GetDirection(), atol=1e-5)):
+            raise LandmarkError(f"channel {path} has another size or geometry than {case.images[0]}")
+    geometry = _geometry_of(readers[0])
+    index = _to_index(case, geometry, readers[0].GetSize())
+    reference = sitk.Image(list(readers[0].GetSize()), sitk.sitkUInt8)
+    reference.SetOrigin(readers[0].GetOrigin())
+    reference.SetSpacing(readers[0].GetSpacing())
+    reference.SetDirection(readers[0].GetDirection())
+    return _Checked(case, reference, index, {n: geometry.index_to_world(i) for n, i in index.items()})
+
+
+def _landmark_order(cases: Sequence[CaseSource], landmark_names: Optional[Sequence[str]]) -> List[str]:
+    seen = list(dict.fromkeys(n for c in cases for n in list(c.landmarks) + list(c.missing)))
+    if landmark_names is None:
+        names = seen
+    else:
+        names = [str(n) for n in landmark_names]
+        if len(set(names)) != len(names):
+            raise LandmarkError(f"landmark names {names} contain duplicates")
+        for case in cases:
+            unknown = [n for n in list(case.landmarks) + list(case.missing) if n not in names]
+            if unknown:
+                raise LandmarkError(f"{case.source}: landmark '{unknown[0]}' is not one of {names}")
+    if not names:
+        raise LandmarkError("no landmarks in any annotation file")
+    if "background" in names:
+        raise LandmarkError("a landmark may not be called 'background' (nnU-Net's label 0)")
+    return names
+
+
+def _check_cases(cases: Sequence[CaseSource]) -> None:
+    if not cases:
+        raise LandmarkError("no cases to convert")
+    first = {}
+    for case in cases:
+        if case.case in first:
+            raise LandmarkError(f"duplicate case ID '{case.case}': {first[case.case]} and {case.source}")
+        first[case.case] = case.source
+
+
+def _check_splits(splits: list, train: Sequence[str]) -> list:
+    train = set(train)
+    if not isinstance(splits, list) or not splits:
+        raise LandmarkError("splits must be a non-empty list of {'train': [...], 'val': [...]} folds")
+    for k, fold in enumerate(splits):
+        if not isinstance(fold, dict) or not isinstance(fold.get("train"), list) or not isinstance(fold.get("val"), list):
+            raise LandmarkError(f"splits fold {k} must be {{'train': [...], 'val': [...]}}")
+        unknown = [c for c in fold["train"] + fold["val"] if c not in train]
+        if unknown:
+            raise LandmarkError(f"splits fold {k} names case '{unknown[0]}', which is not a training case")
+    return splits
+
+
+def _warn_about(checked: Sequence[_Checked], names: Sequence[str]) -> None:
+    absent = {n: [c.source.case for c in checked if n not in c.index] for n in names}
+    absent = {n: cases for n, cases in absent.items() if cases}
+    if absent:
+        text = "; ".join(f"'{n}' in {len(c)} case(s) ({', '.join(c[:3])}{', ...' if len(c) > 3 else ''})"
+                         for n, c in absent.items())
+        warnings.warn(f"landmarks missing (recorded as null in {LANDMARKS_VOXEL_JSON}): {text}", ConversionWarning)
+    close = [(c.source.case, a, b) for c in checked for a, b in overlapping_cubes(c.index)]
+    if close:
+        text = ", ".join(f"{case}: '{a}'/'{b}'" for case, a, b in close[:5]) + (", ..." if len(close) > 5 else "")
+        warnings.warn(f"{len(close)} landmark pair(s) closer than the 3x3x3 cube ({text}); their shared voxels go to "
+                      f"the nearer landmark, which shifts each cube's centre by up to 1 voxel", ConversionWarning)
+
+
+def _claim_folder(raw_root: str, dataset_id: int, name: str, overwrite: bool) -> str:
+    if not 1 <= int(dataset_id) <= 999:
+        raise LandmarkError(f"dataset ID {dataset_id} must lie in 1..999")
+    if not _CASE_ID.match(name):
+        raise LandmarkError(f"dataset name '{name}' may only hold letters, digits, '.', '_' and '-'")
+    folder = join(raw_root, f"Dataset{int(dataset_id):03d}_{name}")
+    prefix = f"Dataset{int(dataset_id):03d}_"
+    others = [d for d in (os.listdir(raw_root) if isdir(raw_root) else [])
+              if d.startswith(prefix) and d != os.path.basename(folder) and isdir(join(raw_root, d))
+              and not d.endswith((".partial", ".old"))]
+    if others:
+        raise LandmarkError(f"dataset ID {dataset_id} is already used by {join(raw_root, others[0])}; "
+                            f"choose another ID")
+    if isdir(folder) and not overwrite:
+        raise LandmarkError(f"{folder} already exists; pass --overwrite to replace it")
+    return folder
+
+
+def _write_image(source: str, target: str) -> None:
+    image = sitk.ReadImage(source)
+    values = sitk.GetArrayViewFromImage(image)
+    if np.issubdtype(values.dtype, np.floating) and not np.all(np.isfinite(values)):
+        raise LandmarkError(f"image {source} contains NaN or infinite values")
+    if source.lower().endswith(FILE_ENDING):
+        shutil.copyfile(source, target)
+    else:
+        sitk.WriteImage(image, target, useCompression=True)
+
+
+def _dump(content, path: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(content, f, indent=2)
+
+
+def write_landmark_dataset(cases: Sequence[CaseSource], raw_root: str, dataset_id: int, name: str, *,
+                           landmark_names: Optional[Sequence[str]] = None, test_cases: Sequence[str] = (),
+                           channel_names: Optional[Dict[str, str]] = None, splits: Optional[list] = None,
+                           folds: Optional[int] = None, seed: int = 12345, overwrite: bool = False,
+                           dataset_json_extra: Optional[dict] = None) -> str:
+    """Check every case, then write ``raw_root/DatasetXXX_name``: imagesTr/labelsTr (+ imagesTs/labelsTs for
+    ``test_cases``), dataset.json with the landmarks as labels 1..N in ``landmark_names`` order, the landmark
+    positions as continuous ITK index and LPS mm (null where absent), spacing.json and, given ``splits`` or
+    ``folds``, splits_final.json (copied into nnUNet_preprocessed by nnLandmark_plan_and_preprocess)."""
+    _check_cases(cases)
+    names = _landmark_order(cases, landmark_names)
+    labels = {n: i + 1 for i, n in enumerate(names)}
+    ids = [c.case for c in cases]
+    test_cases = list(dict.fromkeys(test_cases))
+    unknown = [c for c in test_cases if c not in ids]
+    if unknown:
+        raise LandmarkError(f"test case '{unknown[0]}' is not among the {len(ids)} cases")
+    train = [c for c in ids if c not in set(test_cases)]
+    if not train:
+        raise LandmarkError("every case is a test case; nothing is left to train on")
+    if splits is not None:
+        splits = _check_splits(splits, train)
+    elif folds is not None:
+        if not 2 <= folds <= len(train):
+            raise LandmarkError(f"--folds {folds} needs between 2 and {len(train)} (the training cases)")
+        from nnunetv2.utilities.crossval_split import generate_crossval_split
+        splits = generate_crossval_split(train, seed=seed, n_splits=folds)
+    folder = _claim_folder(raw_root, dataset_id, name, overwrite)
+
+    n_channels = len(cases[0].images)
+    checked = [_check_case(c, n_channels)
+               for c in tqdm(cases, desc="checking cases", unit="case", leave=False)]
+    _warn_about(checked, names)
+
+    partial = folder + ".partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        for sub in ("imagesTr", "labelsTr") + (("imagesTs", "labelsTs") if test_cases else ()):
+            os.makedirs(join(partial, sub))
+        for item in tqdm(checked, desc="writing images and label cubes", unit="case"):
+            split = "Ts" if item.source.case in test_cases else "Tr"
+            for channel, path in enumerate(item.source.images):
+                _write_image(path, join(partial, f"images{split}", f"{item.source.case}_{channel:04d}{FILE_ENDING}"))
+            sitk.WriteImage(landmarks_to_labelmap(item.reference, item.index, labels),
+                            join(partial, f"labels{split}", item.source.case + FILE_ENDING), useCompression=True)
+        dataset_json = {"channel_names": channel_names or {str(c): "image" for c in range(n_channels)},
+                        "labels": {"background": 0, **labels}, "numTraining": len(train),
+                        "file_ending": FILE_ENDING, **(dataset_json_extra or {})}
+        _dump(dataset_json, join(partial, "dataset.json"))
+        _dump({c.source.case: {n: c.index[n].tolist() if n in c.index else None for n in names} for c in checked},
+              join(partial, LANDMARKS_VOXEL_JSON))
+        _dump({c.source.case: {n: c.world[n].tolist() if n in c.world else None for n in names} for c in checked},
+              join(partial, LANDMARKS_WORLD_JSON))
+        _dump({c.source.case: list(c.reference.GetSpacing()) for c in checked}, join(partial, SPACING_JSON))
+        if splits is not None:
+            _dump(splits, join(partial, "splits_final.json"))
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    if isdir(folder):
+        shutil.rmtree(folder)
+    os.replace(partial, folder)
+    return folder
