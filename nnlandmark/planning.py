@@ -36,7 +36,7 @@ def plan_and_preprocess(dataset_id: int, configurations: Sequence[str] = ('3d_fu
     require_path('nnUNet_preprocessed')
     name = dataset_name(dataset_id)
     planner_cls = planner_class(planner)
-    present = verify_landmark_dataset(join(raw, name))
+    present = verify_landmark_dataset(join(raw, name), check_image_values=verify_dataset_integrity)
     extract_fingerprint_dataset(int(dataset_id), num_processes=num_processes,
                                 check_dataset_integrity=verify_dataset_integrity, verbose=False)
     plans, plans_identifier = plan_experiment_dataset(int(dataset_id), planner_cls)

@@ -34,14 +34,14 @@ def test_unknown_dataset_is_named(capsys, monkeypatch, tmp_path):
     assert "dataset 123 not found" in err
 
 
-def _raw_dataset(root, seg):
+def _raw_dataset(root, seg, ending=".nii.gz"):
     folder = root / "Dataset042_Bad"
     (folder / "labelsTr").mkdir(parents=True)
     (folder / "imagesTr").mkdir()
     json.dump({"channel_names": {"0": "x"}, "labels": {"background": 0, "nasion": 1, "sella": 2},
-               "numTraining": 1, "file_ending": ".nii.gz"}, open(folder / "dataset.json", "w"))
-    sitk.WriteImage(sitk.GetImageFromArray(seg), str(folder / "labelsTr" / "case_a.nii.gz"))
-    sitk.WriteImage(sitk.GetImageFromArray(seg.astype(np.float32)), str(folder / "imagesTr" / "case_a_0000.nii.gz"))
+               "numTraining": 1, "file_ending": ending}, open(folder / "dataset.json", "w"))
+    sitk.WriteImage(sitk.GetImageFromArray(seg), str(folder / "labelsTr" / f"case_a{ending}"))
+    sitk.WriteImage(sitk.GetImageFromArray(seg.astype(np.float32)), str(folder / "imagesTr" / f"case_a_0000{ending}"))
 
 
 @pytest.mark.parametrize("paint, message", [
@@ -57,6 +57,35 @@ def test_plan_rejects_label_maps_that_are_not_one_cube_per_landmark(capsys, monk
     monkeypatch.setenv("nnUNet_preprocessed", str(tmp_path / "pre"))
     err = fails_with(capsys, plan_and_preprocess.main, ["-d", "42"])
     assert message in err and "case_a.nii.gz" in err
+
+
+def _shift_label_origin(folder):
+    label = sitk.ReadImage(str(folder / "labelsTr" / "case_a.nii.gz"))
+    label.SetOrigin((0.0, 0.0, 2.5))
+    sitk.WriteImage(label, str(folder / "labelsTr" / "case_a.nii.gz"))
+
+
+def _nan_image(folder):  # NIfTI cannot carry NaN through SimpleITK (read as 0); MetaImage can
+    image = sitk.ReadImage(str(folder / "imagesTr" / "case_a_0000.mha"))
+    pixels = sitk.GetArrayFromImage(image)
+    pixels[0, 0, 0] = np.nan
+    sitk.WriteImage(sitk.GetImageFromArray(pixels), str(folder / "imagesTr" / "case_a_0000.mha"))
+
+
+@pytest.mark.parametrize("spoil, ending, argv, message", [
+    (_shift_label_origin, ".nii.gz", [], "case_a.nii.gz and {folder}/imagesTr/case_a_0000.nii.gz differ in origin "
+                                         "([0.0, 0.0, 2.5] vs [0.0, 0.0, 0.0])"),
+    (_nan_image, ".mha", ["--verify_dataset_integrity"], "image {folder}/imagesTr/case_a_0000.mha contains NaN"),
+])
+def test_plan_rejects_misaligned_labels_and_nan_images(capsys, monkeypatch, tmp_path, spoil, ending, argv, message):
+    seg = np.zeros((16, 16, 16), np.uint8)
+    seg[1:4, 1:4, 1:4] = 1
+    _raw_dataset(tmp_path, seg, ending)
+    spoil(tmp_path / "Dataset042_Bad")
+    monkeypatch.setenv("nnUNet_raw", str(tmp_path))
+    monkeypatch.setenv("nnUNet_preprocessed", str(tmp_path / "pre"))
+    err = fails_with(capsys, plan_and_preprocess.main, ["-d", "42"] + argv)
+    assert message.format(folder=tmp_path / "Dataset042_Bad") in err
 
 
 def test_cube_painting_refuses_shared_voxels_and_points_outside():

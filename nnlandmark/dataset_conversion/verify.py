@@ -12,8 +12,35 @@ from nnlandmark.dataset_conversion.labelmap import count_blobs
 from nnlandmark.errors import LandmarkError
 
 
-def verify_landmark_dataset(raw_dataset_folder: str) -> Dict[str, Set[int]]:
-    """Raise a LandmarkError naming the file and landmark at the first violation; return each case's labels."""
+def _header(path: str) -> sitk.ImageFileReader:
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(path)
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:
+        raise LandmarkError(f"cannot read image {path}") from None
+    return reader
+
+
+def _check_image(label_path: str, image_path: str, check_values: bool) -> None:
+    """The label map must share the image's grid exactly: landmark world coordinates come from it. nnU-Net only warns
+    about origin/direction differences, which would put every landmark in the wrong place."""
+    if not isfile(image_path):
+        raise LandmarkError(f"{label_path} has no image {image_path}")
+    image, label = _header(image_path), _header(label_path)
+    for what, a, b, tol in (("size", image.GetSize(), label.GetSize(), 0), ("spacing", image.GetSpacing(),
+                            label.GetSpacing(), 1e-5), ("origin", image.GetOrigin(), label.GetOrigin(), 1e-4),
+                            ("direction", image.GetDirection(), label.GetDirection(), 1e-5)):
+        if not np.allclose(a, b, atol=tol, rtol=0):
+            raise LandmarkError(f"{label_path} and {image_path} differ in {what} ({np.round(b, 4).tolist()} vs "
+                                f"{np.round(a, 4).tolist()}); the label map must be on the image's grid")
+    if check_values and not np.all(np.isfinite(sitk.GetArrayViewFromImage(sitk.ReadImage(image_path)))):
+        raise LandmarkError(f"image {image_path} contains NaN or infinite values")
+
+
+def verify_landmark_dataset(raw_dataset_folder: str, check_image_values: bool = False) -> Dict[str, Set[int]]:
+    """Raise a LandmarkError naming the file and landmark at the first violation; return each case's labels.
+    Label maps must sit on their image's grid; ``check_image_values`` also reads every image for NaN/Inf."""
     dataset_json_file = join(raw_dataset_folder, 'dataset.json')
     if not isfile(dataset_json_file):
         raise LandmarkError(f"{dataset_json_file} not found")
@@ -37,7 +64,10 @@ def verify_landmark_dataset(raw_dataset_folder: str) -> Dict[str, Set[int]]:
             if blobs != 1:
                 raise LandmarkError(f"{path}: landmark '{names[value]}' (label {value}) has {blobs} separate blobs; "
                                     f"each landmark must be a single 3x3x3 cube")
-        present[os.path.basename(path)[:-len(dataset_json['file_ending'])]] = {int(v) for v in np.unique(seg) if v}
+        case = os.path.basename(path)[:-len(dataset_json['file_ending'])]
+        _check_image(path, join(raw_dataset_folder, 'imagesTr', f"{case}_0000{dataset_json['file_ending']}"),
+                     check_image_values)
+        present[case] = {int(v) for v in np.unique(seg) if v}
     return present
 
 
