@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 import SimpleITK as sitk
+import torch
 
 from nnlandmark.commands import demo, plan_and_preprocess, predict, train
 from nnlandmark.dataset_conversion.labelmap import landmarks_to_labelmap
@@ -57,6 +58,18 @@ def test_plan_rejects_label_maps_that_are_not_one_cube_per_landmark(capsys, monk
     monkeypatch.setenv("nnUNet_preprocessed", str(tmp_path / "pre"))
     err = fails_with(capsys, plan_and_preprocess.main, ["-d", "42"])
     assert message in err and "case_a.nii.gz" in err
+
+
+def test_train_names_missing_plans_and_a_missing_gpu(capsys, monkeypatch, tmp_path):
+    seg = np.zeros((16, 16, 16), np.uint8)
+    _raw_dataset(tmp_path, seg)
+    for variable in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        monkeypatch.setenv(variable, str(tmp_path))
+    err = fails_with(capsys, train.main, ["42", "3d_fullres", "0", "-device", "cpu"])
+    assert f"{tmp_path / 'Dataset042_Bad' / 'nnUNetPlans.json'} not found: run nnLandmark_plan_and_preprocess" in err
+    if not torch.cuda.is_available():  # the message a user without a GPU gets
+        err = fails_with(capsys, train.main, ["42", "3d_fullres", "0", "-device", "cuda"])
+        assert "-device cuda requested but no CUDA GPU is available; use -device cpu" in err
 
 
 def _shift_label_origin(folder):

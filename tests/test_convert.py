@@ -211,3 +211,14 @@ def test_pairing_and_dataset_errors(tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit):
         convert_command.main(base + ["-d", "37", "-n", "X"])
     assert "environment variable nnUNet_raw is not set" in capsys.readouterr().err
+
+
+def test_channels_on_different_grids_are_refused(tmp_path, capsys, monkeypatch):
+    make_inputs(tmp_path, n=1, ending=".nii.gz", channels=2)
+    second = tmp_path / "images" / "case0_0001.nii.gz"
+    image = sitk.ReadImage(str(second))
+    image.SetSpacing((1.0, 1.0, 1.0))
+    sitk.WriteImage(image, str(second))
+    code, out, err = run(["-i", str(tmp_path / "images"), "-l", str(tmp_path / "landmarks"), "-d", "38", "-n", "X"],
+                         capsys, tmp_path, monkeypatch)
+    assert code == 2 and f"channel {second} has another size or geometry than" in err

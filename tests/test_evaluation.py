@@ -176,4 +176,14 @@ def test_cli_empty_intersection_is_an_error(pred_dir, tmp_path, capsys):
     gt.write_text(json.dumps({"zz": {"A": [0, 0, 0]}}))
     with pytest.raises(SystemExit) as exc:
         main(["-pred", str(pred_dir), "-gt", str(gt)])
-    assert exc.value.code == 2 and "no (case, landmark) pair" in capsys.readouterr().err
+    assert exc.value.code == 2 and "share no case (prediction: c1, c2" in capsys.readouterr().err
+
+
+def test_cli_disjoint_landmark_names_are_named(pred_dir, tmp_path, capsys):
+    gt = tmp_path / "gt.json"
+    gt.write_text(json.dumps({"c1": {"nasion": [0, 0, 0]}, "c2": {"nasion": [0, 0, 0]}}))
+    with pytest.raises(SystemExit) as exc:
+        main(["-pred", str(pred_dir), "-gt", str(gt)])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert exc.value.code == 2
+    assert "share no landmark name (prediction: A, B, C; ground truth: nasion)" in err

@@ -10,7 +10,7 @@ import shutil
 import warnings
 from dataclasses import dataclass
 from os.path import isdir, join
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import SimpleITK as sitk

@@ -48,6 +48,20 @@ def coverage(pred: Landmarks, gt: Landmarks) -> Dict[str, list]:
     }
 
 
+def _nothing_in_common(info: dict) -> str:
+    """Why no (case, landmark) pair could be compared, naming what each side has."""
+    def some(items):
+        return ", ".join(list(items)[:4]) + (", ..." if len(items) > 4 else "")
+    if info.get("landmarks_only_in_prediction") and info.get("landmarks_only_in_ground_truth"):
+        return (f"prediction and ground truth share no landmark name (prediction: "
+                f"{some(info['landmarks_only_in_prediction'])}; ground truth: "
+                f"{some(info['landmarks_only_in_ground_truth'])})")
+    if info.get("cases_only_in_prediction") and info.get("cases_only_in_ground_truth"):
+        return (f"prediction and ground truth share no case (prediction: {some(info['cases_only_in_prediction'])}; "
+                f"ground truth: {some(info['cases_only_in_ground_truth'])})")
+    return "no (case, landmark) pair is present in both prediction and ground truth"
+
+
 def _pct(errors: np.ndarray, t: float) -> float:
     return float(100.0 * np.mean(errors <= t))
 
@@ -56,7 +70,7 @@ def summarize(errors: Iterable[RadialError], thresholds=(2, 2.5, 3, 4), coverage
     """Pooled (micro) statistics plus per-landmark and per-case tables, ready for JSON."""
     records = [RadialError(*r) for r in errors]
     if not records:
-        raise LandmarkError("no (case, landmark) pair is present in both prediction and ground truth")
+        raise LandmarkError(_nothing_in_common(coverage_info or {}))
     e = np.array([r.error_mm for r in records], float)
     summary = {
         "mre_mm": float(e.mean()), "std_mm": float(e.std(ddof=0)),

@@ -39,7 +39,7 @@ class LandmarkPredictor(nnUNetPredictor):
     @classmethod
     def from_model_folder(cls, model_folder: str, folds: Optional[Sequence[Union[int, str]]] = None,
                           checkpoint_name: str = 'checkpoint_final.pth', **kwargs) -> "LandmarkPredictor":
-        from nnlandmark.trainers import trainer_class_by_name
+        from nnlandmark.trainers import all_trainer_classes, trainer_class_by_name
         for name in ('plans.json', 'dataset.json'):
             if not isfile(join(model_folder, name)):
                 raise LandmarkError(f"{join(model_folder, name)} not found: is this a trained nnlandmark model folder?")
@@ -50,7 +50,11 @@ class LandmarkPredictor(nnUNetPredictor):
         checkpoints = [load_checkpoint(join(model_folder, f'fold_{f}', checkpoint_name)) for f in folds]
         plans_manager = PlansManager(load_json(join(model_folder, 'plans.json')))
         dataset_json = load_json(join(model_folder, 'dataset.json'))
-        trainer_name = checkpoints[0]['trainer_name']
+        trainer_name = checkpoints[0].get('trainer_name')
+        if trainer_name not in all_trainer_classes():
+            raise LandmarkError(f"{join(model_folder, f'fold_{folds[0]}', checkpoint_name)} was trained by "
+                                f"'{trainer_name}', not by an nnlandmark trainer: segmentation models are predicted "
+                                f"with nnUNetv2_predict")
         configuration_manager = plans_manager.get_configuration(checkpoints[0]['init_args']['configuration'])
         network = trainer_class_by_name(trainer_name).build_network_architecture(
             plans_manager, configuration_manager,
@@ -123,6 +127,9 @@ class LandmarkPredictor(nnUNetPredictor):
         else:
             data, _, properties = preprocessor.run_case([str(i) for i in images], None, *args)
             source = os.path.basename(str(images[0]))
+        if not np.all(np.isfinite(data)):
+            where = source if isinstance(images[0], sitk.Image) else ", ".join(str(i) for i in images)
+            raise LandmarkError(f"image {where} contains NaN or infinite values")
         landmarks = self.predict_preprocessed(torch.from_numpy(data), properties)
         return case_prediction(case or source, source, landmarks)
 

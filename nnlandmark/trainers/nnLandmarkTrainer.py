@@ -1,4 +1,5 @@
 """nnU-Net trainer turned landmark detector: N sigmoid heatmap channels, EDT targets, BCE top-k (paper §2)."""
+import os
 from os.path import join
 from time import time
 from typing import List
@@ -92,6 +93,14 @@ class nnLandmarkTrainer(nnUNetTrainer):
         if self.local_rank == 0:
             self.logger.plot_progress_png(self.output_folder)
         self.current_epoch += 1
+
+    def save_checkpoint(self, filename: str) -> None:
+        """nnU-Net's checkpoint, written to a temporary file and renamed: a run killed while saving keeps its previous
+        checkpoint intact for ``--c``."""
+        temporary = f"{filename}.tmp{os.getpid()}"
+        super().save_checkpoint(temporary)
+        if os.path.isfile(temporary):  # only rank 0 writes
+            os.replace(temporary, filename)
 
     def perform_actual_validation(self, save_probabilities: bool = False):
         """Predict this fold's validation cases, write CASE.json files and an MRE summary in mm."""

@@ -17,11 +17,12 @@ class nnLandmarkTrainer_CPU(nnLandmarkTrainer):
     """Short CPU schedule (DESIGN.md §6): AdamW 3e-3, 40 epochs x 50 iterations; use with small plans."""
     initial_lr_cpu = 3e-3
     epochs, iterations, val_iterations = 40, 50, 5
+    checkpoint_every = 10  # epochs between checkpoint_latest.pth saves
 
     def __init__(self, plans, configuration, fold, dataset_json, device=torch.device('cuda')):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.initial_lr = self.initial_lr_cpu
-        self.save_every = 10
+        self.save_every = self.checkpoint_every
 
     def configure_optimizers(self):
         optimizer = torch.optim.AdamW(self.network.parameters(), self.initial_lr, weight_decay=self.weight_decay)
@@ -37,5 +38,7 @@ for _r in (7, 11, 19, 23):  # paper Table 3: heatmap radius
     _variant(nnLandmarkTrainer, f"EDT{_r}", f"Ablation: EDT radius {_r} voxels.", heatmap_radius=float(_r))
 for _k in (10, 30, 40, 50, 60, 70, 80, 90, 100):  # paper Table 3: share of voxels kept by the loss
     _variant(nnLandmarkTrainer, f"TopK{_k}", f"Ablation: BCE top {_k} %.", topk_percent=float(_k))
+_variant(nnLandmarkTrainer_CPU, "4epochs", "A pipeline check in about a minute on CPU: 4 epochs x 10 iterations, "
+         "a checkpoint every epoch.", epochs=4, iterations=10, val_iterations=2, checkpoint_every=1)
 for _e in (1, 5, 10, 50, 100, 250, 500):
     _variant(nnLandmarkTrainer, f"{_e}epochs", f"The paper's recipe for {_e} epochs.", epochs=_e)
