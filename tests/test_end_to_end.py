@@ -2,6 +2,8 @@
 import json
 
 import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
 
 from conftest import run
 from nnlandmark.landmark_files import read_fcsv, read_mrk_json
@@ -12,7 +14,7 @@ def test_predict_and_evaluate_reach_under_two_voxels(trained):
     predictions = root / "predictions"
     run("nnLandmark_predict", env, "-i", raw / "imagesTs", "-o", predictions, "-d", 991,
         "-tr", "nnLandmarkTrainer_CPU", "-p", "nnLandmarkCPUPlans", "-device", "cpu", "--disable_tqdm", "--qc",
-        "--format", "json,mrk.json,fcsv,csv")
+        "--format", "json,mrk.json,fcsv,csv", "--save_labelmap")
     files = sorted(f for f in predictions.glob("*.json") if not f.name.endswith(".mrk.json"))
     assert sorted(p.stem for p in (predictions / "qc").glob("*.png")) == [f.stem for f in files]
     assert [f.stem for f in files] == [f"sphere_{i:03d}" for i in range(20, 24)]
@@ -23,6 +25,11 @@ def test_predict_and_evaluate_reach_under_two_voxels(trained):
     assert lm["label"] == 3 and 0.0 <= lm["likelihood"] <= 1.0
     # world = origin + D (spacing * voxel) with the synthetic geometry: origin (-30, 12.5, 100), y flipped
     np.testing.assert_allclose(lm["world"], np.array([-30.0, 12.5, 100.0]) + np.array(lm["voxel"]) * [1, -1, 1])
+    labelmap = sitk.ReadImage(str(predictions / "sphere_020.nii.gz"))
+    image = sitk.ReadImage(str(raw / "imagesTs" / "sphere_020_0000.nii.gz"))
+    assert labelmap.GetOrigin() == image.GetOrigin() and labelmap.GetDirection() == image.GetDirection()
+    cube = sitk.GetArrayFromImage(labelmap) == lm["label"]
+    np.testing.assert_array_equal(ndimage.center_of_mass(cube)[::-1], np.rint(lm["voxel"]))
     for reader, suffix in ((read_mrk_json, ".mrk.json"), (read_fcsv, ".fcsv")):
         points = reader(predictions / f"sphere_020{suffix}")
         assert set(points) == set(case["landmarks"])
@@ -46,7 +53,6 @@ def test_final_validation_writes_case_files_and_summary(trained):
 
 
 def test_python_api_matches_the_command_for_a_path_and_a_simpleitk_image(trained):
-    import SimpleITK as sitk
     import torch
     from nnlandmark.inference.predictor import LandmarkPredictor
 

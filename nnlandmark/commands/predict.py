@@ -1,4 +1,4 @@
-"""nnLandmark_predict -i INPUT_DIR -o OUTPUT_DIR -d ID [-c 3d_fullres] [-f FOLDS...] [-tr] [-p] [-chk] [-device] [--format json,mrk.json,fcsv,csv] [--qc]"""
+"""nnLandmark_predict -i INPUT_DIR -o OUTPUT_DIR -d ID [-c 3d_fullres] [-f FOLDS...] [-tr] [-p] [-chk] [-device] [--format json,mrk.json,fcsv,csv] [--save_labelmap] [--qc]"""
 import argparse
 from os.path import basename, join
 
@@ -29,6 +29,9 @@ def main(argv=None):
     parser.add_argument('--format', default='json',
                         help=f"comma list of {','.join(FORMATS)}: besides CASE.json also write CASE.mrk.json (Slicer), "
                              "CASE.fcsv and CASE.csv (name,x,y,z world LPS mm + i,j,k voxel)")
+    parser.add_argument('--save_labelmap', action='store_true',
+                        help='also write OUTPUT_DIR/CASE<file_ending>: a 3x3x3 cube per predicted landmark on the input '
+                             "image's grid (open it over the image in any viewer)")
     parser.add_argument('--qc', action='store_true',
                         help='also write OUTPUT_DIR/qc/CASE.png: three slices through each predicted landmark')
     args = parser.parse_args(argv)
@@ -42,6 +45,9 @@ def main(argv=None):
     print(f"{len(written)} case(s) predicted into {args.o}")
     if any(f != 'json' for f in formats):
         write_formats_for_predictions(written, formats)
+    if args.save_labelmap:
+        from nnlandmark.inference.prediction_files import write_prediction_labelmaps
+        write_prediction_labelmaps(written, args.i, predictor.dataset_json['file_ending'])
     if args.qc:
         from nnlandmark.evaluation.qc import qc_for_predictions
         cases = [basename(w)[:-len('.json')] for w in written]

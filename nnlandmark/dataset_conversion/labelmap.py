@@ -21,12 +21,13 @@ def overlapping_cubes(landmarks_index: Mapping[str, np.ndarray]) -> List[Tuple[s
 
 
 def landmarks_to_labelmap(reference: sitk.Image, landmarks_index: Mapping[str, np.ndarray],
-                          labels: Mapping[str, int]) -> sitk.Image:
+                          labels: Mapping[str, int], strict: bool = True) -> sitk.Image:
     """Paint a cube of value ``labels[name]`` at the nearest voxel of each landmark (ITK index).
 
     Where the cubes of close landmarks overlap, each shared voxel goes to the landmark whose continuous
     position is nearest, so every landmark keeps a blob around its own voxel instead of being overwritten.
-    Raises when a landmark lies outside the image or two landmarks share their nearest voxel.
+    ``strict`` (training labels) raises when a landmark lies outside the image or two landmarks share their nearest
+    voxel; otherwise (pictures of predictions) such landmarks simply get fewer or no voxels.
     """
     size_xyz = np.array(reference.GetSize())
     owner: Dict[tuple, Tuple[float, str]] = {}  # voxel (x, y, z) -> (distance, landmark)
@@ -35,9 +36,11 @@ def landmarks_to_labelmap(reference: sitk.Image, landmarks_index: Mapping[str, n
         index = np.asarray(index, float)
         centre = np.rint(index).astype(int)
         if np.any(centre < 0) or np.any(centre >= size_xyz):
+            if not strict:
+                continue
             raise LandmarkError(f"landmark '{name}' at voxel {np.round(index, 2).tolist()} lies outside the image "
                                 f"of size {size_xyz.tolist()}")
-        if tuple(centre) in nearest:
+        if tuple(centre) in nearest and strict:
             raise LandmarkError(f"landmarks '{name}' and '{nearest[tuple(centre)]}' both lie nearest to voxel "
                                 f"{centre.tolist()}: they cannot both be encoded at this resolution")
         nearest[tuple(centre)] = name
@@ -51,12 +54,30 @@ def landmarks_to_labelmap(reference: sitk.Image, landmarks_index: Mapping[str, n
     for (x, y, z), (_, name) in owner.items():
         seg[z, y, x] = labels[name]
     lost = set(landmarks_index) - {name for _, name in owner.values()}
-    if lost:
+    if lost and strict:
         raise LandmarkError(f"landmark '{sorted(lost)[0]}' has no voxel left: its neighbours are closer to all of "
                             f"its cube")
     image = sitk.GetImageFromArray(seg)
     image.CopyInformation(reference)
     return image
+
+
+def prediction_labelmap(image_path: str, prediction: dict) -> sitk.Image:
+    """A label map on the grid of the predicted image (read from its header only) with a cube at each predicted
+    landmark that is present; label values as in the prediction."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(image_path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:
+        raise LandmarkError(f"cannot read image {image_path}") from None
+    reference = sitk.Image(list(reader.GetSize()[:3]), sitk.sitkUInt8)
+    reference.SetOrigin(reader.GetOrigin()[:3])
+    reference.SetSpacing(reader.GetSpacing()[:3])
+    reference.SetDirection(np.asarray(reader.GetDirection()).reshape(reader.GetDimension(), -1)[:3, :3].ravel())
+    entries = {name: e for name, e in prediction["landmarks"].items() if e.get("present", True)}
+    return landmarks_to_labelmap(reference, {name: np.asarray(e["voxel"], float) for name, e in entries.items()},
+                                 {name: int(e["label"]) for name, e in entries.items()}, strict=False)
 
 
 def landmarks_from_labelmap(seg_zyx: np.ndarray, labels: Mapping[str, int]) -> Dict[str, np.ndarray]:

@@ -40,3 +40,21 @@ def find_input_cases(folder: str, file_ending: str, n_channels: int) -> Dict[str
                                 f"{n_channels} (named {case}_0000{file_ending} ...)")
         cases[str(case)] = paths
     return cases
+
+
+def write_prediction_labelmaps(prediction_jsons: List[str], input_dir: str, file_ending: str) -> List[str]:
+    """Each CASE.json -> CASE<file_ending> next to it: the predicted cubes on the grid of CASE_0000<file_ending>."""
+    import SimpleITK as sitk
+    from nnlandmark.dataset_conversion.labelmap import prediction_labelmap
+    written = []
+    for path in prediction_jsons:
+        with open(path, encoding="utf-8") as f:
+            prediction = json.load(f)
+        case = os.path.basename(path)[:-len(".json")]
+        target = os.path.join(os.path.dirname(path), case + file_ending)
+        temporary = os.path.join(os.path.dirname(path), f".{case}.tmp{os.getpid()}{file_ending}")
+        sitk.WriteImage(prediction_labelmap(os.path.join(input_dir, f"{case}_0000{file_ending}"), prediction),
+                        temporary, useCompression=True)
+        os.replace(temporary, target)
+        written.append(target)
+    return written
