@@ -34,6 +34,9 @@ def _generic_parser() -> argparse.ArgumentParser:
     folds = parser.add_mutually_exclusive_group()
     folds.add_argument("--folds", type=int, help="write a K-fold splits_final.json of the training cases (--seed)")
     folds.add_argument("--splits", help="nnU-Net splits_final.json to ship with the dataset")
+    parser.add_argument("--may-be-absent", type=lambda text: [n.strip() for n in text.split(",") if n.strip()],
+                        help="comma list of landmarks (or 'all') that can truly be absent in a case: a missing one "
+                             "is then trained as 'not there'; otherwise a missing landmark counts as unannotated")
     parser.add_argument("--seed", type=int, default=12345)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset of that ID and name")
     return parser
@@ -78,7 +81,7 @@ def main(argv=None):
             try:
                 folder = convert(raw, args.d, args.n, args.images, args.landmarks, args.manifest,
                                  args.coordinate_system, args.test_cases, args.test_fraction, args.folds, args.splits,
-                                 args.seed, args.overwrite)
+                                 args.seed, args.overwrite, args.may_be_absent)
             finally:
                 _show_warnings(caught)
     print(f"wrote {folder}; next: nnLandmark_plan_and_preprocess -d {args.d} --verify_dataset_integrity")

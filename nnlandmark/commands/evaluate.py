@@ -65,6 +65,12 @@ def _qc(args, summary, pred, truth, out_dir):
 def _single(args, pred, truth, pairs, out_dir):
     from nnlandmark.evaluation.plots import errors_boxplot, sdr_curve
     summary, errors, bio = evaluate_points(pred, truth, tuple(args.thresholds), pairs)
+    if args.pred is not None:
+        from nnlandmark.evaluation.detection import detection_summary
+        from nnlandmark.evaluation.io import load_prediction_presence, load_truth_presence
+        detection = detection_summary(load_prediction_presence(args.pred[0]), load_truth_presence(args.gt))
+        if detection is not None:
+            summary["detection"] = detection
     write_summary(summary, out_dir)
     written = ["summary.json", "per_landmark.csv", "per_case.csv"]
     if pairs:
@@ -82,6 +88,9 @@ def _single(args, pred, truth, pairs, out_dir):
             print(f"warning: biometry pair {key}: no case has both landmarks in prediction and ground truth",
                   file=sys.stderr)
     print(format_table(summary))
+    if "detection" in summary:
+        from nnlandmark.evaluation.detection import format_detection
+        print("\n" + format_detection(summary["detection"]))
     if pairs:
         print("\nBiometry: " + summary["biometry"]["definition"])
         print(format_biometry(summary["biometry"]))

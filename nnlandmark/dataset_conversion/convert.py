@@ -161,7 +161,7 @@ def convert(raw_root: str, dataset_id: int, name: str, images_dir: Optional[str]
             landmarks_dir: Optional[str] = None, manifest: Optional[str] = None,
             coordinate_system: Optional[str] = None, test_cases_file: Optional[str] = None,
             test_fraction: Optional[float] = None, folds: Optional[int] = None, splits_file: Optional[str] = None,
-            seed: int = 12345, overwrite: bool = False) -> str:
+            seed: int = 12345, overwrite: bool = False, may_be_absent: Optional[Sequence[str]] = None) -> str:
     """The Python API behind ``nnLandmark_convert``; returns the written dataset folder."""
     if manifest is not None:
         if images_dir or landmarks_dir:
@@ -184,5 +184,7 @@ def convert(raw_root: str, dataset_id: int, name: str, images_dir: Optional[str]
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise LandmarkError(f"cannot read splits file {splits_file} ({type(e).__name__}: {e})") from None
     test = choose_test_cases([c.case for c in cases], test_cases_file, test_fraction, seed)
+    if may_be_absent is not None and list(may_be_absent) == ["all"]:
+        may_be_absent = list(dict.fromkeys(n for c in cases for n in list(c.landmarks) + list(c.missing)))
     return write_landmark_dataset(cases, raw_root, dataset_id, name, test_cases=test, splits=splits, folds=folds,
-                                  seed=seed, overwrite=overwrite)
+                                  seed=seed, overwrite=overwrite, may_be_absent=may_be_absent)

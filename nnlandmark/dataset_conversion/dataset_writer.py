@@ -19,6 +19,7 @@ from tqdm import tqdm
 from nnlandmark.dataset_conversion.labelmap import landmarks_to_labelmap, overlapping_cubes
 from nnlandmark.errors import LandmarkError
 from nnlandmark.geometry import Geometry, lps_to_ras
+from nnlandmark.presence import DATASET_KEY as PRESENCE_KEY
 
 FILE_ENDING = ".nii.gz"
 LANDMARKS_VOXEL_JSON = "all_landmarks_voxel.json"
@@ -216,14 +217,19 @@ def write_landmark_dataset(cases: Sequence[CaseSource], raw_root: str, dataset_i
                            landmark_names: Optional[Sequence[str]] = None, test_cases: Sequence[str] = (),
                            channel_names: Optional[Dict[str, str]] = None, splits: Optional[list] = None,
                            folds: Optional[int] = None, seed: int = 12345, overwrite: bool = False,
-                           dataset_json_extra: Optional[dict] = None) -> str:
+                           dataset_json_extra: Optional[dict] = None,
+                           may_be_absent: Optional[Sequence[str]] = None) -> str:
     """Check every case, then write ``raw_root/DatasetXXX_name``: imagesTr/labelsTr (+ imagesTs/labelsTs for
     ``test_cases``), dataset.json with the landmarks as labels 1..N in ``landmark_names`` order, the landmark
     positions as continuous ITK index and LPS mm (null where absent), spacing.json and, given ``splits`` or
-    ``folds``, splits_final.json (copied into nnUNet_preprocessed by nnLandmark_plan_and_preprocess)."""
+    ``folds``, splits_final.json (copied into nnUNet_preprocessed by nnLandmark_plan_and_preprocess).
+    ``may_be_absent`` names the landmarks whose absence in a case is real (see nnlandmark.presence)."""
     _check_cases(cases)
     names = _landmark_order(cases, landmark_names)
     labels = {n: i + 1 for i, n in enumerate(names)}
+    unknown = [n for n in (may_be_absent or ()) if n not in labels]
+    if unknown:
+        raise LandmarkError(f"--may-be-absent names '{unknown[0]}', which is not one of the landmarks {names}")
     ids = [c.case for c in cases]
     test_cases = list(dict.fromkeys(test_cases))
     unknown = [c for c in test_cases if c not in ids]
@@ -260,6 +266,8 @@ def write_landmark_dataset(cases: Sequence[CaseSource], raw_root: str, dataset_i
         dataset_json = {"channel_names": channel_names or {str(c): "image" for c in range(n_channels)},
                         "labels": {"background": 0, **labels}, "numTraining": len(train),
                         "file_ending": FILE_ENDING, **(dataset_json_extra or {})}
+        if may_be_absent:
+            dataset_json[PRESENCE_KEY] = [n for n in names if n in set(may_be_absent)]
         _dump(dataset_json, join(partial, "dataset.json"))
         _dump({c.source.case: {n: c.index[n].tolist() if n in c.index else None for n in names} for c in checked},
               join(partial, LANDMARKS_VOXEL_JSON))

@@ -7,7 +7,7 @@ flipped axis) so that world coordinates are exercised.
 import json
 import os
 from os.path import join
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 import SimpleITK as sitk
@@ -22,8 +22,9 @@ ORIGIN = (-30.0, 12.5, 100.0)
 DIRECTION = (1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0)
 
 
-def _case(rng: np.random.Generator, size: int, spacing):
-    """One image and its landmark centres (ITK index), spheres kept apart and inside the volume."""
+def _case(rng: np.random.Generator, size: int, spacing, absent=()):
+    """One image and its landmark centres (ITK index), spheres kept apart and inside the volume; spheres named in
+    ``absent`` are not drawn (and not returned)."""
     while True:
         centres = {n: rng.uniform(r + 3, size - r - 4, 3) for n, r in LANDMARKS.items()}
         pairs = [(a, b) for a in LANDMARKS for b in LANDMARKS if a < b]
@@ -32,8 +33,9 @@ def _case(rng: np.random.Generator, size: int, spacing):
     xyz = np.stack(np.meshgrid(*[np.arange(size)] * 3, indexing="ij"), -1)[..., ::-1]  # array (z,y,x) -> (x,y,z)
     background = ndimage.gaussian_filter(rng.normal(0, 1, (size,) * 3), 4) * 3
     image = background + rng.normal(0, 0.15, (size,) * 3)
-    for name, radius in LANDMARKS.items():
-        image += INTENSITY[name] * (np.linalg.norm(xyz - centres[name], axis=-1) <= radius)
+    centres = {n: c for n, c in centres.items() if n not in absent}
+    for name, centre in centres.items():
+        image += INTENSITY[name] * (np.linalg.norm(xyz - centre, axis=-1) <= LANDMARKS[name])
     itk = sitk.GetImageFromArray(image.astype(np.float32))
     itk.SetSpacing(spacing)
     itk.SetOrigin(ORIGIN)
@@ -43,8 +45,10 @@ def _case(rng: np.random.Generator, size: int, spacing):
 
 def make_synthetic_dataset(raw_root: str, dataset_id: int = 990, name: str = "SyntheticSpheres",
                            n_train: int = 20, n_test: int = 5, size: int = 64,
-                           spacing=(1.0, 1.0, 1.0), seed: int = 0) -> str:
-    """Write ``DatasetXXX_name`` (imagesTr/labelsTr/imagesTs/labelsTs, dataset.json, landmark JSONs)."""
+                           spacing=(1.0, 1.0, 1.0), seed: int = 0, absent_fraction: Optional[Dict[str, float]] = None) -> str:
+    """Write ``DatasetXXX_name`` (imagesTr/labelsTr/imagesTs/labelsTs, dataset.json, landmark JSONs).
+    ``absent_fraction`` {sphere: p}: that sphere is missing from a random share p of the cases (null in the JSONs,
+    declared in dataset.json's ``landmarks_may_be_absent``)."""
     folder = join(raw_root, f"Dataset{dataset_id:03d}_{name}")
     for sub in ("imagesTr", "labelsTr", "imagesTs", "labelsTs"):
         os.makedirs(join(folder, sub), exist_ok=True)
@@ -55,15 +59,18 @@ def make_synthetic_dataset(raw_root: str, dataset_id: int = 990, name: str = "Sy
     for i in range(n_train + n_test):
         split = "Tr" if i < n_train else "Ts"
         case = f"sphere_{i:03d}"
-        image, centres = _case(rng, size, spacing)
+        absent = [n for n, p in (absent_fraction or {}).items() if rng.uniform() < p]
+        image, centres = _case(rng, size, spacing, absent)
         sitk.WriteImage(image, join(folder, f"images{split}", f"{case}_0000.nii.gz"))
         sitk.WriteImage(landmarks_to_labelmap(image, centres, labels), join(folder, f"labels{split}", f"{case}.nii.gz"))
         geometry = Geometry.of_image(image)
-        voxel[case] = {n: c.tolist() for n, c in centres.items()}
-        world[case] = {n: geometry.index_to_world(c).tolist() for n, c in centres.items()}
+        voxel[case] = {n: centres[n].tolist() if n in centres else None for n in LANDMARKS}
+        world[case] = {n: geometry.index_to_world(centres[n]).tolist() if n in centres else None for n in LANDMARKS}
     dataset_json = {"channel_names": {"0": "synthetic"}, "labels": {"background": 0, **labels},
                     "numTraining": n_train, "file_ending": ".nii.gz",
                     "description": "nnlandmark synthetic spheres; landmarks are sphere centres"}
+    if absent_fraction:
+        dataset_json["landmarks_may_be_absent"] = sorted(absent_fraction)
     for file, content in (("dataset.json", dataset_json), ("all_landmarks_voxel.json", voxel),
                           ("all_landmarks_world.json", world)):
         with open(join(folder, file), "w") as f:

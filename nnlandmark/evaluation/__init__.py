@@ -4,7 +4,8 @@ from pathlib import Path
 
 from nnlandmark.evaluation.biometry import (biometry_errors, pairs_from_dataset, parse_pairs, summarize_biometry,
                                             write_biometry_csv)
-from nnlandmark.evaluation.io import load_ground_truth, load_predictions
+from nnlandmark.evaluation.detection import detection_summary
+from nnlandmark.evaluation.io import load_ground_truth, load_prediction_presence, load_predictions, load_truth_presence
 from nnlandmark.evaluation.metrics import RadialError, coverage, radial_errors, summarize
 from nnlandmark.evaluation.report import format_table, warnings, write_summary
 
@@ -32,6 +33,10 @@ def evaluate(pred_dir, gt, out_dir=None, thresholds=(2, 2.5, 3, 4), pairs=None) 
     if pairs is None:
         pairs = [] if isinstance(gt, Mapping) or not Path(gt).is_dir() else pairs_from_dataset(gt)
     summary, _, bio = evaluate_points(pred, truth, thresholds, pairs)
+    if not isinstance(gt, Mapping):
+        detection = detection_summary(load_prediction_presence(pred_dir), load_truth_presence(gt))
+        if detection is not None:
+            summary["detection"] = detection
     if out_dir is not None:
         write_summary(summary, out_dir)
         if pairs:

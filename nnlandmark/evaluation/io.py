@@ -32,12 +32,13 @@ def _xyz(value, where: str) -> np.ndarray:
     return xyz
 
 
-def load_predictions(pred_dir) -> Dict[str, Dict[str, np.ndarray]]:
-    """Every prediction JSON in a folder (files without "landmarks", e.g. summary.json, are not predictions)."""
+def _prediction_files(pred_dir):
+    """(path, case, system, landmarks dict) of every prediction JSON in a folder (files without "landmarks",
+    e.g. summary.json, are not predictions)."""
     pred_dir = Path(pred_dir)
     if not pred_dir.is_dir():
         raise LandmarkError(f"prediction folder {pred_dir} does not exist")
-    preds = {}
+    seen = set()
     for path in sorted(pred_dir.glob("*.json")):
         data = read_json(path)
         if path.name == "summary.json" or not isinstance(data, dict) or "landmarks" not in data:
@@ -48,19 +49,37 @@ def load_predictions(pred_dir) -> Dict[str, Dict[str, np.ndarray]]:
         if not isinstance(data["landmarks"], dict):
             raise LandmarkError(f"{path}: 'landmarks' must be an object {{name: {{'world': [x, y, z], ...}}}}")
         case = str(data.get("case") or path.name[:-len(".json")])
-        if case in preds:
+        if case in seen:
             raise LandmarkError(f"{path}: case '{case}' is predicted in more than one file")
+        seen.add(case)
+        yield path, case, system, data["landmarks"]
+    if not seen:
+        raise LandmarkError(f"no prediction JSON files (with a 'landmarks' key) in {pred_dir}")
+
+
+def _predicted_present(entry) -> bool:
+    return isinstance(entry, dict) and entry.get("world") is not None and entry.get("present", True) is not False
+
+
+def load_predictions(pred_dir) -> Dict[str, Dict[str, np.ndarray]]:
+    """{case: {name: world LPS}} of every landmark predicted present (``"present": false`` and a missing position
+    mean the model says the landmark is not there)."""
+    preds = {}
+    for path, case, system, landmarks in _prediction_files(pred_dir):
         points = {}
-        for name, entry in data["landmarks"].items():
-            world = entry.get("world") if isinstance(entry, dict) else None
-            if world is None:  # an absent landmark is simply not predicted
+        for name, entry in landmarks.items():
+            if not _predicted_present(entry):
                 continue
-            xyz = _xyz(world, f"{path}: landmark '{name}'")
+            xyz = _xyz(entry["world"], f"{path}: landmark '{name}'")
             points[name] = lps_to_ras(xyz) if system == "RAS" else xyz
         preds[case] = points
-    if not preds:
-        raise LandmarkError(f"no prediction JSON files (with a 'landmarks' key) in {pred_dir}")
     return preds
+
+
+def load_prediction_presence(pred_dir) -> Dict[str, Dict[str, bool]]:
+    """{case: {name: predicted present?}} for every landmark a prediction file lists."""
+    return {case: {name: _predicted_present(entry) for name, entry in landmarks.items()}
+            for _, case, _, landmarks in _prediction_files(pred_dir)}
 
 
 def _world_json(path: Path) -> Dict[str, Dict[str, np.ndarray]]:
@@ -121,3 +140,26 @@ def load_ground_truth(path) -> Dict[str, Dict[str, np.ndarray]]:
     if not gt:
         raise LandmarkError(f"no label files ending in '{ending}' in {path}/labelsTr or {path}/labelsTs")
     return gt
+
+
+def load_truth_presence(path) -> Dict[str, Dict[str, bool]]:
+    """{case: {name: truly present?}} where the ground truth says so: a landmarks JSON lists absent ones as null; a
+    raw dataset's label maps count a missing cube as absent only for landmarks its dataset.json declares
+    ``landmarks_may_be_absent`` (otherwise a missing cube just means "not annotated")."""
+    path = Path(path)
+    json_file = path if path.is_file() else path / WORLD_JSON
+    if json_file.is_file():
+        data = read_json(json_file)
+        if not isinstance(data, dict):
+            return {}
+        return {str(c): {n: v is not None for n, v in points.items()} for c, points in data.items()
+                if isinstance(points, dict)}
+    from nnlandmark.presence import may_be_absent
+    info = read_json(path / "dataset.json")
+    labels = dataset_labels(path / "dataset.json", info)
+    absent_ok = may_be_absent(info)
+    presence = {}
+    for sub in ("labelsTr", "labelsTs"):
+        for case, points in load_label_folder(path / sub, labels, info["file_ending"]).items():
+            presence[case] = {n: n in points for n in labels if n in points or n in absent_ok}
+    return presence

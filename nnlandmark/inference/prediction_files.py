@@ -10,8 +10,9 @@ from nnlandmark.errors import LandmarkError
 
 
 def case_prediction(case: str, image: str, landmarks: Dict[str, dict]) -> dict:
-    """``{"case", "image", "coordinate_system": "LPS", "landmarks": {NAME: {label, voxel, world, likelihood}}}``;
-    voxel is the continuous ITK index of the original image, world = origin + D @ (spacing * voxel) in mm."""
+    """``{"case", "image", "coordinate_system": "LPS", "landmarks": {NAME: {label, voxel, world, likelihood,
+    present}}}``; voxel is the continuous ITK index of the original image, world = origin + D @ (spacing * voxel) in
+    mm; present is false when the likelihood lies below the model's calibrated threshold (coordinates still given)."""
     return {"case": case, "image": image, "coordinate_system": "LPS", "landmarks": landmarks}
 
 

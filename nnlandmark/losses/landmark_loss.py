@@ -1,4 +1,7 @@
 """Heatmap regression losses that take nnU-Net's augmented label patch as target (paper §2)."""
+from contextlib import contextmanager
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -12,6 +15,18 @@ class TopKBCEHeatmapLoss(nn.Module):
     def __init__(self, num_landmarks: int, radius: float = 15.0, k_percent: float = 20.0):
         super().__init__()
         self.num_landmarks, self.radius, self.k_percent = num_landmarks, radius, k_percent
+        self.annotated: Optional[torch.Tensor] = None  # (B, N) bool while a batch with unannotated landmarks runs
+
+    @contextmanager
+    def annotated_only(self, annotated: Optional[torch.Tensor]):
+        """Within the block, (sample, landmark) pairs that are False do not contribute: a landmark nobody annotated
+        in a case must not be trained towards 'nothing here'. nnU-Net calls ``loss(output, target)`` with two
+        arguments, so the mask travels this way."""
+        self.annotated = annotated
+        try:
+            yield
+        finally:
+            self.annotated = None
 
     def per_voxel(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.binary_cross_entropy_with_logits(logits, target, reduction="none")
@@ -19,10 +34,14 @@ class TopKBCEHeatmapLoss(nn.Module):
     def forward(self, logits: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
         target = heatmap_targets(seg, self.num_landmarks, self.radius).to(logits.dtype)
         loss = self.per_voxel(logits.float(), target.float()).flatten(2)  # (B, N, V)
-        if self.k_percent >= 100:
-            return loss.mean()
-        k = max(1, int(round(loss.shape[-1] * self.k_percent / 100)))
-        return loss.topk(k, dim=-1, sorted=False).values.mean()
+        if self.k_percent < 100:
+            k = max(1, int(round(loss.shape[-1] * self.k_percent / 100)))
+            loss = loss.topk(k, dim=-1, sorted=False).values
+        per_channel = loss.mean(-1)  # (B, N)
+        if self.annotated is None:
+            return per_channel.mean()
+        weight = self.annotated.to(per_channel.device, per_channel.dtype)
+        return (per_channel * weight).sum() / weight.sum().clamp(min=1)
 
 
 class MSEHeatmapLoss(TopKBCEHeatmapLoss):
