@@ -22,6 +22,7 @@ from nnlandmark.geometry import Geometry
 from nnlandmark.inference.coordinates import preprocessed_to_original_index
 from nnlandmark.inference.peaks import channel_maxima, refine_peaks
 from nnlandmark.inference.prediction_files import case_prediction, find_input_cases, write_json_atomic
+from nnlandmark.presence import read_thresholds
 
 ImageInput = Union[str, Sequence[str], sitk.Image, Sequence[sitk.Image]]
 
@@ -35,6 +36,7 @@ class LandmarkPredictor(nnUNetPredictor):
         super().__init__(tile_step_size, use_gaussian, use_mirroring, perform_everything_on_device=True,
                          device=device, verbose=verbose, verbose_preprocessing=False, allow_tqdm=allow_tqdm)
         self.subvoxel = subvoxel  # False: the paper's integer argmax
+        self.presence_thresholds: Optional[Dict[str, float]] = None  # from nnLandmark_calibrate; None: all present
 
     @classmethod
     def from_model_folder(cls, model_folder: str, folds: Optional[Sequence[Union[int, str]]] = None,
@@ -65,7 +67,24 @@ class LandmarkPredictor(nnUNetPredictor):
         predictor = cls(**kwargs)
         predictor.manual_initialization(network, plans_manager, configuration_manager, parameters, dataset_json,
                                         trainer_name, checkpoints[0].get('inference_allowed_mirroring_axes'))
+        predictor.presence_thresholds = read_thresholds(model_folder)
         return predictor
+
+    def _internal_maybe_mirror_and_predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Test-time mirroring as nnU-Net's, but a flip along the left-right axis of a dataset with ``mirror_pairs``
+        also swaps the paired channels back (only those axes are allowed then)."""
+        if not (self.use_mirroring and self.allowed_mirroring_axes):
+            return self.network(x)
+        from itertools import combinations
+        from nnlandmark.trainers.mirroring import channel_permutation, mirror_pairs
+        swap = channel_permutation(self.dataset_json) if mirror_pairs(self.dataset_json) else None
+        axes = [a + 2 for a in self.allowed_mirroring_axes]
+        combos = [c for i in range(len(axes)) for c in combinations(axes, i + 1)]
+        prediction = self.network(x)
+        for flip in combos:
+            mirrored = torch.flip(self.network(torch.flip(x, flip)), flip)
+            prediction += mirrored[:, swap] if swap is not None else mirrored
+        return prediction / (len(combos) + 1)
 
     @property
     def landmark_labels(self) -> Dict[str, int]:
@@ -108,8 +127,9 @@ class LandmarkPredictor(nnUNetPredictor):
             peaks = refine_peaks(heat, peaks)
         index = preprocessed_to_original_index(peaks, heat.shape[1:], properties, self.plans_manager.transpose_backward)
         world = Geometry.of_sitk_stuff(properties['sitk_stuff']).index_to_world(index)
+        thresholds = self.presence_thresholds or {}
         return {name: {'label': label, 'voxel': index[i].tolist(), 'world': world[i].tolist(),
-                       'likelihood': float(likelihood[i])}
+                       'likelihood': float(likelihood[i]), 'present': bool(likelihood[i] >= thresholds.get(name, 0.0))}
                 for i, (name, label) in enumerate(self.landmark_labels.items())}
 
     def predict(self, image: ImageInput, case: Optional[str] = None) -> dict:

@@ -2,17 +2,20 @@
 import os
 from os.path import join
 from time import time
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 import torch
 from torch import distributed as dist
+from batchgeneratorsv2.transforms.spatial.mirroring import MirrorTransform
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.collate_outputs import collate_outputs
 from nnunetv2.utilities.helpers import dummy_context
 
 from nnlandmark.losses.heatmap import landmark_centres
 from nnlandmark.losses.landmark_loss import TopKBCEHeatmapLoss
+from nnlandmark.presence import annotated_in_cases
+from nnlandmark.trainers.mirroring import PairSwappingMirrorTransform, label_swap, left_right_axis, mirror_pairs
 from nnlandmark.trainers.progress_log import LandmarkProgressLog
 
 
@@ -31,6 +34,7 @@ class nnLandmarkTrainer(nnUNetTrainer):
         self.num_val_iterations_per_epoch = self.val_iterations
         self.num_landmarks = len(self.label_manager.foreground_labels)
         self.logger.local_logger = LandmarkProgressLog()
+        self._annotated_in_cases = None
 
     @staticmethod
     def build_network_architecture(plans_manager, configuration_manager, num_input_channels,
@@ -43,15 +47,49 @@ class nnLandmarkTrainer(nnUNetTrainer):
         return TopKBCEHeatmapLoss(self.num_landmarks, self.heatmap_radius, self.topk_percent)
 
     def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
-        """Mirroring off in training and at test time: it would swap left/right landmarks."""
+        """Mirroring off in training and at test time, since it would swap left/right landmarks, unless
+        dataset.json declares ``mirror_pairs``: then mirroring along the left-right axis only, with the pairs
+        swapped (see nnlandmark.trainers.mirroring)."""
         rotation, dummy_2d, initial_patch_size, _ = super().configure_rotation_dummyDA_mirroring_and_inital_patch_size()
-        self.inference_allowed_mirroring_axes = None
-        return rotation, dummy_2d, initial_patch_size, None
+        axes = (self.left_right_axis(),) if mirror_pairs(self.dataset_json) else None
+        self.inference_allowed_mirroring_axes = axes
+        return rotation, dummy_2d, initial_patch_size, axes
+
+    def left_right_axis(self) -> int:
+        from glob import glob
+        from batchgenerators.utilities.file_and_folder_operations import load_pickle
+        directions = [load_pickle(p)['sitk_stuff']['direction']
+                      for p in glob(join(self.preprocessed_dataset_folder, '*.pkl'))]
+        return left_right_axis(directions, self.plans_manager.transpose_forward)
+
+    def get_training_transforms(self, patch_size, rotation_for_DA, deep_supervision_scales, mirror_axes,
+                                do_dummy_2d_data_aug, **kwargs):
+        """nnU-Net's pipeline; with mirror pairs its mirroring step is replaced by one that swaps the pairs."""
+        compose = nnUNetTrainer.get_training_transforms(patch_size, rotation_for_DA, deep_supervision_scales,
+                                                        mirror_axes, do_dummy_2d_data_aug, **kwargs)
+        if mirror_axes:
+            swap = label_swap(self.dataset_json)
+            compose.transforms = [PairSwappingMirrorTransform(t.allowed_axes, mirror_axes[0], swap)
+                                  if type(t) is MirrorTransform else t for t in compose.transforms]
+        return compose
+
+    def annotated(self, keys) -> Optional[torch.Tensor]:
+        """(B, N) bool: which landmarks of the batch's cases may be trained on (see nnlandmark.presence); None
+        when all of them, the usual case."""
+        if self._annotated_in_cases is None:
+            self._annotated_in_cases = annotated_in_cases(self.preprocessed_dataset_folder, self.dataset_json)
+        rows = np.stack([self._annotated_in_cases[k] for k in keys])
+        return None if rows.all() else torch.from_numpy(rows)
+
+    def train_step(self, batch: dict) -> dict:
+        with self.loss.annotated_only(self.annotated(batch['keys'])):
+            return super().train_step(batch)
 
     def validation_step(self, batch: dict) -> dict:
         data = batch['data'].to(self.device, non_blocking=True)
         seg = batch['target'].to(self.device, non_blocking=True)
-        with torch.autocast(self.device.type) if self.device.type == 'cuda' else dummy_context():
+        with torch.autocast(self.device.type) if self.device.type == 'cuda' else dummy_context(), \
+                self.loss.annotated_only(self.annotated(batch['keys'])):
             output = self.network(data)
             loss = self.loss(output, seg)
         error_sum, error_count = patch_landmark_errors(output.float(), seg, self.num_landmarks)
