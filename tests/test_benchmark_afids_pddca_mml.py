@@ -7,7 +7,7 @@ import pytest
 import SimpleITK as sitk
 from scipy import ndimage
 
-from nnlandmark.dataset_conversion.benchmarks import afids, mml, pddca
+from nnlandmark.dataset_conversion.benchmarks import afids, mml, pddca, split_file
 from nnlandmark.dataset_conversion.dataset_writer import ConversionWarning
 from nnlandmark.errors import LandmarkError
 from nnlandmark.geometry import lps_to_ras
@@ -203,7 +203,7 @@ def test_pddca_converts_case_folders(tmp_path):
 
 
 def test_pddca_split_file():
-    split = pddca.load_split()
+    split = json.loads(Path(split_file("pddca")).read_text())
     assert len(split["cases"]) == 33 and len(split["test"]) == 7 and set(split["test"]) <= set(split["cases"])
     assert "not public" in split["source"] or "not published" in split["source"]
 

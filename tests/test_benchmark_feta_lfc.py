@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from nnlandmark.dataset_conversion.benchmarks import feta, lfc
+from nnlandmark.dataset_conversion.benchmarks import feta, lfc, split_file
 from nnlandmark.dataset_conversion.dataset_writer import ConversionWarning
 from nnlandmark.errors import LandmarkError
 
@@ -116,7 +116,7 @@ def make_feta_case(root, rng, subject, rec, labels=FETA_VOXELS):
 def feta_tree(tmp_path):
     rng = np.random.default_rng(804)
     root = tmp_path / "download" / "feta_2.4"
-    split = feta.load_split()
+    split = json.loads(Path(split_file("feta")).read_text())
     test_case = split["test"][0]
     train = [c for c in split["cases"] if c not in split["test"]][:2]
     truth = {}

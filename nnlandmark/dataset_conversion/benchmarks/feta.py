@@ -44,7 +44,6 @@ Payette et al. 2021 (Scientific Data 8:167) and Sanchez et al. 2024, "Fetal Tiss
 Biometry - MICCAI 2024", Zenodo, doi:10.5281/zenodo.11192452.
 """
 import glob
-import json
 import warnings
 from os.path import basename, dirname, isdir, isfile, join
 from typing import Dict, List, Tuple
@@ -54,6 +53,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from nnlandmark.dataset_conversion.dataset_writer import CaseSource, ConversionWarning, write_landmark_dataset
+from nnlandmark.dataset_conversion.benchmarks import shipped_test_cases, split_file
 from nnlandmark.errors import LandmarkError
 from nnlandmark.geometry import Geometry, numpy_to_itk_index
 
@@ -72,13 +72,9 @@ MEASUREMENTS = {
 LANDMARKS = tuple(f"{abbr}_{k}" for abbr, *_ in MEASUREMENTS.values() for k in (1, 2))
 BIOMETRY_PAIRS = [(f"{abbr}_1", f"{abbr}_2") for abbr, *_ in MEASUREMENTS.values()]
 BIOMETRY_NAMES = {f"{abbr}_1:{abbr}_2": name for abbr, name, *_ in MEASUREMENTS.values()}
-SPLIT_FILE = join(dirname(__file__), "splits", "feta.json")
+SPLIT_FILE = split_file("feta")
 _AXES = ("left-right", "anterior-posterior", "superior-inferior")
 
-
-def load_split() -> dict:
-    with open(SPLIT_FILE, encoding="utf-8") as f:
-        return json.load(f)
 
 
 def _root(source_dir: str) -> str:
@@ -200,12 +196,7 @@ def collect_cases(source_dir: str) -> Tuple[List[CaseSource], List[str]]:
         warnings.warn(f"the re-alignment transform of {len(notes['not_rigid'])} case(s) is not rigid, so landmark "
                       f"distances in the original images differ from the biometry measured in the re-aligned space: "
                       f"{_summary(notes['not_rigid'])}", ConversionWarning)
-    listed = load_split()["test"]
-    absent = [c for c in listed if c not in cases]
-    if absent:
-        warnings.warn(f"{len(absent)} of the {len(listed)} test cases of {SPLIT_FILE} have no landmark file under "
-                      f"{root} ({_summary(absent)}): the test set is smaller than the benchmark's", ConversionWarning)
-    return [cases[c] for c in sorted(cases)], [c for c in listed if c in cases]
+    return [cases[c] for c in sorted(cases)], shipped_test_cases("feta", cases, root)
 
 
 def convert(source_dir: str, raw_root: str, dataset_id: int = DEFAULT_ID, name: str = DEFAULT_NAME,

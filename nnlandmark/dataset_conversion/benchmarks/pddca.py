@@ -28,13 +28,12 @@ Medical Physics 44(5):2020-2036. The images stem from the RTOG 0522 trial.
 """
 import filecmp
 import glob
-import json
 import os
-import warnings
 from os.path import basename, dirname, isdir, isfile, join
 from typing import Dict, List, Tuple
 
-from nnlandmark.dataset_conversion.dataset_writer import CaseSource, ConversionWarning, write_landmark_dataset
+from nnlandmark.dataset_conversion.dataset_writer import CaseSource, write_landmark_dataset
+from nnlandmark.dataset_conversion.benchmarks import shipped_test_cases, split_file
 from nnlandmark.errors import LandmarkError
 from nnlandmark.landmark_files import read_fcsv
 
@@ -42,12 +41,8 @@ DEFAULT_NAME = "PDDCA"
 DEFAULT_ID = 803
 LANDMARKS = ("chin", "mand_l", "mand_r", "occ_bone", "odont_proc")
 IMAGE = "img.nrrd"
-SPLIT_FILE = join(dirname(__file__), "splits", "pddca.json")
+SPLIT_FILE = split_file("pddca")
 
-
-def load_split() -> dict:
-    with open(SPLIT_FILE, encoding="utf-8") as f:
-        return json.load(f)
 
 
 def _case_folders(source_dir: str) -> List[str]:
@@ -105,13 +100,7 @@ def collect_cases(source_dir: str) -> Tuple[List[CaseSource], List[str]]:
     if not cases:
         raise LandmarkError(f"none of the {len(folders)} case folders under {source_dir} holds a landmark file "
                             f"(Landmarks_0001.fcsv); PDDCA 1.4.1 has one in the 33 cases 0522c0001..0522c0479")
-    listed = load_split()["test"]
-    absent = [c for c in listed if c not in cases]
-    if absent:
-        warnings.warn(f"{len(absent)} of the {len(listed)} test cases of {SPLIT_FILE} have no landmark file under "
-                      f"{source_dir} ({', '.join(absent[:3])}{', ...' if len(absent) > 3 else ''}): the test set is "
-                      f"smaller than the benchmark's", ConversionWarning)
-    return [cases[c] for c in sorted(cases)], [c for c in listed if c in cases]
+    return [cases[c] for c in sorted(cases)], shipped_test_cases("pddca", cases, source_dir)
 
 
 def convert(source_dir: str, raw_root: str, dataset_id: int = DEFAULT_ID, name: str = DEFAULT_NAME,
