@@ -7,6 +7,7 @@ import pytest
 import SimpleITK as sitk
 from scipy import ndimage
 
+from fabricate import rotation
 from nnlandmark.dataset_conversion.benchmarks import afids, mml, pddca, split_file
 from nnlandmark.dataset_conversion.dataset_writer import ConversionWarning
 from nnlandmark.errors import LandmarkError
@@ -16,20 +17,12 @@ SIZE = 20
 GRID = (2, 6, 10, 14, 18)  # 4 voxels apart: jittered landmarks keep their 3x3x3 cubes apart
 
 
-def _rotation(angles):
-    a, b, c = angles
-    rx = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
-    ry = np.array([[np.cos(b), 0, np.sin(b)], [0, 1, 0], [-np.sin(b), 0, np.cos(b)]])
-    rz = np.array([[np.cos(c), -np.sin(c), 0], [np.sin(c), np.cos(c), 0], [0, 0, 1]])
-    return rx @ ry @ rz
-
-
 def make_image(rng, spacing=None):
     """20^3 image with a non-trivial origin, anisotropic spacing and an oblique direction."""
     image = sitk.GetImageFromArray(rng.normal(100, 20, (SIZE, SIZE, SIZE)).astype(np.float32))
     image.SetSpacing(spacing or tuple(rng.uniform(0.5, 1.5, 3)))
     image.SetOrigin(tuple(rng.uniform(-80, 80, 3)))
-    image.SetDirection(_rotation(rng.uniform(-0.4, 0.4, 3)).ravel().tolist())
+    image.SetDirection(rotation(rng.uniform(-0.4, 0.4, 3)).ravel().tolist())
     return image
 
 

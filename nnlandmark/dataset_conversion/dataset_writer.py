@@ -50,7 +50,8 @@ class _Checked:
     world: Dict[str, np.ndarray]    # name -> LPS mm
 
 
-def _image_header(path: str) -> sitk.ImageFileReader:
+def read_image_header(path: str) -> sitk.ImageFileReader:
+    """The header of a 3D scalar image (no pixels read), or a LandmarkError naming the file."""
     reader = sitk.ImageFileReader()
     reader.SetFileName(path)
     try:
@@ -107,7 +108,7 @@ def _check_case(case: CaseSource, n_channels: int) -> _Checked:
     if len(case.images) != n_channels:
         raise LandmarkError(f"case '{case.case}' has {len(case.images)} image channel(s), the first case has "
                             f"{n_channels}: {', '.join(case.images)}")
-    readers = [_image_header(p) for p in case.images]
+    readers = [read_image_header(p) for p in case.images]
     for path, reader in zip(case.images[1:], readers[1:]):
         if (reader.GetSize() != readers[0].GetSize()
                 or not np.allclose(reader.GetSpacing(), readers[0].GetSpacing(), atol=1e-5)

@@ -8,18 +8,9 @@ import SimpleITK as sitk
 from batchgenerators.utilities.file_and_folder_operations import load_json, load_pickle, subfiles
 from tqdm import tqdm
 
+from nnlandmark.dataset_conversion.dataset_writer import read_image_header
 from nnlandmark.dataset_conversion.labelmap import count_blobs
 from nnlandmark.errors import LandmarkError
-
-
-def _header(path: str) -> sitk.ImageFileReader:
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(path)
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError:
-        raise LandmarkError(f"cannot read image {path}") from None
-    return reader
 
 
 def _check_image(label_path: str, image_path: str, check_values: bool) -> None:
@@ -27,7 +18,7 @@ def _check_image(label_path: str, image_path: str, check_values: bool) -> None:
     about origin/direction differences, which would put every landmark in the wrong place."""
     if not isfile(image_path):
         raise LandmarkError(f"{label_path} has no image {image_path}")
-    image, label = _header(image_path), _header(label_path)
+    image, label = read_image_header(image_path), read_image_header(label_path)
     for what, a, b, tol in (("size", image.GetSize(), label.GetSize(), 0), ("spacing", image.GetSpacing(),
                             label.GetSpacing(), 1e-5), ("origin", image.GetOrigin(), label.GetOrigin(), 1e-4),
                             ("direction", image.GetDirection(), label.GetDirection(), 1e-5)):

@@ -39,7 +39,8 @@ from typing import List, Optional, Tuple
 import numpy as np
 import SimpleITK as sitk
 
-from nnlandmark.dataset_conversion.dataset_writer import CaseSource, ConversionWarning, write_landmark_dataset
+from nnlandmark.dataset_conversion.dataset_writer import (CaseSource, ConversionWarning, read_image_header,
+                                                       write_landmark_dataset)
 from nnlandmark.errors import LandmarkError
 
 DEFAULT_NAME = "MML"
@@ -91,13 +92,8 @@ def _case_id(stem: str) -> str:
 
 def _spacing_fixed(volume: str, spacing: np.ndarray, scratch_dir: Optional[str], case: str) -> Optional[str]:
     """None when the NRRD header spacing equals _spacing.npy, else the path of a copy with the _spacing.npy spacing."""
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(volume)
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError as e:
-        raise LandmarkError(f"cannot read image {volume}: {' '.join(str(e).split())[:200]}") from None
-    if reader.GetDimension() == 3 and np.allclose(reader.GetSpacing(), spacing, rtol=1e-4, atol=1e-5):
+    reader = read_image_header(volume)
+    if np.allclose(reader.GetSpacing(), spacing, rtol=1e-4, atol=1e-5):
         return None
     if scratch_dir is None:
         raise LandmarkError(f"{volume} has spacing {list(reader.GetSpacing())} in its header but "
