@@ -3,7 +3,6 @@ import itertools
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 REFINE_RADIUS = 3     # voxels around the integer maximum that may contribute
 REFINE_DROP = 0.15    # voxels more than this below the maximum get no weight
@@ -11,9 +10,9 @@ REFINE_DROP = 0.15    # voxels more than this below the maximum get no weight
 
 def channel_maxima(heat: torch.Tensor):
     """(N, *spatial) -> integer peak positions (N, D) as numpy and the maxima (N,)."""
-    values, flat_index = heat.flatten(1).float().max(dim=1)
+    values, flat_index = heat.flatten(1).max(dim=1)  # in the stack's own dtype: no float32 copy of it
     peaks = np.stack(np.unravel_index(flat_index.numpy(), heat.shape[1:]), -1)
-    return peaks, values.numpy()
+    return peaks, values.float().numpy()
 
 
 def refine_peaks(heat: torch.Tensor, peaks: np.ndarray, radius: int = REFINE_RADIUS,
@@ -21,14 +20,17 @@ def refine_peaks(heat: torch.Tensor, peaks: np.ndarray, radius: int = REFINE_RAD
     """Weighted centroid of ``max(h - (h_peak - drop), 0)`` in a (2r+1)^D window around each peak.
 
     The centre of a symmetric peak or plateau, not its first voxel: beats the integer argmax floor of
-    about 0.48 voxel mean error for uniformly distributed true positions. One gather, no loop over channels.
+    about 0.48 voxel mean error for uniformly distributed true positions. One gather of N windows straight from
+    the (fp16) stack, no copy of it and no loop over channels; voxels outside the volume count as 0.
     """
     n, dims = heat.shape[0], heat.ndim - 1
-    padded = F.pad(heat.float(), (radius, radius) * dims, value=0.0)
     offsets = np.array(list(itertools.product(range(-radius, radius + 1), repeat=dims)))  # (K, D)
     positions = peaks[:, None, :] + offsets[None]                                          # (N, K, D)
-    index = (torch.arange(n)[:, None], *[torch.from_numpy(positions[..., d] + radius) for d in range(dims)])
-    window = padded[index]                                                                  # (N, K)
+    shape = np.array(heat.shape[1:])
+    inside = torch.from_numpy(np.all((positions >= 0) & (positions < shape), -1))
+    clipped = np.clip(positions, 0, shape - 1)
+    index = (torch.arange(n)[:, None], *[torch.from_numpy(clipped[..., d]) for d in range(dims)])
+    window = heat[index].float() * inside                                                   # (N, K)
     peak_values = window[:, len(offsets) // 2:len(offsets) // 2 + 1]
     weights = (window - (peak_values - drop)).clamp(min=0).numpy()
     return (weights[..., None] * positions).sum(1) / weights.sum(1, keepdims=True)
