@@ -98,6 +98,15 @@ def write_csv(path: str, landmarks: Dict[str, Sequence[float]],
     write_text_atomic(buf.getvalue(), path)
 
 
+def read_text_lines(path: str) -> List[str]:
+    """A text annotation file's lines (UTF-8, a BOM tolerated), or a LandmarkError naming the file."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            return f.read().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise LandmarkError(f"{path} cannot be read ({type(e).__name__}: {e})") from None
+
+
 def _finite_point(values, where: str) -> np.ndarray:
     try:
         point = np.array([float(v) for v in values], float)
@@ -166,11 +175,7 @@ def read_fcsv(path: str) -> Dict[str, np.ndarray]:
 
 
 def _read_fcsv(path: str) -> "LandmarkFile":
-    try:
-        with open(path, newline="") as f:
-            lines = f.read().splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise LandmarkError(f"{path} cannot be read ({type(e).__name__}: {e})") from None
+    lines = read_text_lines(path)
     system, version, status_column, landmarks, missing = "LPS", None, None, {}, []
     for number, line in enumerate(lines, start=1):
         where = f"{path} line {number}"
@@ -224,11 +229,7 @@ def _named_columns(header: List[str], path: str):
 def _read_csv(path: str) -> LandmarkFile:
     """``name,x,y,z`` rows, header optional (``i,j,k`` columns mean voxel); ``# coordinate_system = LPS`` lines
     declare the system; a row with empty coordinates is a missing landmark."""
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            lines = f.read().splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise LandmarkError(f"{path} cannot be read ({type(e).__name__}: {e})") from None
+    lines = read_text_lines(path)
     system, columns, points, missing = None, None, {}, []
     for number, line in enumerate(lines, start=1):
         where = f"{path} line {number}"

@@ -44,6 +44,7 @@ import numpy as np
 
 from nnlandmark.dataset_conversion.dataset_writer import CaseSource, write_landmark_dataset
 from nnlandmark.errors import LandmarkError
+from nnlandmark.landmark_files import read_text_lines
 
 DEFAULT_NAME = "AFIDs"
 DEFAULT_ID = 801
@@ -98,11 +99,7 @@ def _number(value: str) -> Optional[int]:
 def read_afids_fcsv(path: str) -> Tuple[Dict[str, Tuple[float, float, float]], str, List[str]]:
     """AFIDs fcsv -> ({LANDMARKS name: (x, y, z)} in the file's system, "RAS" or "LPS", [names without position])."""
     _exists(path, "landmark file")
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise LandmarkError(f"{path} cannot be read ({type(e).__name__}: {e})") from None
+    lines = read_text_lines(path)
     system, points, missing = "RAS", {}, []  # AFIDs files are RAS; say so in the header or not
     for number, line in enumerate(lines, start=1):
         where = f"{path} line {number}"
