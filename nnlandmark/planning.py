@@ -37,8 +37,13 @@ def plan_and_preprocess(dataset_id: int, configurations: Sequence[str] = ('3d_fu
     name = dataset_name(dataset_id)
     planner_cls = planner_class(planner)
     present = verify_landmark_dataset(join(raw, name), check_image_values=verify_dataset_integrity)
-    extract_fingerprint_dataset(int(dataset_id), num_processes=num_processes,
-                                check_dataset_integrity=verify_dataset_integrity, verbose=False)
+    try:
+        extract_fingerprint_dataset(int(dataset_id), num_processes=num_processes,
+                                    check_dataset_integrity=verify_dataset_integrity, verbose=False)
+    except (RuntimeError, AssertionError, FileNotFoundError) as e:
+        if not verify_dataset_integrity:
+            raise
+        raise LandmarkError(f"nnU-Net's dataset integrity check failed for {name}: {str(e).splitlines()[0]}") from e
     plans, plans_identifier = plan_experiment_dataset(int(dataset_id), planner_cls)
     preprocess_dataset(int(dataset_id), plans_identifier, tuple(configurations), num_processes=[num_processes])
     _ship_splits(join(raw, name), join(require_path('nnUNet_preprocessed'), name))

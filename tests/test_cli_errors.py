@@ -85,10 +85,17 @@ def _nan_image(folder):  # NIfTI cannot carry NaN through SimpleITK (read as 0);
     sitk.WriteImage(sitk.GetImageFromArray(pixels), str(folder / "imagesTr" / "case_a_0000.mha"))
 
 
+def _claim_two_cases(folder):
+    dataset_json = json.load(open(folder / "dataset.json"))
+    json.dump({**dataset_json, "numTraining": 2}, open(folder / "dataset.json", "w"))
+
+
 @pytest.mark.parametrize("spoil, ending, argv, message", [
     (_shift_label_origin, ".nii.gz", [], "case_a.nii.gz and {folder}/imagesTr/case_a_0000.nii.gz differ in origin "
                                          "([0.0, 0.0, 2.5] vs [0.0, 0.0, 0.0])"),
     (_nan_image, ".mha", ["--verify_dataset_integrity"], "image {folder}/imagesTr/case_a_0000.mha contains NaN"),
+    (_claim_two_cases, ".nii.gz", ["--verify_dataset_integrity"], "nnU-Net's dataset integrity check failed for "
+     "Dataset042_Bad: Did not find the expected number of training cases (2). Found 1 instead."),
 ])
 def test_plan_rejects_misaligned_labels_and_nan_images(capsys, monkeypatch, tmp_path, spoil, ending, argv, message):
     seg = np.zeros((16, 16, 16), np.uint8)

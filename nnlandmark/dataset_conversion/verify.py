@@ -25,7 +25,8 @@ def _check_image(label_path: str, image_path: str, check_values: bool) -> None:
         if not np.allclose(a, b, atol=tol, rtol=0):
             raise LandmarkError(f"{label_path} and {image_path} differ in {what} ({np.round(b, 4).tolist()} vs "
                                 f"{np.round(a, 4).tolist()}); the label map must be on the image's grid")
-    if check_values and not np.all(np.isfinite(sitk.GetArrayViewFromImage(sitk.ReadImage(image_path)))):
+    # a copy, not GetArrayViewFromImage: a view of a temporary image reads freed memory
+    if check_values and not np.all(np.isfinite(sitk.GetArrayFromImage(sitk.ReadImage(image_path)))):
         raise LandmarkError(f"image {image_path} contains NaN or infinite values")
 
 
