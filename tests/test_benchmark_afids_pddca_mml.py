@@ -65,9 +65,9 @@ def check_dataset(folder, names, truth, test_cases):
         seg = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / f"labels{split}" / f"{case}.nii.gz")))
         present = [n for n in names if n in points]
         centres = ndimage.center_of_mass(np.ones_like(seg), seg, [names.index(n) + 1 for n in present])
-        for name, centre in zip(present, centres):
-            np.testing.assert_allclose(np.asarray(centre)[::-1], np.rint(points[name]), atol=1e-6)
-            assert np.count_nonzero(seg == names.index(name) + 1) == 27
+        for name, centre in zip(present, centres):  # sub-voxel encoded cubes: centre of mass nearer than the voxel
+            error = np.linalg.norm(np.asarray(centre)[::-1] - points[name])
+            assert error <= np.linalg.norm(np.rint(points[name]) - points[name]) + 1e-9
 
 
 # ---------------------------------------------------------------- AFIDs

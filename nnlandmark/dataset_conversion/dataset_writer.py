@@ -177,7 +177,8 @@ def _warn_about(checked: Sequence[_Checked], names: Sequence[str]) -> None:
     if close:
         text = ", ".join(f"{case}: '{a}'/'{b}'" for case, a, b in close[:5]) + (", ..." if len(close) > 5 else "")
         warnings.warn(f"{len(close)} landmark pair(s) closer than the 3x3x3 cube ({text}); their shared voxels go to "
-                      f"the nearer landmark, which shifts each cube's centre by up to 1 voxel", ConversionWarning)
+                      f"the nearer landmark and each blob is trimmed to keep its centre of mass near its landmark "
+                      f"(typically within 0.1-0.3 voxel)", ConversionWarning)
 
 
 def _claim_folder(raw_root: str, dataset_id: int, name: str, overwrite: bool) -> str:

@@ -45,10 +45,11 @@ def _case(rng: np.random.Generator, size: int, spacing, absent=()):
 
 def make_synthetic_dataset(raw_root: str, dataset_id: int = 990, name: str = "SyntheticSpheres",
                            n_train: int = 20, n_test: int = 5, size: int = 64,
-                           spacing=(1.0, 1.0, 1.0), seed: int = 0, absent_fraction: Optional[Dict[str, float]] = None) -> str:
+                           spacing=(1.0, 1.0, 1.0), seed: int = 0, absent_fraction: Optional[Dict[str, float]] = None,
+                           subvoxel_cubes: bool = True) -> str:
     """Write ``DatasetXXX_name`` (imagesTr/labelsTr/imagesTs/labelsTs, dataset.json, landmark JSONs).
     ``absent_fraction`` {sphere: p}: that sphere is missing from a random share p of the cases (null in the JSONs,
-    declared in dataset.json's ``landmarks_may_be_absent``)."""
+    declared in dataset.json's ``landmarks_may_be_absent``). ``subvoxel_cubes=False``: the paper's plain cubes."""
     folder = join(raw_root, f"Dataset{dataset_id:03d}_{name}")
     for sub in ("imagesTr", "labelsTr", "imagesTs", "labelsTs"):
         os.makedirs(join(folder, sub), exist_ok=True)
@@ -62,7 +63,8 @@ def make_synthetic_dataset(raw_root: str, dataset_id: int = 990, name: str = "Sy
         absent = [n for n, p in (absent_fraction or {}).items() if rng.uniform() < p]
         image, centres = _case(rng, size, spacing, absent)
         sitk.WriteImage(image, join(folder, f"images{split}", f"{case}_0000.nii.gz"))
-        sitk.WriteImage(landmarks_to_labelmap(image, centres, labels), join(folder, f"labels{split}", f"{case}.nii.gz"))
+        sitk.WriteImage(landmarks_to_labelmap(image, centres, labels, subvoxel=subvoxel_cubes),
+                        join(folder, f"labels{split}", f"{case}.nii.gz"))
         geometry = Geometry.of_image(image)
         voxel[case] = {n: centres[n].tolist() if n in centres else None for n in LANDMARKS}
         world[case] = {n: geometry.index_to_world(centres[n]).tolist() if n in centres else None for n in LANDMARKS}
