@@ -69,3 +69,16 @@ def test_loss_is_differentiable():
     logits = torch.zeros(2, 3, 8, 8, 8, requires_grad=True)
     TopKBCEHeatmapLoss(3)(logits, _seg((8, 8, 8))).backward()
     assert logits.grad is not None and torch.count_nonzero(logits.grad) > 0
+
+
+def test_a_label_margin_lets_a_landmark_outside_the_patch_cast_its_cone_into_it():
+    seg = torch.zeros(1, 1, 16, 16, 16)
+    seg[0, 0, 0:3, 7:10, 7:10] = 1               # centre (1, 8, 8): 3 voxels before the central 8^3 patch [4:12]
+    logits = torch.randn(1, 1, 8, 8, 8)
+    target = edt_heatmaps(torch.tensor([[[-3.0, 4.0, 4.0]]]), torch.tensor([[True]]), (8, 8, 8), radius=15.0)
+    assert math.isclose(target[0, 0, 0, 4, 4].item(), 1 - 3 / 15, rel_tol=1e-6)  # the cone reaches into the patch
+    expected = F.binary_cross_entropy_with_logits(logits, target, reduction="none").flatten(2).topk(102).values.mean()
+    loss = TopKBCEHeatmapLoss(1, 15.0, k_percent=20)(logits, seg)
+    assert math.isclose(loss.item(), expected.item(), rel_tol=1e-5)
+    without = TopKBCEHeatmapLoss(1, 15.0, k_percent=20)(logits, seg[..., 4:12, 4:12, 4:12])  # the paper: no cone
+    assert not math.isclose(loss.item(), without.item(), rel_tol=1e-3)

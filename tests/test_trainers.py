@@ -34,3 +34,31 @@ def test_patch_landmark_error_measures_peak_to_centre_distance():
     logits[0, 1, 0, 0, 0] = 9.0       # landmark 2 is absent from the patch: not counted
     total, count = patch_landmark_errors(logits, seg, num_landmarks=2)
     assert total.tolist() == [5.0, 0.0] and count.tolist() == [1, 0]
+
+
+def test_a_target_margin_loads_larger_patches_and_trains_the_network_on_their_centre(tmp_path, monkeypatch):
+    import numpy as np
+    from nnlandmark.dataset_conversion.synthetic import make_synthetic_dataset
+    from nnlandmark.planning import plan_and_preprocess
+    from nnlandmark.trainers.run import build_trainer
+    from test_resenc import nnLandmarkTrainer_tiny
+
+    class nnLandmarkTrainer_tinyMargin4(nnLandmarkTrainer_tiny):  # noqa: F841  (found by name as a subclass)
+        target_margin = 4
+
+    for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        monkeypatch.setenv(name, str(tmp_path / name))
+    make_synthetic_dataset(str(tmp_path / "nnUNet_raw"), 994, "Margin", n_train=5, n_test=0, size=32)
+    plan_and_preprocess(994, ("3d_fullres",))
+    monkeypatch.setenv("nnUNet_n_proc_DA", "0")
+    trainer = build_trainer(994, "3d_fullres", 0, "nnLandmarkTrainer_tinyMargin4", "nnUNetPlans", False,
+                            torch.device("cpu"))
+    trainer.initialize()
+    patch = list(trainer.configuration_manager.patch_size)
+    loader, _ = trainer.get_dataloaders()
+    batch = next(loader)
+    assert list(batch["data"].shape[2:]) == [p + 8 for p in patch] == list(batch["target"].shape[2:])
+    assert list(trainer.configuration_manager.patch_size) == patch  # the plans' patch is back in place
+    assert list(trainer.network_input(batch["data"]).shape[2:]) == patch
+    assert np.isfinite(trainer.train_step(batch)["loss"])
+    assert trainer.validation_step(batch)["error_count"].sum() >= 1

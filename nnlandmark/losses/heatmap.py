@@ -44,3 +44,9 @@ def heatmap_targets(seg: torch.Tensor, num_landmarks: int, radius: float) -> tor
     """Label patch (B, 1, *spatial) -> heatmap targets (B, N, *spatial)."""
     centres, present = landmark_centres(seg, num_landmarks)
     return edt_heatmaps(centres, present, seg.shape[2:], radius)
+
+
+def centre_crop(x: torch.Tensor, spatial_shape) -> torch.Tensor:
+    """The central ``spatial_shape`` of a (B, C, *spatial) tensor (a view)."""
+    slices = [slice((size - want) // 2, (size - want) // 2 + want) for size, want in zip(x.shape[2:], spatial_shape)]
+    return x[(slice(None), slice(None), *slices)]

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nnlandmark.losses.heatmap import heatmap_targets
+from nnlandmark.losses.heatmap import centre_crop, heatmap_targets
 
 
 class TopKBCEHeatmapLoss(nn.Module):
@@ -32,7 +32,9 @@ class TopKBCEHeatmapLoss(nn.Module):
         return F.binary_cross_entropy_with_logits(logits, target, reduction="none")
 
     def forward(self, logits: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
-        target = heatmap_targets(seg, self.num_landmarks, self.radius).to(logits.dtype)
+        """``seg`` may be larger than ``logits`` (a margin around the patch): the heatmaps are built on all of it and
+        then cropped to the centre, so landmarks just outside the patch still cast their cones into it."""
+        target = centre_crop(heatmap_targets(seg, self.num_landmarks, self.radius), logits.shape[2:]).to(logits.dtype)
         loss = self.per_voxel(logits.float(), target.float()).flatten(2)  # (B, N, V)
         if self.k_percent < 100:
             k = max(1, int(round(loss.shape[-1] * self.k_percent / 100)))

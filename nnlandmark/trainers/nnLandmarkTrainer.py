@@ -11,8 +11,9 @@ from batchgeneratorsv2.transforms.spatial.mirroring import MirrorTransform
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.collate_outputs import collate_outputs
 from nnunetv2.utilities.helpers import dummy_context
+from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 
-from nnlandmark.losses.heatmap import landmark_centres
+from nnlandmark.losses.heatmap import centre_crop, landmark_centres
 from nnlandmark.losses.landmark_loss import TopKBCEHeatmapLoss
 from nnlandmark.presence import annotated_in_cases
 from nnlandmark.trainers.mirroring import PairSwappingMirrorTransform, label_swap, left_right_axis, mirror_pairs
@@ -25,6 +26,7 @@ class nnLandmarkTrainer(nnUNetTrainer):
     heatmap_radius = 15.0   # voxels
     topk_percent = 20.0     # share of voxels kept per (sample, channel)
     epochs, iterations, val_iterations = 1000, 250, 50
+    target_margin = 0       # voxels of label map loaded around each patch, so that cones from outside reach in
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device('cuda')):
@@ -73,6 +75,23 @@ class nnLandmarkTrainer(nnUNetTrainer):
                                   if type(t) is MirrorTransform else t for t in compose.transforms]
         return compose
 
+    def get_dataloaders(self):
+        """With a ``target_margin``, nnU-Net's loaders and augmentation work on patches that are larger by the margin
+        on each side; ``train_step``/``validation_step`` give the network the central patch only."""
+        if not self.target_margin:
+            return super().get_dataloaders()
+        patch = self.configuration_manager
+        self.configuration_manager = ConfigurationManager(
+            {**patch.configuration, 'patch_size': [p + 2 * self.target_margin for p in patch.patch_size]})
+        try:
+            return super().get_dataloaders()
+        finally:
+            self.configuration_manager = patch
+
+    def network_input(self, data: torch.Tensor) -> torch.Tensor:
+        """The patch the network sees: the loaded one without the target margin."""
+        return centre_crop(data, self.configuration_manager.patch_size) if self.target_margin else data
+
     def annotated(self, keys) -> Optional[torch.Tensor]:
         """(B, N) bool: which landmarks of the batch's cases may be trained on (see nnlandmark.presence); None
         when all of them, the usual case."""
@@ -83,15 +102,16 @@ class nnLandmarkTrainer(nnUNetTrainer):
 
     def train_step(self, batch: dict) -> dict:
         with self.loss.annotated_only(self.annotated(batch['keys'])):
-            return super().train_step(batch)
+            return super().train_step({**batch, 'data': self.network_input(batch['data'])})
 
     def validation_step(self, batch: dict) -> dict:
-        data = batch['data'].to(self.device, non_blocking=True)
+        data = self.network_input(batch['data']).to(self.device, non_blocking=True)
         seg = batch['target'].to(self.device, non_blocking=True)
         with torch.autocast(self.device.type) if self.device.type == 'cuda' else dummy_context(), \
                 self.loss.annotated_only(self.annotated(batch['keys'])):
             output = self.network(data)
             loss = self.loss(output, seg)
+        seg = centre_crop(seg, output.shape[2:])
         error_sum, error_count = patch_landmark_errors(output.float(), seg, self.num_landmarks)
         return {'loss': loss.detach().cpu().numpy(), 'error_sum': error_sum.cpu().numpy(),
                 'error_count': error_count.cpu().numpy()}
