@@ -3,6 +3,7 @@ import shutil
 from os.path import join, isfile
 from typing import Sequence
 
+import numpy as np
 from batchgenerators.utilities.file_and_folder_operations import load_json, save_json
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
@@ -11,6 +12,7 @@ from nnlandmark.errors import LandmarkError
 from nnlandmark.paths import dataset_name, require_path
 
 CPU_PLANS = 'nnLandmarkCPUPlans'
+WHOLE_VOLUME = '3d_whole'
 
 
 def planner_class(name: str):
@@ -93,3 +95,38 @@ def derive_cpu_plans(dataset_id, source_plans: str = 'nnUNetPlans', configuratio
     config.update(patch_size=list(patch_size), batch_size=batch_size)
     save_json(plans, join(folder, CPU_PLANS + '.json'), sort_keys=False)
     return CPU_PLANS
+
+
+def add_whole_volume_configuration(dataset_id, plans_identifier: str = CPU_PLANS, max_voxels: int = 110_000,
+                                   num_processes: int = 2) -> str:
+    """Add and preprocess ``3d_whole`` in ``plans_identifier``: 3d_fullres resampled to a coarser spacing at which the
+    median volume has at most ``max_voxels`` voxels, with the whole volume as the patch.
+
+    Why: on a CPU budget a patch that sees every landmark and the volume's borders learns many landmarks far faster
+    than small patches, which must tell 30 landmarks apart from local texture alone (benchmarks/learning_efficiency.py).
+    """
+    from nnunetv2.experiment_planning.plan_and_preprocess_api import preprocess_dataset
+    name = dataset_name(dataset_id)
+    folder = join(require_path('nnUNet_preprocessed'), name)
+    plans_file = join(folder, plans_identifier + '.json')
+    if not isfile(plans_file):
+        raise LandmarkError(f"{plans_file} not found: run nnLandmark_plan_and_preprocess --cpu_plans first")
+    plans = load_json(plans_file)
+    fullres = plans['configurations']['3d_fullres']
+    shape = np.array(fullres['median_image_size_in_voxels'], float)
+    factor = max(1.0, (np.prod(shape) / max_voxels) ** (1 / 3))
+    divisor = 2 ** (len(fullres['architecture']['arch_kwargs']['features_per_stage']) - 1)
+    patch = (np.ceil(shape / factor / divisor) * divisor).astype(int)
+    plans['configurations'][WHOLE_VOLUME] = {
+        'inherits_from': '3d_fullres', 'data_identifier': f"{plans_identifier}_{WHOLE_VOLUME}",
+        'spacing': [float(s * factor) for s in fullres['spacing']],
+        'median_image_size_in_voxels': [float(s / factor) for s in shape], 'patch_size': patch.tolist()}
+    save_json(plans, plans_file, sort_keys=False)
+    preprocess_dataset(int(dataset_id), plans_identifier, (WHOLE_VOLUME,), num_processes=[num_processes])
+    present = verify_landmark_dataset(join(require_path('nnUNet_raw'), name))
+    names = {int(v): n for n, v in load_json(join(folder, 'dataset.json'))['labels'].items()}
+    lost = landmarks_lost_in_preprocessing(join(folder, f"{plans_identifier}_{WHOLE_VOLUME}"), present, names)
+    if lost:
+        print(f"WARNING: {WHOLE_VOLUME}: {len(lost)} landmark cube(s) erased at {factor:.2f}x coarser spacing "
+              f"({', '.join(lost[:5])}{', ...' if len(lost) > 5 else ''}); they are left out of training there.")
+    return WHOLE_VOLUME

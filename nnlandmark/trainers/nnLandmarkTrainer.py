@@ -27,6 +27,7 @@ class nnLandmarkTrainer(nnUNetTrainer):
     topk_percent = 20.0     # share of voxels kept per (sample, channel)
     epochs, iterations, val_iterations = 1000, 250, 50
     target_margin = 0       # voxels of label map loaded around each patch, so that cones from outside reach in
+    snapshot_every = 0      # epochs between kept copies checkpoint_epoch_NNNN.pth (learning curves); 0: none
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device('cuda')):
@@ -143,6 +144,8 @@ class nnLandmarkTrainer(nnUNetTrainer):
         self.print_to_log_file(f"Epoch time: {np.round(value('epoch_end_timestamps') - value('epoch_start_timestamps'), 2)} s")
         if (self.current_epoch + 1) % self.save_every == 0 and self.current_epoch != (self.num_epochs - 1):
             self.save_checkpoint(join(self.output_folder, 'checkpoint_latest.pth'))
+        if self.snapshot_every and (self.current_epoch + 1) % self.snapshot_every == 0:
+            self.save_checkpoint(join(self.output_folder, f'checkpoint_epoch_{self.current_epoch + 1:04d}.pth'))
         ema = value('ema_val_landmark_error_vox')
         if not np.isnan(ema) and (self._best_ema is None or ema < self._best_ema):
             self._best_ema = ema
