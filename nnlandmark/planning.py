@@ -97,7 +97,7 @@ def derive_cpu_plans(dataset_id, source_plans: str = 'nnUNetPlans', configuratio
     return CPU_PLANS
 
 
-def add_whole_volume_configuration(dataset_id, plans_identifier: str = CPU_PLANS, max_voxels: int = 110_000,
+def add_whole_volume_configuration(dataset_id, plans_identifier: str = CPU_PLANS, max_voxels: int = 64_000,
                                    num_processes: int = 2) -> str:
     """Add and preprocess ``3d_whole`` in ``plans_identifier``: 3d_fullres resampled to a coarser spacing at which the
     median volume has at most ``max_voxels`` voxels, with the whole volume as the patch.
