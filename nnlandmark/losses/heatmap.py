@@ -27,7 +27,7 @@ def landmark_centres(seg: torch.Tensor, num_landmarks: int):
 def edt_heatmaps(centres: torch.Tensor, present: torch.Tensor, spatial_shape, radius: float) -> torch.Tensor:
     """(B, N, *spatial) heatmaps: 1 at the centre, linearly to 0 at ``radius`` voxels, 0 outside/absent.
 
-    Squared distance is a broadcast sum of per-axis terms, so the cost is one pass over the output.
+    Squared distance is a broadcast sum of per-axis terms; everything after it works in place on one output tensor.
     """
     sq = 0
     for axis, size in enumerate(spatial_shape):
@@ -36,8 +36,8 @@ def edt_heatmaps(centres: torch.Tensor, present: torch.Tensor, spatial_shape, ra
         view = [*diff.shape[:2]] + [1] * len(spatial_shape)
         view[2 + axis] = size
         sq = sq + diff.reshape(view)
-    heat = (1 - torch.sqrt(sq) / radius).clamp_(min=0)
-    return heat * present.to(heat.dtype).reshape(*present.shape, *([1] * len(spatial_shape)))
+    heat = sq.sqrt_().mul_(-1 / radius).add_(1).clamp_(min=0)  # in place: one full-size tensor in all
+    return heat.mul_(present.to(heat.dtype).reshape(*present.shape, *([1] * len(spatial_shape))))
 
 
 def heatmap_targets(seg: torch.Tensor, num_landmarks: int, radius: float) -> torch.Tensor:
