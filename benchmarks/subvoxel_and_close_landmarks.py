@@ -1,22 +1,24 @@
 """Sub-voxel targets and closely spaced landmarks, trained on CPU (issue: beyond the paper, 1 and 5).
 
-Synthetic scans (64³, 1 mm) with every landmark at a random sub-voxel position: three separated spheres (radius
-3/5/7 voxels, as in the demo data) and a pair of small "mammillary bodies" (balls of radius 1.3 voxels) whose centres
-lie 1.15-2.1 voxels apart, roughly left-right (brain fiducials 2.3-4.2 mm apart at nnU-Net's 2 mm), so that their
-3x3x3 cubes always overlap. The same images are
-encoded twice:
+Synthetic scans (64³, 1 mm) with every landmark at a random sub-voxel position, encoded twice:
 
-- **paper**: a plain 3x3x3 cube on each landmark's nearest voxel, painted one after the other (a later cube overwrites
-  an earlier one, as the reference implementation does; a landmark left without a voxel is trained as "nothing
-  here");
-- **nnlandmark**: ``landmarks_to_labelmap`` - cubes with sub-voxel face voxels (centre of mass = true position) and
+- **paper**: a plain 3x3x3 cube on each landmark's nearest voxel (with ``--data pair`` painted one after the other:
+  a later cube overwrites an earlier one, as the reference implementation does, and a landmark left without a voxel
+  is trained as "nothing here");
+- **nnlandmark**: ``landmarks_to_labelmap`` - cubes with sub-voxel face voxels (centre of mass = true position),
   shared voxels split between close landmarks (each voxel to the nearest landmark), cut blobs trimmed back onto
   their landmark.
+
+``--data spheres`` (default; item 1): the demo's data, three separated spheres (radius 3/5/7 voxels), 20 training
+and 10 test cases. ``--data pair`` (item 5): the spheres plus a pair of small "mammillary bodies" (balls of radius
+1.3 voxels) whose centres lie 1.15-2.1 voxels apart, roughly left-right (brain fiducials 2.3-4.2 mm apart at
+nnU-Net's 2 mm), so that their 3x3x3 cubes always overlap.
 
 Each encoding trains nnLandmarkTrainer_CPU on fold 0 (same plans, same split); the held-out test cases are predicted
 with the integer argmax (paper) and with the refined sub-voxel maximum. Errors in voxels (= mm here).
 
-    python benchmarks/subvoxel_and_close_landmarks.py [--workdir DIR] [--out FILE]   (about 25 CPU minutes)
+    python benchmarks/subvoxel_and_close_landmarks.py [--data spheres|pair] [--workdir DIR] [--out FILE]
+                                                                                  (about 25 CPU minutes)
     python benchmarks/subvoxel_and_close_landmarks.py --trainer nnLandmarkTrainer_CPU_4epochs   (a quick smoke run)
 """
 import argparse
@@ -104,27 +106,40 @@ def prepare(workdir: Path, env: dict, n_train: int, n_test: int) -> dict:
     return raws
 
 
+def prepare_spheres(env: dict, n_train: int, n_test: int) -> dict:
+    """The demo's spheres (3 separated landmarks), encoded both ways from the same seed."""
+    from nnlandmark.dataset_conversion.synthetic import make_synthetic_dataset
+    raws = {}
+    for encoding, dataset in DATASETS.items():
+        raws[encoding] = Path(make_synthetic_dataset(env["nnUNet_raw"], dataset, f"Spheres{encoding.title()}",
+                                                     n_train=n_train, n_test=n_test, seed=3,
+                                                     subvoxel_cubes=encoding == "nnlandmark"))
+        run_command(env, "nnLandmark_plan_and_preprocess", "-d", dataset, "--cpu_plans")
+    return raws
+
+
 def train_and_test(env: dict, raw: Path, dataset: int, trainer: str, workdir: Path, encoding: str) -> list:
     model = ["-d", dataset, "-tr", trainer, "-p", "nnLandmarkCPUPlans"]
     run_command(env, "nnLandmark_train", dataset, "3d_fullres", 0, "-tr", trainer, "-p", "nnLandmarkCPUPlans",
                 "-device", "cpu")
     truth = json.loads((raw / "all_landmarks_voxel.json").read_text())
+    names = list(next(iter(truth.values())))
     rows = []
     for peaks, flag in (("integer argmax", ["--integer_peaks"]), ("refined", [])):
         out = workdir / f"predictions_{encoding}_{peaks.split()[0]}"
         run_command(env, "nnLandmark_predict", "-i", raw / "imagesTs", "-o", out, *model, "-device", "cpu",
                     "--disable_tqdm", *flag)
-        errors = {n: [] for n in NAMES}
-        for file in out.glob("scan_*.json"):
+        errors = {n: [] for n in names}
+        for file in (f for f in out.glob("*.json") if f.stem in truth):
             landmarks = json.loads(file.read_text())["landmarks"]
-            for name in NAMES:
+            for name in names:
                 errors[name].append(np.linalg.norm(np.subtract(landmarks[name]["voxel"], truth[file.stem][name])))
         separated = np.concatenate([errors[n] for n in SEPARATED])
-        close = np.concatenate([errors[n] for n in CLOSE])
+        close = np.concatenate([errors[n] for n in CLOSE if n in errors] or [[np.nan]])
         rows.append({"labels": encoding, "peaks": peaks, "separated_mre": float(separated.mean()),
                      "separated_median": float(np.median(separated)), "close_mre": float(close.mean()),
                      "close_median": float(np.median(close)), "close_within_1": float(np.mean(close <= 1.0)),
-                     "n_cases": len(errors[NAMES[0]])})
+                     "n_cases": len(errors[names[0]])})
     return rows
 
 
@@ -134,32 +149,37 @@ def encoding_stats(raws: dict) -> list:
     rows = []
     for encoding, raw in raws.items():
         truth = json.loads((raw / "all_landmarks_voxel.json").read_text())
-        errors, lost = {"separated": [], "close": []}, 0
+        names = list(next(iter(truth.values())))
+        errors, lost = {"separated": [], "close": [np.nan]}, 0
         for label_file in sorted((raw / "labelsTr").glob("*.nii.gz")):
             found = landmarks_from_labelmap(sitk.GetArrayFromImage(sitk.ReadImage(str(label_file))),
-                                            {n: i + 1 for i, n in enumerate(NAMES)})
-            for name in NAMES:
+                                            {n: i + 1 for i, n in enumerate(names)})
+            for name in names:
                 if name not in found:
                     lost += 1
                     continue
                 errors["close" if name in CLOSE else "separated"].append(
                     np.linalg.norm(found[name] - truth[label_file.name[:-7]][name]))
         rows.append({"labels": encoding, "separated_label_error": float(np.mean(errors["separated"])),
-                     "close_label_error": float(np.mean(errors["close"])), "close_lost": lost})
+                     "close_label_error": float(np.nanmean(errors["close"] + [np.nan])) if len(errors["close"]) > 1
+                     else float("nan"), "close_lost": lost})
     return rows
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", default="subvoxel_benchmark")
-    parser.add_argument("--out", default="benchmarks/results/subvoxel_and_close_landmarks.json")
+    parser.add_argument("--out", default=None)
     parser.add_argument("--trainer", default="nnLandmarkTrainer_CPU")
-    parser.add_argument("--cases", type=int, nargs=2, default=(24, 10), metavar=("TRAIN", "TEST"))
+    parser.add_argument("--data", choices=["spheres", "pair"], default="spheres",
+                        help="spheres: the demo's three separated spheres (sub-voxel targets); pair: spheres plus "
+                             "the close pair of bodies (closely spaced landmarks)")
+    parser.add_argument("--cases", type=int, nargs=2, default=(20, 10), metavar=("TRAIN", "TEST"))
     args = parser.parse_args()
     workdir = Path(args.workdir).resolve()
     shutil.rmtree(workdir / "nnUNet_results", ignore_errors=True)
     env = {**os.environ, **{v: str(workdir / v) for v in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}}
-    raws = prepare(workdir, env, *args.cases)
+    raws = prepare(workdir, env, *args.cases) if args.data == "pair" else prepare_spheres(env, *args.cases)
     labels = encoding_stats(raws)
     rows = []
     for encoding, dataset in DATASETS.items():
@@ -175,7 +195,7 @@ def main():
                          [[r["labels"], r["peaks"], f"{r['separated_mre']:.3f}", f"{r['separated_median']:.3f}",
                            f"{r['close_mre']:.3f}", f"{r['close_median']:.3f}", f"{100 * r['close_within_1']:.0f} %"]
                           for r in rows]))
-    write_json(args.out, {"trainer": args.trainer, "labels": labels, "predictions": rows})
+    write_json(args.out or f"benchmarks/results/subvoxel_{args.data}.json", {"data": args.data, "trainer": args.trainer, "labels": labels, "predictions": rows})
 
 
 if __name__ == "__main__":
