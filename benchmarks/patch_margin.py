@@ -6,9 +6,12 @@ voxels larger on each side, builds the targets on all of it and trains the netwo
 a landmark up to 8 voxels outside reaches in with value up to 1 - d/15). Same data (the demo's spheres, 64³, patch
 32³ of the CPU plans, so most patches see only part of the landmarks), same split, two CPU trainings; MRE on
 held-out cases, and seconds per epoch (the margin makes nnU-Net's augmentation work on 48³ instead of 32³).
+First, without training: in nnU-Net's own augmented batches, how many (sample, landmark) pairs lie outside the patch
+but cast a cone into it, and how much of the target the patch-only heatmaps miss.
 
     python benchmarks/patch_margin.py [--workdir DIR] [--out FILE] [--margin-trainer nnLandmarkTrainer_CPU_Margin8]
                                                                                        (about 25 CPU minutes)
+    python benchmarks/patch_margin.py --statistics-only                                (about a minute)
 """
 import argparse
 import json
@@ -22,6 +25,37 @@ import torch
 from _common import markdown_table, run_command, write_json
 
 DATASET = 985
+
+
+def missed_cones(env: dict, batches: int = 40) -> dict:
+    """How much target the paper's patch-only heatmaps miss: nnU-Net's own augmented training batches, loaded with a
+    15-voxel margin (the heatmap radius, so nothing is missed), targets built on all of it and cropped to the patch,
+    against targets built from the label patch alone."""
+    from nnlandmark.losses.heatmap import centre_crop, heatmap_targets
+    from nnlandmark.trainers.run import build_trainer
+    os.environ.update({**env, "nnUNet_n_proc_DA": "0"})
+    trainer = build_trainer(DATASET, "3d_fullres", 0, "nnLandmarkTrainer_CPU_Margin15", "nnLandmarkCPUPlans", False,
+                            torch.device("cpu"))
+    trainer.initialize()
+    loader, _ = trainer.get_dataloaders()
+    patch = trainer.configuration_manager.patch_size
+    outside = reaching = pairs = 0
+    missed, total = 0.0, 0.0
+    for _ in range(batches):
+        seg = next(loader)["target"]
+        full = centre_crop(heatmap_targets(seg, trainer.num_landmarks, trainer.heatmap_radius), patch)
+        paper = heatmap_targets(centre_crop(seg, patch), trainer.num_landmarks, trainer.heatmap_radius)
+        in_patch = centre_crop(seg, patch).flatten(2)
+        for b in range(seg.shape[0]):
+            for n in range(trainer.num_landmarks):
+                pairs += 1
+                if not torch.any(in_patch[b, 0] == n + 1):
+                    outside += 1
+                    reaching += bool(full[b, n].max() > 0)
+        missed += float((full - paper).clamp(min=0).sum())
+        total += float(full.sum())
+    return {"patch": list(patch), "samples_x_landmarks": pairs, "landmark_outside_patch": outside,
+            "outside_but_cone_reaches_in": reaching, "target_mass_missed_percent": 100 * missed / total}
 
 
 def train_and_test(env: dict, raw: Path, trainer: str, workdir: Path) -> dict:
@@ -48,6 +82,7 @@ def main():
     parser.add_argument("--out", default="benchmarks/results/patch_margin.json")
     parser.add_argument("--trainer", default="nnLandmarkTrainer_CPU")
     parser.add_argument("--margin-trainer", default="nnLandmarkTrainer_CPU_Margin8")
+    parser.add_argument("--statistics-only", action="store_true", help="only the missed-cone table (a minute)")
     args = parser.parse_args()
     from nnlandmark.dataset_conversion.synthetic import make_synthetic_dataset
     workdir = Path(args.workdir).resolve()
@@ -55,6 +90,15 @@ def main():
     env = {**os.environ, **{v: str(workdir / v) for v in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}}
     raw = Path(make_synthetic_dataset(env["nnUNet_raw"], DATASET, "Margin", n_train=24, n_test=10, seed=21))
     run_command(env, "nnLandmark_plan_and_preprocess", "-d", DATASET, "--cpu_plans")
+    stats = missed_cones(env)
+    print(markdown_table(["patch", "(sample, landmark) pairs", "landmark outside the patch", "... whose cone reaches in",
+                          "target mass missed by patch-only targets"],
+                         [[stats["patch"], stats["samples_x_landmarks"], stats["landmark_outside_patch"],
+                           stats["outside_but_cone_reaches_in"], f"{stats['target_mass_missed_percent']:.1f} %"]]),
+          flush=True)
+    if args.statistics_only:
+        write_json(args.out, {"statistics": stats})
+        return
     rows = [train_and_test({**env, "nnUNet_n_proc_DA": "1"}, raw, trainer, workdir)
             for trainer in (args.trainer, args.margin_trainer)]
     names = list(rows[0]["per_landmark"])
@@ -63,7 +107,7 @@ def main():
                          [[r["trainer"], f"{r['mre_mm']:.3f}", f"{r['std_mm']:.3f}", f"{r['sdr_2mm']:.1f}"] +
                           [f"{r['per_landmark'][n]:.3f}" for n in names] + [f"{r['median_epoch_s']:.1f}"]
                           for r in rows]))
-    write_json(args.out, {"rows": rows})
+    write_json(args.out, {"statistics": stats, "rows": rows})
 
 
 if __name__ == "__main__":
