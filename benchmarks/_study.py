@@ -41,7 +41,7 @@ def _template(rng):
     for c in ventricles:
         points += [c + [0, 14, 0], c - [0, 14, 0]]
     for direction in ([1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]):
-        points.append(centre + 0.95 * np.array(direction) * [34, 42, 34])
+        points.append(centre + 0.9 * np.array(direction) * [34, 42, 34])
     while len(points) < N_LANDMARKS - 2 * CLOSE_PAIRS:
         p = centre + rng.uniform(-1, 1, 3) * [30, 38, 30]
         if np.linalg.norm((p - centre) / [34, 42, 34]) < 0.85:
@@ -92,7 +92,10 @@ def write_study_cases(folder: Path, n_cases: int, seed: int = 0):
     folder.mkdir(parents=True, exist_ok=True)
     truth = {}
     for i in tqdm(range(n_cases), desc="synthetic study cases"):
-        image, case_points = _case(template, points, rng)
+        while True:  # a case whose deformation pushes a landmark off the volume is drawn again
+            image, case_points = _case(template, points, rng)
+            if np.all((case_points >= 1.5) & (case_points <= np.array(SHAPE) - 2.5)):
+                break
         itk = sitk.GetImageFromArray(image)
         itk.SetSpacing((SPACING,) * 3)
         case = f"study_{i:03d}"
