@@ -150,7 +150,7 @@ def encoding_stats(raws: dict) -> list:
     for encoding, raw in raws.items():
         truth = json.loads((raw / "all_landmarks_voxel.json").read_text())
         names = list(next(iter(truth.values())))
-        errors, lost = {"separated": [], "close": [np.nan]}, 0
+        errors, lost = {"separated": [], "close": []}, 0
         for label_file in sorted((raw / "labelsTr").glob("*.nii.gz")):
             found = landmarks_from_labelmap(sitk.GetArrayFromImage(sitk.ReadImage(str(label_file))),
                                             {n: i + 1 for i, n in enumerate(names)})
@@ -161,8 +161,8 @@ def encoding_stats(raws: dict) -> list:
                 errors["close" if name in CLOSE else "separated"].append(
                     np.linalg.norm(found[name] - truth[label_file.name[:-7]][name]))
         rows.append({"labels": encoding, "separated_label_error": float(np.mean(errors["separated"])),
-                     "close_label_error": float(np.nanmean(errors["close"] + [np.nan])) if len(errors["close"]) > 1
-                     else float("nan"), "close_lost": lost})
+                     "close_label_error": float(np.mean(errors["close"])) if errors["close"] else float("nan"),
+                     "close_lost": lost})
     return rows
 
 
