@@ -54,11 +54,7 @@ def plan_and_preprocess(dataset_id: int, configurations: Sequence[str] = ('3d_fu
     for configuration in set(configurations) & set(plans_manager.available_configurations):
         folder = join(require_path('nnUNet_preprocessed'), name,
                       plans_manager.get_configuration(configuration).data_identifier)
-        lost = landmarks_lost_in_preprocessing(folder, present, names)
-        if lost:
-            print(f"WARNING: {configuration}: resampling to the target spacing erased {len(lost)} landmark cube(s) "
-                  f"({', '.join(lost[:5])}{', ...' if len(lost) > 5 else ''}); they would be trained as absent. "
-                  f"Use larger cubes or a finer target spacing.")
+        _warn_about_lost_cubes(configuration, folder, present, names)
     return plans_identifier
 
 
@@ -125,8 +121,13 @@ def add_whole_volume_configuration(dataset_id, plans_identifier: str = CPU_PLANS
     preprocess_dataset(int(dataset_id), plans_identifier, (WHOLE_VOLUME,), num_processes=[num_processes])
     present = verify_landmark_dataset(join(require_path('nnUNet_raw'), name))
     names = {int(v): n for n, v in load_json(join(folder, 'dataset.json'))['labels'].items()}
-    lost = landmarks_lost_in_preprocessing(join(folder, f"{plans_identifier}_{WHOLE_VOLUME}"), present, names)
-    if lost:
-        print(f"WARNING: {WHOLE_VOLUME}: {len(lost)} landmark cube(s) erased at {factor:.2f}x coarser spacing "
-              f"({', '.join(lost[:5])}{', ...' if len(lost) > 5 else ''}); they are left out of training there.")
+    _warn_about_lost_cubes(WHOLE_VOLUME, join(folder, f"{plans_identifier}_{WHOLE_VOLUME}"), present, names)
     return WHOLE_VOLUME
+
+
+def _warn_about_lost_cubes(configuration: str, preprocessed_folder: str, present, names) -> None:
+    lost = landmarks_lost_in_preprocessing(preprocessed_folder, present, names)
+    if lost:
+        print(f"WARNING: {configuration}: resampling to the target spacing erased {len(lost)} landmark cube(s) "
+              f"({', '.join(lost[:5])}{', ...' if len(lost) > 5 else ''}); they would be trained as absent. "
+              f"Use larger cubes or a finer target spacing.")

@@ -125,7 +125,7 @@ def count_blobs_of(voxels: np.ndarray) -> int:
     low = voxels.min(0)
     box = np.zeros(voxels.max(0) - low + 1, bool)
     box[tuple((voxels - low).T)] = True
-    return ndimage.label(box, structure=np.ones((3, 3, 3)))[1]
+    return count_blobs(box, True)
 
 
 def prediction_labelmap(image_path: str, prediction: dict) -> sitk.Image:
