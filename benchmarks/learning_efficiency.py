@@ -7,12 +7,18 @@ position gives the "mean shape" row), or ``--data demo`` (the demo's three spher
 Runs (``--runs``, each trainer:configuration of nnLandmarkCPUPlans):
 - ``patch``: nnLandmarkTrainer_CPU_Curve on 3d_fullres, the paper's patch-based recipe at CPU scale (patch 32³);
 - ``whole``: nnLandmarkTrainer_CPU_Curve on 3d_whole (``--cpu_whole_volume``: coarser spacing, whole volume as
-  the patch).
+  the patch);
+- ``softargmax``: nnLandmarkTrainer_CPU_SoftArgmax_Curve on 3d_whole (BCE top-k plus a soft-argmax distance term);
+- ``cascade``: coarse to fine. The final ``softargmax`` model (trained here unless that run came first) predicts
+  the cases; each checkpoint of the ``patch`` model (trained here unless that run came first) is then read only
+  within ``--search-radius`` mm of the coarse landmarks (``nnLandmark_predict --search_around``). Its minutes are
+  the coarse model's total plus the fine model's.
 Every 5 epochs the trainer keeps a checkpoint; each is used to predict the held-out cases, giving MRE (mm) against
 the training minutes up to that epoch (sum of nnU-Net's epoch times: training and validation, no prediction).
 
-    python benchmarks/learning_efficiency.py [--data study|demo] [--runs patch whole] [--workdir DIR] [--out FILE]
-                                                          (study: about 25 CPU minutes per run)
+    python benchmarks/learning_efficiency.py [--data study|demo] [--runs patch whole softargmax cascade]
+                                             [--search-radius MM] [--workdir DIR] [--out FILE]
+                                                          (study: about 25 CPU minutes per trained run)
 """
 import argparse
 import json
@@ -25,13 +31,18 @@ import torch
 from _common import markdown_table, run_command, write_json
 
 DATASET = {"study": 986, "demo": 987}
-RUNS = {"patch": ("nnLandmarkTrainer_CPU_Curve", "3d_fullres"), "whole": ("nnLandmarkTrainer_CPU_Curve", "3d_whole")}
+RUNS = {"patch": ("nnLandmarkTrainer_CPU_Curve", "3d_fullres"), "whole": ("nnLandmarkTrainer_CPU_Curve", "3d_whole"),
+        "softargmax": ("nnLandmarkTrainer_CPU_SoftArgmax_Curve", "3d_whole")}
 
 
 def prepare(data: str, env: dict, workdir: Path, n_train: int, n_test: int) -> Path:
+    """Write and preprocess the data set, unless a previous run in this workdir did (trained models are reused too)."""
     from nnlandmark.dataset_conversion.dataset_writer import CaseSource, write_landmark_dataset
     from nnlandmark.dataset_conversion.synthetic import make_synthetic_dataset
     dataset = DATASET[data]
+    done = list(Path(env["nnUNet_preprocessed"]).glob(f"Dataset{dataset}_*/nnLandmarkCPUPlans_3d_whole"))
+    if done:
+        return Path(env["nnUNet_raw"]) / done[0].parent.name
     if data == "demo":
         raw = Path(make_synthetic_dataset(env["nnUNet_raw"], dataset, "CurveDemo", n_train=n_train, n_test=n_test))
     else:
@@ -55,22 +66,43 @@ def mean_shape_mre(raw: Path) -> float:
                           if world[c][n] is not None]))
 
 
-def curve(env: dict, raw: Path, dataset: int, label: str, trainer: str, configuration: str, workdir: Path) -> list:
-    run_command(env, "nnLandmark_train", dataset, configuration, 0, "-tr", trainer, "-p", "nnLandmarkCPUPlans",
-                "-device", "cpu")
+def trained_minutes(env: dict, raw: Path, dataset: int, trainer: str, configuration: str):
+    """Train fold 0 unless done before; the model's fold folder and its cumulative training minutes per epoch."""
     folder = Path(env["nnUNet_results"]) / raw.name / f"{trainer}__nnLandmarkCPUPlans__{configuration}" / "fold_0"
+    if not (folder / "checkpoint_final.pth").is_file():
+        run_command(env, "nnLandmark_train", dataset, configuration, 0, "-tr", trainer, "-p", "nnLandmarkCPUPlans",
+                    "-device", "cpu")
     logging = torch.load(folder / "checkpoint_final.pth", map_location="cpu", weights_only=False)["logging"]
-    minutes = np.cumsum(np.subtract(logging["epoch_end_timestamps"], logging["epoch_start_timestamps"])) / 60
+    return folder, np.cumsum(np.subtract(logging["epoch_end_timestamps"], logging["epoch_start_timestamps"])) / 60
+
+
+def predict(env: dict, raw: Path, dataset: int, trainer: str, configuration: str, checkpoint: str, out: Path,
+            *extra) -> dict:
+    run_command(env, "nnLandmark_predict", "-i", raw / "imagesTs", "-o", out, "-d", dataset, "-tr", trainer,
+                "-p", "nnLandmarkCPUPlans", "-c", configuration, "-chk", checkpoint, "-device", "cpu",
+                "--disable_tqdm", *extra)
+    run_command(env, "nnLandmark_evaluate", "-pred", out, "-gt", raw / "all_landmarks_world.json")
+    return json.loads((out / "evaluation" / "summary.json").read_text())
+
+
+def curve(env: dict, raw: Path, dataset: int, label: str, workdir: Path, search_radius: float) -> list:
+    if label == "cascade":
+        coarse = RUNS["softargmax"]
+        _, coarse_minutes = trained_minutes(env, raw, dataset, *coarse)
+        prior = workdir / "predictions_cascade_coarse"
+        predict(env, raw, dataset, *coarse, "checkpoint_final.pth", prior)
+        trainer, configuration = RUNS["patch"]
+        extra, offset = ("--search_around", prior, "--search_radius", search_radius), coarse_minutes[-1]
+    else:
+        trainer, configuration = RUNS[label]
+        extra, offset = (), 0.0
+    folder, minutes = trained_minutes(env, raw, dataset, trainer, configuration)
     points = []
     for checkpoint in sorted(folder.glob("checkpoint_epoch_*.pth")):
         epoch = int(checkpoint.stem.split("_")[-1])
-        out = workdir / f"predictions_{label}_{epoch:04d}"
-        run_command(env, "nnLandmark_predict", "-i", raw / "imagesTs", "-o", out, "-d", dataset, "-tr", trainer,
-                    "-p", "nnLandmarkCPUPlans", "-c", configuration, "-chk", checkpoint.name, "-device", "cpu",
-                    "--disable_tqdm")
-        run_command(env, "nnLandmark_evaluate", "-pred", out, "-gt", raw / "all_landmarks_world.json")
-        summary = json.loads((out / "evaluation" / "summary.json").read_text())
-        points.append({"run": label, "epoch": epoch, "minutes": float(minutes[epoch - 1]),
+        summary = predict(env, raw, dataset, trainer, configuration, checkpoint.name,
+                          workdir / f"predictions_{label}_{epoch:04d}", *extra)
+        points.append({"run": label, "epoch": epoch, "minutes": float(offset + minutes[epoch - 1]),
                        "mre_mm": summary["mre_mm"], "median_mm": summary["median_mm"],
                        "sdr_4mm": summary["sdr"]["4.0"]})
         print(f"{label} epoch {epoch}: {points[-1]['minutes']:.1f} min, MRE {summary['mre_mm']:.2f} mm", flush=True)
@@ -80,7 +112,8 @@ def curve(env: dict, raw: Path, dataset: int, label: str, trainer: str, configur
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", choices=list(DATASET), default="study")
-    parser.add_argument("--runs", nargs="+", choices=list(RUNS), default=list(RUNS))
+    parser.add_argument("--runs", nargs="+", choices=[*RUNS, "cascade"], default=["softargmax", "cascade"])
+    parser.add_argument("--search-radius", type=float, default=16.0, help="mm around the coarse landmarks (cascade)")
     parser.add_argument("--cases", type=int, nargs=2, default=(30, 10), metavar=("TRAIN", "TEST"))
     parser.add_argument("--workdir", default="learning_efficiency_benchmark")
     parser.add_argument("--out", default=None)
@@ -91,7 +124,7 @@ def main():
     baseline = mean_shape_mre(raw)
     points = []
     for label in args.runs:
-        points += curve({**env, "nnUNet_n_proc_DA": "1"}, raw, DATASET[args.data], label, *RUNS[label], workdir)
+        points += curve({**env, "nnUNet_n_proc_DA": "1"}, raw, DATASET[args.data], label, workdir, args.search_radius)
     print(f"\nmean shape (every landmark at its mean training position): MRE {baseline:.2f} mm\n")
     print(markdown_table(["run", "epoch", "training minutes", "MRE (mm)", "median (mm)", "SDR@4mm (%)"],
                          [[p["run"], p["epoch"], f"{p['minutes']:.1f}", f"{p['mre_mm']:.2f}", f"{p['median_mm']:.2f}",

@@ -68,3 +68,30 @@ def test_python_api_matches_the_command_for_a_path_and_a_simpleitk_image(trained
     for name, landmark in from_command["landmarks"].items():
         np.testing.assert_allclose(from_path["landmarks"][name]["voxel"], landmark["voxel"], atol=1e-6)
         np.testing.assert_allclose(from_image["landmarks"][name]["world"], landmark["world"], atol=1e-6)
+
+
+def test_search_around_a_prior_reads_each_maximum_near_it(trained):
+    """Coarse-to-fine: with a prior from a JSON file, a landmark is found only within --search_radius of it."""
+    root, raw, env = trained
+    truth = json.loads((raw / "all_landmarks_world.json").read_text())
+    test_cases = [f"sphere_{i:03d}" for i in range(20, 24)]
+    # the small sphere's prior is put on the large sphere (> 14 mm away); the others' on their truth
+    prior = {c: {**truth[c], "small_sphere": truth[c]["large_sphere"]} for c in test_cases}
+    (root / "prior.json").write_text(json.dumps(prior))
+    out = root / "predictions_prior"
+    run("nnLandmark_predict", env, "-i", raw / "imagesTs", "-o", out, "-d", 991, "-tr", "nnLandmarkTrainer_CPU",
+        "-p", "nnLandmarkCPUPlans", "-device", "cpu", "--disable_tqdm", "--search_around", root / "prior.json",
+        "--search_radius", 8)
+    unchanged = 0
+    for case in test_cases:
+        restricted = json.loads((out / f"{case}.json").read_text())["landmarks"]
+        free = json.loads((root / "predictions" / f"{case}.json").read_text())["landmarks"]
+        error = lambda points, name, at: np.linalg.norm(np.subtract(points[name]["world"], truth[case][at]))  # noqa
+        assert error(free, "small_sphere", "small_sphere") < 3.0
+        assert error(restricted, "small_sphere", "large_sphere") <= 8.0
+        for name in ("medium_sphere", "large_sphere"):
+            # a free maximum within 2.5 mm has its whole refinement window (3 voxels) inside the 8 mm ball
+            if error(free, name, name) < 2.5:
+                np.testing.assert_allclose(restricted[name]["world"], free[name]["world"], atol=1e-6)
+                unchanged += 1
+    assert unchanged >= 6

@@ -5,8 +5,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nnlandmark.losses.heatmap import edt_heatmaps, heatmap_targets, landmark_centres
-from nnlandmark.losses.landmark_loss import MSEHeatmapLoss, TopKBCEHeatmapLoss
+from nnlandmark.losses.heatmap import edt_heatmaps, heatmap_targets, landmark_centres, soft_argmax
+from nnlandmark.losses.landmark_loss import MSEHeatmapLoss, TopKBCECoordinateLoss, TopKBCEHeatmapLoss
 
 
 def _seg(shape=(24, 20, 22)):
@@ -82,3 +82,36 @@ def test_a_label_margin_lets_a_landmark_outside_the_patch_cast_its_cone_into_it(
     assert math.isclose(loss.item(), expected.item(), rel_tol=1e-5)
     without = TopKBCEHeatmapLoss(1, 15.0, k_percent=20)(logits, seg[..., 4:12, 4:12, 4:12])  # the paper: no cone
     assert not math.isclose(loss.item(), without.item(), rel_tol=1e-3)
+
+
+def test_soft_argmax_is_the_expected_position_under_the_spatial_softmax():
+    logits = torch.zeros(1, 3, 5, 6, 7)
+    logits[0, 0, 1, 2, 3] = 60.0                            # one dominant voxel
+    logits[0, 1, 0, 0, 0] = logits[0, 1, 4, 4, 6] = 60.0    # two equal peaks: their midpoint
+    logits[0, 2, 0, 0, 0] = math.log(209)                   # voxel (0,0,0) weighs as much as the 209 others together
+    expected_2 = np.array([2.0, 2.5, 3.0]) * 210 / 418      # all 210 positions sum to 210 x the volume's centre
+    np.testing.assert_allclose(soft_argmax(logits)[0].numpy(), [[1, 2, 3], [2, 2, 3], expected_2], atol=1e-5)
+
+
+def test_coordinate_loss_adds_the_soft_argmax_distance_in_radii_for_present_landmarks():
+    seg = torch.zeros(1, 1, 12, 12, 12)
+    seg[0, 0, 4:7, 4:7, 4:7] = 1                  # landmark 1 at (5, 5, 5); landmark 2 absent from the patch
+    logits = torch.full((1, 2, 12, 12, 12), -8.0)
+    logits[0, 0, 5, 5, 8] = 40.0                  # channel 1 peaks 3 voxels off its landmark
+    logits[0, 1, 0, 0, 0] = 40.0                  # channel 2: far away, but its landmark is not in this patch
+    plain = TopKBCEHeatmapLoss(2, 15.0)(logits, seg)
+    loss = TopKBCECoordinateLoss(2, 15.0, weight=2.0)(logits, seg)
+    assert math.isclose(loss.item() - plain.item(), 2.0 * 3 / 15, rel_tol=1e-4)
+    coordinate, plain_loss = TopKBCECoordinateLoss(2, 15.0, weight=2.0), TopKBCEHeatmapLoss(2, 15.0)
+    annotated = torch.tensor([[False, True]])  # landmark 1 not annotated in this case: no distance term left
+    with coordinate.annotated_only(annotated), plain_loss.annotated_only(annotated):
+        assert math.isclose(coordinate(logits, seg).item(), plain_loss(logits, seg).item(), rel_tol=1e-6)
+
+
+def test_coordinate_loss_measures_landmarks_in_the_network_output_when_the_label_patch_has_a_margin():
+    seg = torch.zeros(1, 1, 16, 16, 16)
+    seg[0, 0, 6:9, 6:9, 6:9] = 1                  # (7, 7, 7) in the label patch = (3, 3, 3) in the central 8^3
+    logits = torch.full((1, 1, 8, 8, 8), -8.0)
+    logits[0, 0, 3, 3, 3] = 40.0
+    loss = TopKBCECoordinateLoss(1, 15.0)(logits, seg)
+    assert math.isclose(loss.item(), TopKBCEHeatmapLoss(1, 15.0)(logits, seg).item(), rel_tol=1e-5)

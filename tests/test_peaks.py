@@ -1,8 +1,9 @@
 """Channel maxima and their sub-voxel refinement."""
 import numpy as np
+import pytest
 import torch
 
-from nnlandmark.inference.peaks import channel_maxima, refine_peaks
+from nnlandmark.inference.peaks import channel_maxima, refine_peaks, restrict_to_balls
 from nnlandmark.losses.heatmap import edt_heatmaps
 
 
@@ -34,3 +35,17 @@ def test_refinement_finds_the_middle_of_a_plateau_and_handles_the_border():
     peaks, _ = channel_maxima(heat)
     refined = refine_peaks(heat, peaks)
     np.testing.assert_allclose(refined, [[5.0, 2.5, 5.0], [0.5, 0.0, 0.0]])
+
+
+def test_restriction_to_a_ball_around_the_prior_picks_the_local_maximum():
+    heat = torch.zeros(3, 10, 12, 14, dtype=torch.half)
+    heat[:, 1, 1, 1] = 0.9                      # a strong look-alike far away in every channel
+    heat[:, 7, 7, 7] = 0.6                      # the landmark near the prior
+    centres = np.array([[7, 7, 6], [np.nan] * 3, [40, 40, 40]], float)  # channel 1: no prior; 2: prior far outside
+    outside = restrict_to_balls(heat, centres, np.array([3.0, 3.0, 1.5]))
+    peaks, values = channel_maxima(heat)
+    assert outside == [2]
+    assert peaks.tolist() == [[7, 7, 7], [1, 1, 1], [1, 1, 1]] and values[0] == pytest.approx(0.6, abs=1e-3)
+    assert heat[0, 7, 7, 4] == -1 and heat[0, 7, 7, 8] == -1 and heat[0, 3, 7, 6] == -1  # ellipsoid radii 3, 3, 1.5
+    assert heat[0, 7, 7, 5] == 0 and heat[0, 4, 7, 6] == 0                                 # on or inside it
+    assert torch.count_nonzero(heat[1] == -1) == 0

@@ -18,6 +18,8 @@ def test_paper_ablation_variants_change_one_attribute():
     assert nnLandmarkTrainer.heatmap_radius == 15 and nnLandmarkTrainer.topk_percent == 20
     assert (nnLandmarkTrainer.epochs, nnLandmarkTrainer.iterations) == (1000, 250)
     assert issubclass(nnLandmarkTrainer_MSE, nnLandmarkTrainer)
+    assert nnLandmarkTrainer.coordinate_weight == 0 and classes["nnLandmarkTrainer_CPU_SoftArgmax"].coordinate_weight > 0
+    assert classes["nnLandmarkTrainer_CPU_SoftArgmax_Curve"].snapshot_every == 5
 
 
 def test_unknown_trainer_names_the_alternatives():
@@ -37,14 +39,16 @@ def test_patch_landmark_error_measures_peak_to_centre_distance():
 
 
 def test_a_target_margin_loads_larger_patches_and_trains_the_network_on_their_centre(tmp_path, monkeypatch):
+    """... also with the soft-argmax term, whose landmark positions must be shifted into the network's patch."""
     import numpy as np
+    from nnlandmark.losses.landmark_loss import TopKBCECoordinateLoss
     from nnlandmark.dataset_conversion.synthetic import make_synthetic_dataset
     from nnlandmark.planning import plan_and_preprocess
     from nnlandmark.trainers.run import build_trainer
     from test_resenc import nnLandmarkTrainer_tiny
 
     class nnLandmarkTrainer_tinyMargin4(nnLandmarkTrainer_tiny):  # noqa: F841  (found by name as a subclass)
-        target_margin = 4
+        target_margin, coordinate_weight = 4, 1.0
 
     for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
         monkeypatch.setenv(name, str(tmp_path / name))
@@ -54,6 +58,7 @@ def test_a_target_margin_loads_larger_patches_and_trains_the_network_on_their_ce
     trainer = build_trainer(994, "3d_fullres", 0, "nnLandmarkTrainer_tinyMargin4", "nnUNetPlans", False,
                             torch.device("cpu"))
     trainer.initialize()
+    assert isinstance(trainer.loss, TopKBCECoordinateLoss)
     patch = list(trainer.configuration_manager.patch_size)
     loader, _ = trainer.get_dataloaders()
     batch = next(loader)

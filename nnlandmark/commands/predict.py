@@ -1,4 +1,4 @@
-"""nnLandmark_predict -i INPUT_DIR -o OUTPUT_DIR -d ID [-c 3d_fullres] [-f FOLDS...] [-tr] [-p] [-chk] [-device] [--format json,mrk.json,fcsv,csv] [--save_labelmap] [--qc]"""
+"""nnLandmark_predict -i INPUT_DIR -o OUTPUT_DIR -d ID [-c 3d_fullres] [-f FOLDS...] [-tr] [-p] [-chk] [-device] [--format json,mrk.json,fcsv,csv] [--save_labelmap] [--qc] [--search_around PRIOR --search_radius MM]"""
 import argparse
 from os.path import basename, join
 
@@ -34,13 +34,26 @@ def main(argv=None):
                              "image's grid (open it over the image in any viewer)")
     parser.add_argument('--qc', action='store_true',
                         help='also write OUTPUT_DIR/qc/CASE.png: three slices through each predicted landmark')
+    parser.add_argument('--search_around', default=None, metavar='PRIOR',
+                        help="coarse-to-fine: a folder of CASE.json predictions (e.g. of a 3d_whole model) or a world "
+                             "landmarks JSON {case: {name: [x, y, z]}} (LPS mm); each landmark's maximum is read only "
+                             "within --search_radius of its prior position")
+    parser.add_argument('--search_radius', type=float, default=20.0, metavar='MM',
+                        help='radius in mm around each prior position (default 20)')
     args = parser.parse_args(argv)
+    if args.search_radius <= 0:
+        parser.error("--search_radius must be positive")
     formats = parse_formats(args.format)
     from nnlandmark.inference.predictor import LandmarkPredictor
     predictor = LandmarkPredictor.from_model_folder(
         model_folder(args.d, args.tr, args.p, args.c), args.f, args.chk, tile_step_size=args.step_size,
         device=torch.device(args.device), allow_tqdm=not args.disable_tqdm,
         subvoxel=not args.integer_peaks)
+    if args.search_around:
+        from os.path import isfile
+        from nnlandmark.evaluation.io import load_ground_truth, load_predictions
+        load = load_ground_truth if isfile(args.search_around) else load_predictions
+        predictor.search_priors, predictor.search_radius_mm = load(args.search_around), args.search_radius
     written = predictor.predict_folder(args.i, args.o, args.continue_prediction)
     print(f"{len(written)} case(s) predicted into {args.o}")
     if any(f != 'json' for f in formats):

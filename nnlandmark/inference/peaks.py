@@ -15,6 +15,31 @@ def channel_maxima(heat: torch.Tensor):
     return peaks, values.float().numpy()
 
 
+def restrict_to_balls(heat: torch.Tensor, centres: np.ndarray, radius_voxels: np.ndarray) -> list:
+    """Set each channel's heatmap to -1 outside an ellipsoid (a ball in mm) around its prior position, in place.
+
+    ``centres`` (N, D) in the stack's voxels, NaN rows leave the channel unrestricted; ``radius_voxels`` (D,) is the
+    radius along each axis. Used by a coarse-to-fine cascade: the fine model's maximum is read only near the
+    coarse model's landmark, so channels that fire on look-alike structures elsewhere do no harm. Returns the
+    channels left unrestricted because their ball holds no voxel of the volume.
+    """
+    outside = []
+    for channel, centre in enumerate(centres):
+        if np.isnan(centre).any():
+            continue
+        sq = 0
+        for axis, size in enumerate(heat.shape[1:]):
+            d = ((torch.arange(size, dtype=torch.float32) - float(centre[axis])) / float(radius_voxels[axis])) ** 2
+            view = [1] * (heat.ndim - 1)
+            view[axis] = size
+            sq = sq + d.reshape(view)
+        if bool((sq <= 1).any()):
+            heat[channel].masked_fill_(sq > 1, -1)
+        else:
+            outside.append(channel)
+    return outside
+
+
 def refine_peaks(heat: torch.Tensor, peaks: np.ndarray, radius: int = REFINE_RADIUS,
                  drop: float = REFINE_DROP) -> np.ndarray:
     """Weighted centroid of ``max(h - (h_peak - drop), 0)`` in a (2r+1)^D window around each peak.

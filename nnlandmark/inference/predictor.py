@@ -19,8 +19,8 @@ from tqdm import tqdm
 
 from nnlandmark.errors import LandmarkError
 from nnlandmark.geometry import Geometry
-from nnlandmark.inference.coordinates import preprocessed_to_original_index
-from nnlandmark.inference.peaks import channel_maxima, refine_peaks
+from nnlandmark.inference.coordinates import original_zyx_to_preprocessed, preprocessed_to_original_index
+from nnlandmark.inference.peaks import channel_maxima, refine_peaks, restrict_to_balls
 from nnlandmark.inference.prediction_files import case_prediction, find_input_cases, write_json_atomic
 from nnlandmark.presence import read_thresholds
 
@@ -37,6 +37,8 @@ class LandmarkPredictor(nnUNetPredictor):
                          device=device, verbose=verbose, verbose_preprocessing=False, allow_tqdm=allow_tqdm)
         self.subvoxel = subvoxel  # False: the paper's integer argmax
         self.presence_thresholds: Optional[Dict[str, float]] = None  # from nnLandmark_calibrate; None: all present
+        self.search_priors: Optional[Dict[str, Dict[str, np.ndarray]]] = None  # {case: {name: world LPS}}
+        self.search_radius_mm = 20.0  # with priors: each landmark's maximum is read within this distance of its prior
 
     @classmethod
     def from_model_folder(cls, model_folder: str, folds: Optional[Sequence[Union[int, str]]] = None,
@@ -116,21 +118,38 @@ class LandmarkPredictor(nnUNetPredictor):
             return self.predict_sliding_window_return_logits(data).cpu()
         return self.predict_logits_from_preprocessed_data(data)
 
-    def predict_preprocessed(self, data: torch.Tensor, properties: dict) -> Dict[str, dict]:
-        """Landmarks of one preprocessed case: {name: {label, voxel, world, likelihood}} in the original image."""
+    def predict_preprocessed(self, data: torch.Tensor, properties: dict,
+                             prior: Optional[Dict[str, np.ndarray]] = None) -> Dict[str, dict]:
+        """Landmarks of one preprocessed case: {name: {label, voxel, world, likelihood}} in the original image.
+        ``prior`` ({name: world LPS}, e.g. a coarse model's prediction) restricts each named landmark's maximum to
+        ``search_radius_mm`` around it."""
         if 'sitk_stuff' not in properties:
             raise LandmarkError("world coordinates need image geometry: use SimpleITKIO (the default for "
                                 ".nii.gz/.nrrd/.mha) as the dataset's reader")
+        geometry = Geometry.of_sitk_stuff(properties['sitk_stuff'])
         heat = self.predict_heatmaps(data)
+        if prior:
+            self._restrict_to_prior(heat, prior, geometry, properties)
         peaks, likelihood = channel_maxima(heat)
         if self.subvoxel:
             peaks = refine_peaks(heat, peaks)
         index = preprocessed_to_original_index(peaks, heat.shape[1:], properties, self.plans_manager.transpose_backward)
-        world = Geometry.of_sitk_stuff(properties['sitk_stuff']).index_to_world(index)
+        world = geometry.index_to_world(index)
         thresholds = self.presence_thresholds or {}
         return {name: {'label': label, 'voxel': index[i].tolist(), 'world': world[i].tolist(),
                        'likelihood': float(likelihood[i]), 'present': bool(likelihood[i] >= thresholds.get(name, 0.0))}
                 for i, (name, label) in enumerate(self.landmark_labels.items())}
+
+    def _restrict_to_prior(self, heat: torch.Tensor, prior: Dict[str, np.ndarray], geometry: Geometry,
+                           properties: dict) -> None:
+        names = list(self.landmark_labels)
+        world = np.array([prior.get(n, [np.nan] * 3) for n in names], float)
+        zyx = geometry.world_to_index(world)[:, ::-1]
+        centres = original_zyx_to_preprocessed(zyx, heat.shape[1:], properties, self.plans_manager.transpose_forward)
+        radius = self.search_radius_mm / np.asarray(self.configuration_manager.spacing, float)
+        for channel in restrict_to_balls(heat, centres, radius):
+            print(f"WARNING: the prior of landmark '{names[channel]}' lies more than {self.search_radius_mm} mm "
+                  f"outside the image; searched the whole image")
 
     def predict(self, image: ImageInput, case: Optional[str] = None) -> dict:
         """One case from a file path (or one path per channel) or a SimpleITK image -> the prediction dict."""
@@ -150,7 +169,12 @@ class LandmarkPredictor(nnUNetPredictor):
         if not np.all(np.isfinite(data)):
             where = source if isinstance(images[0], sitk.Image) else ", ".join(str(i) for i in images)
             raise LandmarkError(f"image {where} contains NaN or infinite values")
-        landmarks = self.predict_preprocessed(torch.from_numpy(data), properties)
+        prior = None
+        if self.search_priors is not None:
+            if case not in self.search_priors:
+                raise LandmarkError(f"case '{case or source}' has no prior positions (--search_around)")
+            prior = self.search_priors[case]
+        landmarks = self.predict_preprocessed(torch.from_numpy(data), properties, prior)
         return case_prediction(case or source, source, landmarks)
 
     def predict_folder(self, input_dir: str, output_dir: str, continue_prediction: bool = False) -> List[str]:

@@ -46,6 +46,15 @@ def heatmap_targets(seg: torch.Tensor, num_landmarks: int, radius: float) -> tor
     return edt_heatmaps(centres, present, seg.shape[2:], radius)
 
 
+def soft_argmax(logits: torch.Tensor) -> torch.Tensor:
+    """(B, N, *spatial) logits -> (B, N, D) expected voxel position under each channel's spatial softmax."""
+    spatial = logits.shape[2:]
+    grids = torch.meshgrid(*[torch.arange(s, device=logits.device, dtype=torch.float32) for s in spatial],
+                           indexing="ij")
+    coords = torch.stack([g.reshape(-1) for g in grids], dim=-1)  # (V, D)
+    return logits.flatten(2).float().softmax(-1) @ coords
+
+
 def centre_crop(x: torch.Tensor, spatial_shape) -> torch.Tensor:
     """The central ``spatial_shape`` of a (B, C, *spatial) tensor (a view)."""
     slices = [slice((size - want) // 2, (size - want) // 2 + want) for size, want in zip(x.shape[2:], spatial_shape)]

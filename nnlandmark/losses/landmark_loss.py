@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nnlandmark.losses.heatmap import centre_crop, heatmap_targets
+from nnlandmark.losses.heatmap import centre_crop, heatmap_targets, landmark_centres, soft_argmax
 
 
 class TopKBCEHeatmapLoss(nn.Module):
@@ -44,6 +44,31 @@ class TopKBCEHeatmapLoss(nn.Module):
             return per_channel.mean()
         weight = self.annotated.to(per_channel.device, per_channel.dtype)
         return (per_channel * weight).sum() / weight.sum().clamp(min=1)
+
+
+class TopKBCECoordinateLoss(TopKBCEHeatmapLoss):
+    """BCE top-k plus ``weight`` x the distance (in heatmap radii) between each channel's soft-argmax and its landmark.
+
+    Why: the heatmap loss only sees voxels; early in training 30 channels can all fire on the same structure. The
+    coordinate term pulls each channel's whole mass towards its own landmark from anywhere in the patch, which is
+    what makes whole-volume spatial-softmax models learn many landmarks in minutes.
+    """
+
+    def __init__(self, num_landmarks: int, radius: float = 15.0, k_percent: float = 20.0, weight: float = 1.0):
+        super().__init__(num_landmarks, radius, k_percent)
+        self.weight = weight
+
+    def forward(self, logits: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
+        heatmap_loss = super().forward(logits, seg)
+        centres, present = landmark_centres(seg, self.num_landmarks)
+        offset = torch.tensor([(s - o) // 2 for s, o in zip(seg.shape[2:], logits.shape[2:])], device=centres.device)
+        centres = centres - offset
+        inside = ((centres >= 0) & (centres <= torch.tensor(logits.shape[2:], device=centres.device) - 1)).all(-1)
+        valid = (present & inside).float()
+        if self.annotated is not None:
+            valid = valid * self.annotated.to(valid.device, valid.dtype)
+        distance = torch.linalg.norm(soft_argmax(logits) - centres, dim=-1) / self.radius  # (B, N)
+        return heatmap_loss + self.weight * (distance * valid).sum() / valid.sum().clamp(min=1)
 
 
 class MSEHeatmapLoss(TopKBCEHeatmapLoss):

@@ -14,7 +14,7 @@ from nnunetv2.utilities.helpers import dummy_context
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 
 from nnlandmark.losses.heatmap import centre_crop, landmark_centres
-from nnlandmark.losses.landmark_loss import TopKBCEHeatmapLoss
+from nnlandmark.losses.landmark_loss import TopKBCECoordinateLoss, TopKBCEHeatmapLoss
 from nnlandmark.presence import annotated_in_cases
 from nnlandmark.trainers.mirroring import PairSwappingMirrorTransform, label_swap, left_right_axis, mirror_pairs
 from nnlandmark.trainers.progress_log import LandmarkProgressLog
@@ -27,6 +27,7 @@ class nnLandmarkTrainer(nnUNetTrainer):
     topk_percent = 20.0     # share of voxels kept per (sample, channel)
     epochs, iterations, val_iterations = 1000, 250, 50
     target_margin = 0       # voxels of label map loaded around each patch, so that cones from outside reach in
+    coordinate_weight = 0.0  # weight of the soft-argmax distance term (TopKBCECoordinateLoss); 0: the paper's loss
     snapshot_every = 0      # epochs between kept copies checkpoint_epoch_NNNN.pth (learning curves); 0: none
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
@@ -47,6 +48,9 @@ class nnLandmarkTrainer(nnUNetTrainer):
                                                         num_output_channels - 1, enable_deep_supervision)
 
     def _build_loss(self):
+        if self.coordinate_weight:
+            return TopKBCECoordinateLoss(self.num_landmarks, self.heatmap_radius, self.topk_percent,
+                                         self.coordinate_weight)
         return TopKBCEHeatmapLoss(self.num_landmarks, self.heatmap_radius, self.topk_percent)
 
     def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):

@@ -32,6 +32,7 @@ class nnLandmarkTrainer_CPU(nnLandmarkTrainer):
 def _variant(base, suffix: str, doc: str, **attributes):
     cls = type(f"{base.__name__}_{suffix}", (base,), {"__doc__": doc, "__module__": __name__, **attributes})
     globals()[cls.__name__] = cls
+    return cls
 
 
 for _r in (7, 11, 19, 23):  # paper Table 3: heatmap radius
@@ -41,6 +42,10 @@ for _k in (10, 30, 40, 50, 60, 70, 80, 90, 100):  # paper Table 3: share of voxe
 _variant(nnLandmarkTrainer_CPU, "4epochs", "A pipeline check in about a minute on CPU: 4 epochs x 10 iterations, "
          "a checkpoint every epoch.", epochs=4, iterations=10, val_iterations=2, checkpoint_every=1)
 _variant(nnLandmarkTrainer_CPU, "Curve", "CPU schedule keeping a checkpoint every 5 epochs (MRE vs minutes charts).",
+         snapshot_every=5)
+_soft_argmax = _variant(nnLandmarkTrainer_CPU, "SoftArgmax", "CPU schedule plus a soft-argmax distance term in the loss (many "
+         "landmarks on a CPU budget, with the whole-volume configuration).", coordinate_weight=1.0)
+_variant(_soft_argmax, "Curve", "As nnLandmarkTrainer_CPU_SoftArgmax, a checkpoint every 5 epochs.",
          snapshot_every=5)
 for _m in (4, 8, 15):  # beyond the paper: label map margin around each patch (cones from landmarks just outside)
     _variant(nnLandmarkTrainer, f"Margin{_m}", f"Targets built with a {_m}-voxel label margin around each patch.",
