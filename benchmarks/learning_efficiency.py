@@ -9,15 +9,17 @@ Runs (``--runs``, each trainer:configuration of nnLandmarkCPUPlans):
 - ``whole``: nnLandmarkTrainer_CPU_Curve on 3d_whole (``--cpu_whole_volume``: coarser spacing, whole volume as
   the patch);
 - ``softargmax``: nnLandmarkTrainer_CPU_SoftArgmax_Curve on 3d_whole (BCE top-k plus a soft-argmax distance term);
-- ``cascade``: coarse to fine. The final ``softargmax`` model (trained here unless that run came first) predicts
-  the cases; each checkpoint of the ``patch`` model (trained here unless that run came first) is then read only
-  within ``--search-radius`` mm of the coarse landmarks (``nnLandmark_predict --search_around``). Its minutes are
-  the coarse model's total plus the fine model's.
+- ``coords``: nnLandmarkTrainer_CPU_Coords_Curve on 3d_whole (the voxel position as three extra input channels);
+- ``cascade``: coarse to fine. The ``--coarse`` run's snapshot at ``--coarse-epoch`` predicts the cases; each
+  checkpoint of the ``patch`` model is then read only within ``--search-radius`` mm of those coarse landmarks
+  (``nnLandmark_predict --search_around``). Its minutes are the coarse model's up to that epoch plus the fine
+  model's. Models trained by an earlier run in the same workdir are reused.
 Every 5 epochs the trainer keeps a checkpoint; each is used to predict the held-out cases, giving MRE (mm) against
 the training minutes up to that epoch (sum of nnU-Net's epoch times: training and validation, no prediction).
 
-    python benchmarks/learning_efficiency.py [--data study|demo] [--runs patch whole softargmax cascade]
-                                             [--search-radius MM] [--workdir DIR] [--out FILE]
+    python benchmarks/learning_efficiency.py [--data study|demo] [--runs patch whole softargmax coords cascade]
+                                             [--coarse whole] [--coarse-epoch 20] [--search-radius MM]
+                                             [--workdir DIR] [--out FILE]
                                                           (study: about 25 CPU minutes per trained run)
 """
 import argparse
@@ -32,7 +34,8 @@ from _common import markdown_table, run_command, write_json
 
 DATASET = {"study": 986, "demo": 987}
 RUNS = {"patch": ("nnLandmarkTrainer_CPU_Curve", "3d_fullres"), "whole": ("nnLandmarkTrainer_CPU_Curve", "3d_whole"),
-        "softargmax": ("nnLandmarkTrainer_CPU_SoftArgmax_Curve", "3d_whole")}
+        "softargmax": ("nnLandmarkTrainer_CPU_SoftArgmax_Curve", "3d_whole"),
+        "coords": ("nnLandmarkTrainer_CPU_Coords_Curve", "3d_whole")}
 
 
 def prepare(data: str, env: dict, workdir: Path, n_train: int, n_test: int) -> Path:
@@ -85,14 +88,16 @@ def predict(env: dict, raw: Path, dataset: int, trainer: str, configuration: str
     return json.loads((out / "evaluation" / "summary.json").read_text())
 
 
-def curve(env: dict, raw: Path, dataset: int, label: str, workdir: Path, search_radius: float) -> list:
+def curve(env: dict, raw: Path, dataset: int, label: str, workdir: Path, search_radius: float,
+          coarse_run: str, coarse_epoch: int) -> list:
     if label == "cascade":
-        coarse = RUNS["softargmax"]
+        coarse = RUNS[coarse_run]
         _, coarse_minutes = trained_minutes(env, raw, dataset, *coarse)
-        prior = workdir / "predictions_cascade_coarse"
-        predict(env, raw, dataset, *coarse, "checkpoint_final.pth", prior)
+        prior = workdir / f"predictions_{coarse_run}_{coarse_epoch:04d}"
+        predict(env, raw, dataset, *coarse, f"checkpoint_epoch_{coarse_epoch:04d}.pth", prior)
         trainer, configuration = RUNS["patch"]
-        extra, offset = ("--search_around", prior, "--search_radius", search_radius), coarse_minutes[-1]
+        extra = ("--search_around", prior, "--search_radius", search_radius)
+        offset = coarse_minutes[coarse_epoch - 1]
     else:
         trainer, configuration = RUNS[label]
         extra, offset = (), 0.0
@@ -112,8 +117,12 @@ def curve(env: dict, raw: Path, dataset: int, label: str, workdir: Path, search_
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", choices=list(DATASET), default="study")
-    parser.add_argument("--runs", nargs="+", choices=[*RUNS, "cascade"], default=["softargmax", "cascade"])
+    parser.add_argument("--runs", nargs="+", choices=[*RUNS, "cascade"], default=["whole", "cascade"])
     parser.add_argument("--search-radius", type=float, default=16.0, help="mm around the coarse landmarks (cascade)")
+    parser.add_argument("--coarse", choices=["whole", "softargmax", "coords"], default="whole",
+                        help="the whole-volume run that gives the cascade its coarse landmarks")
+    parser.add_argument("--coarse-epoch", type=int, default=20, choices=range(5, 41, 5),
+                        help="its snapshot used for that (every 5 epochs)")
     parser.add_argument("--cases", type=int, nargs=2, default=(30, 10), metavar=("TRAIN", "TEST"))
     parser.add_argument("--workdir", default="learning_efficiency_benchmark")
     parser.add_argument("--out", default=None)
@@ -124,7 +133,8 @@ def main():
     baseline = mean_shape_mre(raw)
     points = []
     for label in args.runs:
-        points += curve({**env, "nnUNet_n_proc_DA": "1"}, raw, DATASET[args.data], label, workdir, args.search_radius)
+        points += curve({**env, "nnUNet_n_proc_DA": "1"}, raw, DATASET[args.data], label, workdir, args.search_radius,
+                        args.coarse, args.coarse_epoch)
     print(f"\nmean shape (every landmark at its mean training position): MRE {baseline:.2f} mm\n")
     print(markdown_table(["run", "epoch", "training minutes", "MRE (mm)", "median (mm)", "SDR@4mm (%)"],
                          [[p["run"], p["epoch"], f"{p['minutes']:.1f}", f"{p['mre_mm']:.2f}", f"{p['median_mm']:.2f}",

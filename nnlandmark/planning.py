@@ -1,13 +1,14 @@
 """Planning and preprocessing: nnU-Net's, unchanged, plus the landmark check and small CPU plans."""
 import shutil
-from os.path import join, isfile
+from os.path import isdir, isfile, join
 from typing import Sequence
 
 import numpy as np
 from batchgenerators.utilities.file_and_folder_operations import load_json, save_json
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-from nnlandmark.dataset_conversion.verify import landmarks_lost_in_preprocessing, verify_landmark_dataset
+from nnlandmark.dataset_conversion.verify import (labels_in_preprocessed, landmarks_lost_in_preprocessing,
+                                                  verify_landmark_dataset)
 from nnlandmark.errors import LandmarkError
 from nnlandmark.paths import dataset_name, require_path
 
@@ -119,7 +120,9 @@ def add_whole_volume_configuration(dataset_id, plans_identifier: str = CPU_PLANS
         'median_image_size_in_voxels': [float(s / factor) for s in shape], 'patch_size': patch.tolist()}
     save_json(plans, plans_file, sort_keys=False)
     preprocess_dataset(int(dataset_id), plans_identifier, (WHOLE_VOLUME,), num_processes=[num_processes])
-    present = verify_landmark_dataset(join(require_path('nnUNet_raw'), name))
+    fullres_folder = join(folder, fullres['data_identifier'])  # what 3d_fullres kept; it was checked and warned about
+    present = labels_in_preprocessed(fullres_folder) if isdir(fullres_folder) else \
+        verify_landmark_dataset(join(require_path('nnUNet_raw'), name))
     names = {int(v): n for n, v in load_json(join(folder, 'dataset.json'))['labels'].items()}
     _warn_about_lost_cubes(WHOLE_VOLUME, join(folder, f"{plans_identifier}_{WHOLE_VOLUME}"), present, names)
     return WHOLE_VOLUME

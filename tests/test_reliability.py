@@ -122,11 +122,18 @@ def two_channels(model):
     return "has 2 channel file(s), the model expects 1", "two channels"
 
 
+def prior_without_the_case(model):
+    prior = model.parent / "prior.json"
+    prior.write_text('{"sphere_999": {"small_sphere": [0, 0, 0]}}')
+    return "case 'sphere_020' has no prior positions (--search_around)", ["--search_around", str(prior)]
+
+
 def empty_folder(model):
     return "no '*_0000.nii.gz' images in", "empty"
 
 
-@pytest.mark.parametrize("spoil", [truncate, segmentation_trainer, untrained_fold, two_channels, empty_folder])
+@pytest.mark.parametrize("spoil", [truncate, segmentation_trainer, untrained_fold, two_channels, empty_folder,
+                                   prior_without_the_case])
 def test_broken_models_and_inputs_fail_with_one_line(model_copy, tmp_path, capsys, spoil):
     model, raw = model_copy
     message, extra = spoil(model)

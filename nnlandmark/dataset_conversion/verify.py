@@ -1,6 +1,6 @@
 """Checks that a raw nnU-Net dataset really encodes landmarks: one blob per label, known label values."""
 import os
-from os.path import join, isfile
+from os.path import basename, join, isfile
 from typing import Dict, List, Set
 
 import numpy as np
@@ -61,6 +61,13 @@ def verify_landmark_dataset(raw_dataset_folder: str, check_image_values: bool = 
                      check_image_values)
         present[case] = {int(v) for v in np.unique(seg) if v}
     return present
+
+
+def labels_in_preprocessed(preprocessed_folder: str) -> Dict[str, Set[int]]:
+    """{case: labels with voxels} of a preprocessed configuration, from nnU-Net's ``class_locations``."""
+    from glob import glob
+    return {basename(p)[:-len('.pkl')]: {int(v) for v, where in load_pickle(p)['class_locations'].items() if len(where)}
+            for p in glob(join(preprocessed_folder, '*.pkl'))}
 
 
 def landmarks_lost_in_preprocessing(preprocessed_folder: str, present: Dict[str, Set[int]],

@@ -16,6 +16,7 @@ from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 from nnlandmark.losses.heatmap import centre_crop, landmark_centres
 from nnlandmark.losses.landmark_loss import TopKBCECoordinateLoss, TopKBCEHeatmapLoss
 from nnlandmark.presence import annotated_in_cases
+from nnlandmark.trainers.coordinate_channels import WithCoordinateChannels
 from nnlandmark.trainers.mirroring import PairSwappingMirrorTransform, label_swap, left_right_axis, mirror_pairs
 from nnlandmark.trainers.progress_log import LandmarkProgressLog
 
@@ -23,11 +24,12 @@ from nnlandmark.trainers.progress_log import LandmarkProgressLog
 class nnLandmarkTrainer(nnUNetTrainer):
     """The paper's recipe on nnU-Net's schedule (SGD 1e-2, Nesterov 0.99, PolyLR, 1000 x 250, clip 12)."""
 
-    heatmap_radius = 15.0   # voxels
+    heatmap_radius = 15.0   # voxels (of 3d_fullres; 3d_whole keeps the same radius in mm, see heatmap_radius_here)
     topk_percent = 20.0     # share of voxels kept per (sample, channel)
     epochs, iterations, val_iterations = 1000, 250, 50
     target_margin = 0       # voxels of label map loaded around each patch, so that cones from outside reach in
     coordinate_weight = 0.0  # weight of the soft-argmax distance term (TopKBCECoordinateLoss); 0: the paper's loss
+    coordinate_channels = False  # append the voxel position to the input (whole-volume patches, see the module)
     snapshot_every = 0      # epochs between kept copies checkpoint_epoch_NNNN.pth (learning curves); 0: none
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
@@ -40,18 +42,34 @@ class nnLandmarkTrainer(nnUNetTrainer):
         self.logger.local_logger = LandmarkProgressLog()
         self._annotated_in_cases = None
 
-    @staticmethod
-    def build_network_architecture(plans_manager, configuration_manager, num_input_channels,
+    @classmethod
+    def build_network_architecture(cls, plans_manager, configuration_manager, num_input_channels,
                                    num_output_channels, enable_deep_supervision=True):
         """nnU-Net asks for background + N heads; a landmark model has exactly N (no background)."""
+        if cls.coordinate_channels:
+            return WithCoordinateChannels(nnUNetTrainer.build_network_architecture(
+                plans_manager, configuration_manager, num_input_channels + 3, num_output_channels - 1,
+                enable_deep_supervision))
         return nnUNetTrainer.build_network_architecture(plans_manager, configuration_manager, num_input_channels,
                                                         num_output_channels - 1, enable_deep_supervision)
 
+    def heatmap_radius_here(self) -> float:
+        """The cone radius in this configuration's voxels: ``heatmap_radius``, except in the coarse whole-volume
+        configuration (nnlandmark.planning.WHOLE_VOLUME), where a 15-voxel cone would span most of the volume (64 mm
+        at 4.25 mm spacing); there the cone keeps its 3d_fullres size in mm. A cone that wide is minimised by a
+        blob at the landmark's mean position, and the model learned little more than that mean shape."""
+        from nnlandmark.planning import WHOLE_VOLUME
+        if self.configuration_name != WHOLE_VOLUME:
+            return self.heatmap_radius
+        fullres = self.plans_manager.get_configuration('3d_fullres').spacing
+        return self.heatmap_radius * min(fullres) / min(self.configuration_manager.spacing)
+
     def _build_loss(self):
+        radius = self.heatmap_radius_here()
+        self.print_to_log_file(f"heatmap cone radius: {radius:.2f} voxels of {self.configuration_name}")
         if self.coordinate_weight:
-            return TopKBCECoordinateLoss(self.num_landmarks, self.heatmap_radius, self.topk_percent,
-                                         self.coordinate_weight)
-        return TopKBCEHeatmapLoss(self.num_landmarks, self.heatmap_radius, self.topk_percent)
+            return TopKBCECoordinateLoss(self.num_landmarks, radius, self.topk_percent, self.coordinate_weight)
+        return TopKBCEHeatmapLoss(self.num_landmarks, radius, self.topk_percent)
 
     def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
         """Mirroring off in training and at test time, since it would swap left/right landmarks, unless
