@@ -117,7 +117,7 @@ def curve(env: dict, raw: Path, dataset: int, label: str, workdir: Path, search_
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", choices=list(DATASET), default="study")
-    parser.add_argument("--runs", nargs="+", choices=[*RUNS, "cascade"], default=["whole", "cascade"])
+    parser.add_argument("--runs", nargs="+", choices=[*RUNS, "cascade"], default=["whole"])
     parser.add_argument("--search-radius", type=float, default=16.0, help="mm around the coarse landmarks (cascade)")
     parser.add_argument("--coarse", choices=["whole", "softargmax", "coords"], default="whole",
                         help="the whole-volume run that gives the cascade its coarse landmarks")
