@@ -69,47 +69,6 @@ def test_a_target_margin_loads_larger_patches_and_trains_the_network_on_their_ce
     assert trainer.validation_step(batch)["error_count"].sum() >= 1
 
 
-def test_coordinate_channels_append_the_voxel_position_from_minus_one_to_one():
-    from types import SimpleNamespace
-    from nnlandmark.trainers.coordinate_channels import WithCoordinateChannels
-
-    class Identity(torch.nn.Module):
-        decoder = SimpleNamespace(deep_supervision=True)
-
-        def forward(self, x):
-            return x
-
-    wrapped = WithCoordinateChannels(Identity())
-    out = wrapped(torch.full((2, 1, 3, 5, 2), 7.0))
-    assert out.shape == (2, 4, 3, 5, 2) and torch.all(out[:, 0] == 7)
-    assert out[1, 1, :, 0, 0].tolist() == [-1, 0, 1]                   # first spatial axis
-    assert out[0, 2, 0, :, 1].tolist() == [-1, -0.5, 0, 0.5, 1]         # second
-    assert out[0, 3, 2, 4, :].tolist() == [-1, 1]                      # third
-    wrapped.decoder.deep_supervision = False                            # nnU-Net's switch reaches the inner network
-    assert Identity.decoder.deep_supervision is False
-
-
-def test_the_coords_variant_builds_a_network_with_three_more_input_channels():
-    from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
-    from nnlandmark.trainers.coordinate_channels import WithCoordinateChannels
-    arch = {"network_class_name": "dynamic_network_architectures.architectures.unet.PlainConvUNet",
-            "arch_kwargs": {"n_stages": 2, "features_per_stage": [4, 8], "conv_op": "torch.nn.modules.conv.Conv3d",
-                            "kernel_sizes": [[3, 3, 3]] * 2, "strides": [[1, 1, 1], [2, 2, 2]],
-                            "n_conv_per_stage": [1, 1], "n_conv_per_stage_decoder": [1], "conv_bias": True,
-                            "norm_op": "torch.nn.modules.instancenorm.InstanceNorm3d", "norm_op_kwargs": None,
-                            "dropout_op": None, "dropout_op_kwargs": None, "nonlin": "torch.nn.LeakyReLU",
-                            "nonlin_kwargs": None},
-            "_kw_requires_import": ["conv_op", "norm_op", "dropout_op", "nonlin"]}
-    configuration = ConfigurationManager({"architecture": arch, "patch_size": [8, 8, 8]})
-    network = trainer_class_by_name("nnLandmarkTrainer_CPU_Coords").build_network_architecture(
-        PlansManager.__new__(PlansManager), configuration, 1, 4, False)
-    assert isinstance(network, WithCoordinateChannels)
-    assert network.network.encoder.stages[0][0].convs[0].conv.in_channels == 4
-    assert network(torch.zeros(1, 1, 8, 8, 8)).shape == (1, 3, 8, 8, 8)  # N = 3 landmarks, no background
-    assert not isinstance(nnLandmarkTrainer.build_network_architecture(
-        PlansManager.__new__(PlansManager), configuration, 1, 4, False), WithCoordinateChannels)
-
-
 def test_the_whole_volume_configuration_keeps_the_cone_radius_in_mm():
     from types import SimpleNamespace
     plans = SimpleNamespace(get_configuration=lambda name: SimpleNamespace(spacing=[2.0, 2.0, 2.5]))

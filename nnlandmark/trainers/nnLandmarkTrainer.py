@@ -16,7 +16,6 @@ from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 from nnlandmark.losses.heatmap import centre_crop, landmark_centres
 from nnlandmark.losses.landmark_loss import TopKBCECoordinateLoss, TopKBCEHeatmapLoss
 from nnlandmark.presence import annotated_in_cases
-from nnlandmark.trainers.coordinate_channels import WithCoordinateChannels
 from nnlandmark.trainers.mirroring import PairSwappingMirrorTransform, label_swap, left_right_axis, mirror_pairs
 from nnlandmark.trainers.progress_log import LandmarkProgressLog
 
@@ -29,7 +28,6 @@ class nnLandmarkTrainer(nnUNetTrainer):
     epochs, iterations, val_iterations = 1000, 250, 50
     target_margin = 0       # voxels of label map loaded around each patch, so that cones from outside reach in
     coordinate_weight = 0.0  # weight of the soft-argmax distance term (TopKBCECoordinateLoss); 0: the paper's loss
-    coordinate_channels = False  # append the voxel position to the input (whole-volume patches, see the module)
     snapshot_every = 0      # epochs between kept copies checkpoint_epoch_NNNN.pth (learning curves); 0: none
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
@@ -42,14 +40,10 @@ class nnLandmarkTrainer(nnUNetTrainer):
         self.logger.local_logger = LandmarkProgressLog()
         self._annotated_in_cases = None
 
-    @classmethod
-    def build_network_architecture(cls, plans_manager, configuration_manager, num_input_channels,
+    @staticmethod
+    def build_network_architecture(plans_manager, configuration_manager, num_input_channels,
                                    num_output_channels, enable_deep_supervision=True):
         """nnU-Net asks for background + N heads; a landmark model has exactly N (no background)."""
-        if cls.coordinate_channels:
-            return WithCoordinateChannels(nnUNetTrainer.build_network_architecture(
-                plans_manager, configuration_manager, num_input_channels + 3, num_output_channels - 1,
-                enable_deep_supervision))
         return nnUNetTrainer.build_network_architecture(plans_manager, configuration_manager, num_input_channels,
                                                         num_output_channels - 1, enable_deep_supervision)
 

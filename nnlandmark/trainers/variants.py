@@ -47,9 +47,6 @@ _soft_argmax = _variant(nnLandmarkTrainer_CPU, "SoftArgmax", "CPU schedule plus 
          "landmarks on a CPU budget, with the whole-volume configuration).", coordinate_weight=1.0)
 _variant(_soft_argmax, "Curve", "As nnLandmarkTrainer_CPU_SoftArgmax, a checkpoint every 5 epochs.",
          snapshot_every=5)
-_coordinates = _variant(nnLandmarkTrainer_CPU, "Coords", "CPU schedule with the voxel position as extra input "
-                        "channels (whole-volume configuration 3d_whole only).", coordinate_channels=True)
-_variant(_coordinates, "Curve", "As nnLandmarkTrainer_CPU_Coords, a checkpoint every 5 epochs.", snapshot_every=5)
 for _m in (4, 8, 15):  # beyond the paper: label map margin around each patch (cones from landmarks just outside)
     _variant(nnLandmarkTrainer, f"Margin{_m}", f"Targets built with a {_m}-voxel label margin around each patch.",
              target_margin=_m)
