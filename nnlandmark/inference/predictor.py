@@ -129,7 +129,8 @@ class LandmarkPredictor(nnUNetPredictor):
         geometry = Geometry.of_sitk_stuff(properties['sitk_stuff'])
         heat = self.predict_heatmaps(data)
         if prior:
-            self._restrict_to_prior(heat, prior, geometry, properties)
+            with torch.inference_mode():  # heat is an inference tensor: changed in place only in that mode
+                self._restrict_to_prior(heat, prior, geometry, properties)
         peaks, likelihood = channel_maxima(heat)
         if self.subvoxel:
             peaks = refine_peaks(heat, peaks)
