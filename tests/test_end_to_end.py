@@ -87,8 +87,8 @@ def test_search_around_a_prior_reads_each_maximum_near_it(trained):
         restricted = json.loads((out / f"{case}.json").read_text())["landmarks"]
         free = json.loads((root / "predictions" / f"{case}.json").read_text())["landmarks"]
         error = lambda points, name, at: np.linalg.norm(np.subtract(points[name]["world"], truth[case][at]))  # noqa
-        assert error(free, "small_sphere", "small_sphere") < 3.0
-        assert error(restricted, "small_sphere", "large_sphere") <= 8.0
+        assert error(free, "small_sphere", "small_sphere") < 6.0          # free: on its own sphere, > 14 mm away
+        assert error(restricted, "small_sphere", "large_sphere") <= 8.0    # restricted: pulled into the prior's ball
         for name in ("medium_sphere", "large_sphere"):
             # a free maximum within 2.5 mm has its whole refinement window (3 voxels) inside the 8 mm ball
             if error(free, name, name) < 2.5:
