@@ -74,8 +74,8 @@ def landmarks_lost_in_preprocessing(preprocessed_folder: str, present: Dict[str,
                                     names: Dict[int, str]) -> List[str]:
     """Cases where resampling to the target spacing erased a landmark's cube (nnU-Net's class_locations
     are empty for it): that landmark would silently be trained as absent."""
+    kept = labels_in_preprocessed(preprocessed_folder)
     lost = []
     for case, labels in present.items():
-        locations = load_pickle(join(preprocessed_folder, case + '.pkl'))['class_locations']
-        lost += [f"{case}/{names[v]}" for v in sorted(labels) if len(locations.get(v, [])) == 0]
+        lost += [f"{case}/{names[v]}" for v in sorted(labels - kept[case])]
     return lost

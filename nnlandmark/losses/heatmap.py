@@ -2,6 +2,12 @@
 import torch
 
 
+def voxel_coordinates(spatial, device) -> torch.Tensor:
+    """(V, D) float positions of every voxel of a patch, in the order of ``tensor.flatten()``."""
+    grids = torch.meshgrid(*[torch.arange(s, device=device, dtype=torch.float32) for s in spatial], indexing="ij")
+    return torch.stack([g.reshape(-1) for g in grids], dim=-1)
+
+
 def landmark_centres(seg: torch.Tensor, num_landmarks: int):
     """Centre of mass of each label 1..N in a (B, 1, *spatial) label patch.
 
@@ -11,9 +17,7 @@ def landmark_centres(seg: torch.Tensor, num_landmarks: int):
     b = seg.shape[0]
     spatial = seg.shape[2:]
     labels = seg.reshape(b, -1).long().clamp(min=0, max=num_landmarks + 1)  # out-of-range -> overflow bin
-    grids = torch.meshgrid(*[torch.arange(s, device=seg.device, dtype=torch.float32) for s in spatial],
-                           indexing="ij")
-    coords = torch.stack([g.reshape(-1) for g in grids], dim=-1)  # (V, D)
+    coords = voxel_coordinates(spatial, seg.device)  # (V, D)
     ones = torch.ones_like(labels, dtype=torch.float32)
     counts = torch.zeros(b, num_landmarks + 2, device=seg.device).scatter_add_(1, labels, ones)
     sums = torch.zeros(b, num_landmarks + 2, len(spatial), device=seg.device)
@@ -48,11 +52,7 @@ def heatmap_targets(seg: torch.Tensor, num_landmarks: int, radius: float) -> tor
 
 def soft_argmax(logits: torch.Tensor) -> torch.Tensor:
     """(B, N, *spatial) logits -> (B, N, D) expected voxel position under each channel's spatial softmax."""
-    spatial = logits.shape[2:]
-    grids = torch.meshgrid(*[torch.arange(s, device=logits.device, dtype=torch.float32) for s in spatial],
-                           indexing="ij")
-    coords = torch.stack([g.reshape(-1) for g in grids], dim=-1)  # (V, D)
-    return logits.flatten(2).float().softmax(-1) @ coords
+    return logits.flatten(2).float().softmax(-1) @ voxel_coordinates(logits.shape[2:], logits.device)
 
 
 def centre_crop(x: torch.Tensor, spatial_shape) -> torch.Tensor:
