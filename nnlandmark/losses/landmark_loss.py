@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nnlandmark.losses.heatmap import centre_crop, heatmap_targets, landmark_centres, soft_argmax
+from nnlandmark.losses.heatmap import centre_crop, edt_heatmaps, landmark_centres, soft_argmax
 
 
 class TopKBCEHeatmapLoss(nn.Module):
@@ -34,16 +34,28 @@ class TopKBCEHeatmapLoss(nn.Module):
     def forward(self, logits: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
         """``seg`` may be larger than ``logits`` (a margin around the patch): the heatmaps are built on all of it and
         then cropped to the centre, so landmarks just outside the patch still cast their cones into it."""
-        target = centre_crop(heatmap_targets(seg, self.num_landmarks, self.radius), logits.shape[2:]).to(logits.dtype)
+        centres, present = landmark_centres(seg, self.num_landmarks)
+        target = centre_crop(edt_heatmaps(centres, present, seg.shape[2:], self.radius), logits.shape[2:])
         loss = self.per_voxel(logits.float(), target.float()).flatten(2)  # (B, N, V)
         if self.k_percent < 100:
             k = max(1, int(round(loss.shape[-1] * self.k_percent / 100)))
             loss = loss.topk(k, dim=-1, sorted=False).values
-        per_channel = loss.mean(-1)  # (B, N)
-        if self.annotated is None:
-            return per_channel.mean()
-        weight = self.annotated.to(per_channel.device, per_channel.dtype)
-        return (per_channel * weight).sum() / weight.sum().clamp(min=1)
+        offset = torch.tensor([(s - o) // 2 for s, o in zip(seg.shape[2:], logits.shape[2:])], device=centres.device)
+        return self.combine(logits, loss.mean(-1), centres - offset, present)
+
+    def weighted_mean(self, per_pair: torch.Tensor, weight: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Mean of a (B, N) loss over the (sample, landmark) pairs that count: annotated ones, times ``weight``."""
+        if self.annotated is not None:
+            annotated = self.annotated.to(per_pair.device, per_pair.dtype)
+            weight = annotated if weight is None else weight * annotated
+        if weight is None:
+            return per_pair.mean()
+        return (per_pair * weight).sum() / weight.sum().clamp(min=1)
+
+    def combine(self, logits: torch.Tensor, per_channel: torch.Tensor, centres: torch.Tensor,
+                present: torch.Tensor) -> torch.Tensor:
+        """The loss from the per-(sample, channel) heatmap loss; ``centres`` (B, N, D) in the network's patch."""
+        return self.weighted_mean(per_channel)
 
 
 class TopKBCECoordinateLoss(TopKBCEHeatmapLoss):
@@ -58,17 +70,10 @@ class TopKBCECoordinateLoss(TopKBCEHeatmapLoss):
         super().__init__(num_landmarks, radius, k_percent)
         self.weight = weight
 
-    def forward(self, logits: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
-        heatmap_loss = super().forward(logits, seg)
-        centres, present = landmark_centres(seg, self.num_landmarks)
-        offset = torch.tensor([(s - o) // 2 for s, o in zip(seg.shape[2:], logits.shape[2:])], device=centres.device)
-        centres = centres - offset
+    def combine(self, logits, per_channel, centres, present) -> torch.Tensor:
         inside = ((centres >= 0) & (centres <= torch.tensor(logits.shape[2:], device=centres.device) - 1)).all(-1)
-        valid = (present & inside).float()
-        if self.annotated is not None:
-            valid = valid * self.annotated.to(valid.device, valid.dtype)
         distance = torch.linalg.norm(soft_argmax(logits) - centres, dim=-1) / self.radius  # (B, N)
-        return heatmap_loss + self.weight * (distance * valid).sum() / valid.sum().clamp(min=1)
+        return self.weighted_mean(per_channel) + self.weight * self.weighted_mean(distance, (present & inside).float())
 
 
 class MSEHeatmapLoss(TopKBCEHeatmapLoss):
