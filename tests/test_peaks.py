@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from nnlandmark.inference.peaks import channel_maxima, refine_peaks, restrict_to_balls
+from nnlandmark.inference.peaks import balls_inside, channel_maxima, refine_peaks, restrict_to_balls, tiles_near_balls
 from nnlandmark.losses.heatmap import edt_heatmaps
 
 
@@ -49,3 +49,22 @@ def test_restriction_to_a_ball_around_the_prior_picks_the_local_maximum():
     assert heat[0, 7, 7, 4] == -1 and heat[0, 7, 7, 8] == -1 and heat[0, 3, 7, 6] == -1  # ellipsoid radii 3, 3, 1.5
     assert heat[0, 7, 7, 5] == 0 and heat[0, 4, 7, 6] == 0                                 # on or inside it
     assert torch.count_nonzero(heat[1] == -1) == 0
+
+
+def test_a_search_around_priors_keeps_only_the_tiles_that_overlap_a_ball():
+    tiles = [(slice(None), slice(z, z + 32), slice(y, y + 32), slice(x, x + 32))
+             for z in (0, 16, 32) for y in (0, 16, 32) for x in (0, 16, 32)]       # 64^3, patch 32, step 16
+    radius = np.array([3.0, 3.0, 3.0])
+    corner = tiles_near_balls(tiles, np.array([[5.0, 5.0, 5.0]]), radius, (64, 64, 64))
+    assert corner == [tiles[0]]                                 # box 2..8 lies in the first tile only
+    assert len(tiles_near_balls(tiles, np.array([[32.0, 32.0, 32.0]]), radius, (64, 64, 64))) == 27  # 29..35: all
+    edge = tiles_near_balls(tiles, np.array([[5.0, 5.0, 5.0], [5.0, 5.0, 40.0]]), radius, (64, 64, 64))
+    assert [t[3].start for t in edge] == [0, 16, 32] and all(t[1].start == t[2].start == 0 for t in edge)
+    for unusable in ([np.nan] * 3, [5.0, 5.0, 70.0]):          # a channel searched everywhere needs every tile
+        assert len(tiles_near_balls(tiles, np.array([[5.0, 5.0, 5.0], unusable]), radius, (64, 64, 64))) == 27
+
+
+def test_a_ball_is_inside_the_volume_when_its_nearest_voxel_is():
+    radius = np.array([2.0, 2.0, 1.0])
+    centres = np.array([[-1.9, 0, 0], [-2.1, 0, 0], [0, 0, 9.9], [0, 0, 10.1], [np.nan, 0, 0]])
+    assert balls_inside(centres, radius, (5, 5, 10)).tolist() == [True, False, True, False, False]

@@ -23,9 +23,9 @@ def restrict_to_balls(heat: torch.Tensor, centres: np.ndarray, radius_voxels: np
     coarse model's landmark, so channels that fire on look-alike structures elsewhere do no harm. Returns the
     channels left unrestricted because their ball holds no voxel of the volume.
     """
-    outside = []
+    searchable = balls_inside(centres, radius_voxels, heat.shape[1:])
     for channel, centre in enumerate(centres):
-        if np.isnan(centre).any():
+        if not searchable[channel]:
             continue
         sq = 0
         for axis, size in enumerate(heat.shape[1:]):
@@ -33,11 +33,32 @@ def restrict_to_balls(heat: torch.Tensor, centres: np.ndarray, radius_voxels: np
             view = [1] * (heat.ndim - 1)
             view[axis] = size
             sq = sq + d.reshape(view)
-        if bool((sq <= 1).any()):
-            heat[channel].masked_fill_(sq > 1, -1)
-        else:
-            outside.append(channel)
-    return outside
+        heat[channel].masked_fill_(sq > 1, -1)
+    return [c for c in range(len(centres)) if not searchable[c] and not np.isnan(centres[c]).any()]
+
+
+def balls_inside(centres: np.ndarray, radius_voxels: np.ndarray, shape) -> np.ndarray:
+    """(N,) bool: the ellipsoid holds at least one voxel of the volume (NaN centre: False). The voxel nearest to the
+    centre in the ellipsoid's metric is the centre rounded and clipped into the volume, axis by axis."""
+    with np.errstate(invalid='ignore'):
+        nearest = np.clip(np.round(centres), 0, np.asarray(shape) - 1)
+        return (((nearest - centres) / radius_voxels) ** 2).sum(1) <= 1
+
+
+def tiles_near_balls(slicers: list, centres: np.ndarray, radius_voxels: np.ndarray, shape) -> list:
+    """The sliding-window tiles (nnU-Net slicers) that overlap some ball's bounding box: all that a search around
+    priors reads, since every tile covering a voxel of a ball is kept, so the heatmap inside the balls is unchanged.
+    All tiles when some channel has no ball in the volume (it is searched everywhere)."""
+    if not balls_inside(centres, radius_voxels, shape).all():
+        return slicers
+    low, high = centres - radius_voxels, centres + radius_voxels
+    kept = []
+    for tile in slicers:
+        start = np.array([s.start for s in tile[1:]])
+        stop = np.array([s.stop for s in tile[1:]])
+        if ((start <= high) & (stop - 1 >= low)).all(1).any():
+            kept.append(tile)
+    return kept
 
 
 def refine_peaks(heat: torch.Tensor, peaks: np.ndarray, radius: int = REFINE_RADIUS,

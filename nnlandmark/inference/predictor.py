@@ -20,7 +20,7 @@ from tqdm import tqdm
 from nnlandmark.errors import LandmarkError
 from nnlandmark.geometry import Geometry
 from nnlandmark.inference.coordinates import original_zyx_to_preprocessed, preprocessed_to_original_index
-from nnlandmark.inference.peaks import channel_maxima, refine_peaks, restrict_to_balls
+from nnlandmark.inference.peaks import channel_maxima, refine_peaks, restrict_to_balls, tiles_near_balls
 from nnlandmark.inference.prediction_files import case_prediction, find_input_cases, write_json_atomic
 from nnlandmark.presence import read_thresholds
 
@@ -39,6 +39,7 @@ class LandmarkPredictor(nnUNetPredictor):
         self.presence_thresholds: Optional[Dict[str, float]] = None  # from nnLandmark_calibrate; None: all present
         self.search_priors: Optional[Dict[str, Dict[str, np.ndarray]]] = None  # {case: {name: world LPS}}
         self.search_radius_mm = 20.0  # with priors: each landmark's maximum is read within this distance of its prior
+        self._balls = None  # (centres, radii) in preprocessed voxels while a case with priors is predicted
 
     @classmethod
     def from_model_folder(cls, model_folder: str, folds: Optional[Sequence[Union[int, str]]] = None,
@@ -110,7 +111,14 @@ class LandmarkPredictor(nnUNetPredictor):
             heat[sl] += (probabilities.to(results_device) * gaussian).half()
             weight[sl[1:]] += gaussian.half()
         heat /= weight
-        return heat
+        return heat.nan_to_num_(0.0)  # voxels no tile covered (a search around priors skips far tiles)
+
+    def _internal_get_sliding_window_slicers(self, image_size):
+        """nnU-Net's tiles; while searching around priors, only those that overlap a search ball."""
+        slicers = super()._internal_get_sliding_window_slicers(image_size)
+        if self._balls is None or any(i < p for i, p in zip(image_size, self.configuration_manager.patch_size)):
+            return slicers  # (nnU-Net pads images smaller than the patch, which shifts the tiles)
+        return tiles_near_balls(slicers, *self._balls, image_size)
 
     def predict_heatmaps(self, data: torch.Tensor) -> torch.Tensor:
         """(C, *preprocessed) image -> (N, *preprocessed) heatmaps in [0, 1], averaged over the loaded folds."""
@@ -127,10 +135,18 @@ class LandmarkPredictor(nnUNetPredictor):
             raise LandmarkError("world coordinates need image geometry: use SimpleITKIO (the default for "
                                 ".nii.gz/.nrrd/.mha) as the dataset's reader")
         geometry = Geometry.of_sitk_stuff(properties['sitk_stuff'])
-        heat = self.predict_heatmaps(data)
-        if prior:
+        balls = self._search_balls(prior, geometry, data.shape[1:], properties) if prior else None
+        self._balls = balls
+        try:
+            heat = self.predict_heatmaps(data)
+        finally:
+            self._balls = None
+        if balls:
+            names = list(self.landmark_labels)
             with torch.inference_mode():  # heat is an inference tensor: changed in place only in that mode
-                self._restrict_to_prior(heat, prior, geometry, properties)
+                for channel in restrict_to_balls(heat, *balls):
+                    print(f"WARNING: the prior of landmark '{names[channel]}' lies more than "
+                          f"{self.search_radius_mm} mm outside the image; searched the whole image")
         peaks, likelihood = channel_maxima(heat)
         if self.subvoxel:
             peaks = refine_peaks(heat, peaks)
@@ -141,16 +157,13 @@ class LandmarkPredictor(nnUNetPredictor):
                        'likelihood': float(likelihood[i]), 'present': bool(likelihood[i] >= thresholds.get(name, 0.0))}
                 for i, (name, label) in enumerate(self.landmark_labels.items())}
 
-    def _restrict_to_prior(self, heat: torch.Tensor, prior: Dict[str, np.ndarray], geometry: Geometry,
-                           properties: dict) -> None:
-        names = list(self.landmark_labels)
-        world = np.array([prior.get(n, [np.nan] * 3) for n in names], float)
+    def _search_balls(self, prior: Dict[str, np.ndarray], geometry: Geometry, shape, properties: dict):
+        """Each landmark's prior (world LPS; missing: NaN) as a centre in preprocessed voxels, and the search radius
+        in voxels along each axis."""
+        world = np.array([prior.get(n, [np.nan] * 3) for n in self.landmark_labels], float)
         zyx = geometry.world_to_index(world)[:, ::-1]
-        centres = original_zyx_to_preprocessed(zyx, heat.shape[1:], properties, self.plans_manager.transpose_forward)
-        radius = self.search_radius_mm / np.asarray(self.configuration_manager.spacing, float)
-        for channel in restrict_to_balls(heat, centres, radius):
-            print(f"WARNING: the prior of landmark '{names[channel]}' lies more than {self.search_radius_mm} mm "
-                  f"outside the image; searched the whole image")
+        centres = original_zyx_to_preprocessed(zyx, shape, properties, self.plans_manager.transpose_forward)
+        return centres, self.search_radius_mm / np.asarray(self.configuration_manager.spacing, float)
 
     def predict(self, image: ImageInput, case: Optional[str] = None) -> dict:
         """One case from a file path (or one path per channel) or a SimpleITK image -> the prediction dict."""
