@@ -2,6 +2,7 @@
 import json
 
 import numpy as np
+import pytest
 import SimpleITK as sitk
 from scipy import ndimage
 
@@ -9,12 +10,18 @@ from conftest import run
 from nnlandmark.landmark_files import read_fcsv, read_mrk_json
 
 
-def test_predict_and_evaluate_reach_under_two_voxels(trained):
+@pytest.fixture(scope="module")
+def predictions(trained):
+    """The test cases predicted by the command with every output option; the later tests compare against them."""
     root, raw, env = trained
-    predictions = root / "predictions"
-    run("nnLandmark_predict", env, "-i", raw / "imagesTs", "-o", predictions, "-d", 991,
+    run("nnLandmark_predict", env, "-i", raw / "imagesTs", "-o", root / "predictions", "-d", 991,
         "-tr", "nnLandmarkTrainer_CPU", "-p", "nnLandmarkCPUPlans", "-device", "cpu", "--disable_tqdm", "--qc",
         "--format", "json,mrk.json,fcsv,csv", "--save_labelmap")
+    return root / "predictions"
+
+
+def test_predict_and_evaluate_reach_under_two_voxels(trained, predictions):
+    root, raw, env = trained
     files = sorted(f for f in predictions.glob("*.json") if not f.name.endswith(".mrk.json"))
     assert sorted(p.stem for p in (predictions / "qc").glob("*.png")) == [f.stem for f in files]
     assert [f.stem for f in files] == [f"sphere_{i:03d}" for i in range(20, 24)]
@@ -52,7 +59,7 @@ def test_final_validation_writes_case_files_and_summary(trained):
     assert sorted(f.stem for f in (fold / "validation").glob("sphere_*.json")) == sorted(split["val"])
 
 
-def test_python_api_matches_the_command_for_a_path_and_a_simpleitk_image(trained):
+def test_python_api_matches_the_command_for_a_path_and_a_simpleitk_image(trained, predictions):
     import torch
     from nnlandmark.inference.predictor import LandmarkPredictor
 
@@ -63,19 +70,19 @@ def test_python_api_matches_the_command_for_a_path_and_a_simpleitk_image(trained
     image = raw / "imagesTs" / "sphere_021_0000.nii.gz"
     from_path = predictor.predict(str(image))
     from_image = predictor.predict(sitk.ReadImage(str(image)), case="sphere_021")
-    from_command = json.loads((root / "predictions" / "sphere_021.json").read_text())
+    from_command = json.loads((predictions / "sphere_021.json").read_text())
     assert from_path["image"] == "sphere_021_0000.nii.gz" and from_image["case"] == "sphere_021"
     for name, landmark in from_command["landmarks"].items():
         np.testing.assert_allclose(from_path["landmarks"][name]["voxel"], landmark["voxel"], atol=1e-6)
         np.testing.assert_allclose(from_image["landmarks"][name]["world"], landmark["world"], atol=1e-6)
 
 
-def test_search_around_a_prior_reads_each_maximum_near_it(trained):
+def test_search_around_a_prior_reads_each_maximum_near_it(trained, predictions):
     """Coarse-to-fine: with a prior from a JSON file, a landmark is found only within --search_radius of it."""
     root, raw, env = trained
     truth = json.loads((raw / "all_landmarks_world.json").read_text())
     test_cases = [f"sphere_{i:03d}" for i in range(20, 24)]
-    free = {c: json.loads((root / "predictions" / f"{c}.json").read_text())["landmarks"] for c in test_cases}
+    free = {c: json.loads((predictions / f"{c}.json").read_text())["landmarks"] for c in test_cases}
     # the small sphere's prior is put on the large sphere (> 14 mm away); the others' on their free prediction
     prior = {c: {"small_sphere": truth[c]["large_sphere"], **{n: free[c][n]["world"] for n in
                                                               ("medium_sphere", "large_sphere")}} for c in test_cases}

@@ -48,7 +48,8 @@ def balls_inside(centres: np.ndarray, radius_voxels: np.ndarray, shape) -> np.nd
 def tiles_near_balls(slicers: list, centres: np.ndarray, radius_voxels: np.ndarray, shape) -> list:
     """The sliding-window tiles (nnU-Net slicers) that overlap some ball's bounding box: all that a search around
     priors reads, since every tile covering a voxel of a ball is kept, so the heatmap inside the balls is unchanged.
-    All tiles when some channel has no ball in the volume (it is searched everywhere)."""
+    All tiles when some channel has no ball in the volume (it is searched everywhere). So a voxel no kept tile covers
+    lies outside every ball, and ``restrict_to_balls`` overwrites it (the heatmap there is 0/0 = NaN until then)."""
     if not balls_inside(centres, radius_voxels, shape).all():
         return slicers
     low, high = centres - radius_voxels, centres + radius_voxels

@@ -110,8 +110,7 @@ class LandmarkPredictor(nnUNetPredictor):
             probabilities = torch.sigmoid(self._internal_maybe_mirror_and_predict(tile)[0].float())
             heat[sl] += (probabilities.to(results_device) * gaussian).half()
             weight[sl[1:]] += gaussian.half()
-        heat /= weight
-        return heat.nan_to_num_(0.0)  # voxels no tile covered (a search around priors skips far tiles)
+        return heat.div_(weight)  # 0/0 = NaN where no tile ran: only outside every search ball (tiles_near_balls)
 
     def _internal_get_sliding_window_slicers(self, image_size):
         """nnU-Net's tiles; while searching around priors, only those that overlap a search ball."""
