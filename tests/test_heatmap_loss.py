@@ -5,8 +5,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nnlandmark.losses.heatmap import edt_heatmaps, heatmap_targets, landmark_centres, soft_argmax
-from nnlandmark.losses.landmark_loss import MSEHeatmapLoss, TopKBCECoordinateLoss, TopKBCEHeatmapLoss
+from nnlandmark.losses.heatmap import (edt_heatmaps, heatmap_targets, landmark_centres, soft_argmax,
+                                      spatial_softmax_cross_entropy)
+from nnlandmark.losses.landmark_loss import (MSEHeatmapLoss, TopKBCECoordinateLoss, TopKBCEHeatmapLoss,
+                                             TopKBCESpatialSoftmaxLoss)
 
 
 def _seg(shape=(24, 20, 22)):
@@ -115,3 +117,33 @@ def test_coordinate_loss_measures_landmarks_in_the_network_output_when_the_label
     logits[0, 0, 3, 3, 3] = 40.0
     loss = TopKBCECoordinateLoss(1, 15.0)(logits, seg)
     assert math.isclose(loss.item(), TopKBCEHeatmapLoss(1, 15.0)(logits, seg).item(), rel_tol=1e-5)
+
+
+def test_spatial_softmax_cross_entropy_by_hand():
+    logits = torch.zeros(1, 3, 2, 3, 4)  # 24 voxels
+    logits[0, 1, 1, 2, 3] = math.log(24 - 1)  # channel 1: half of its softmax mass on one voxel
+    target = torch.zeros(1, 3, 2, 3, 4)
+    target[0, 0, 0, 0, 0] = 5.0                                   # uniform logits: -log(1/24) whatever the target
+    target[0, 1, 1, 2, 3], target[0, 1, 0, 0, 0] = 3.0, 1.0       # 3/4 on p = 1/2, 1/4 on p = 1/46
+    cross_entropy, has_cone = spatial_softmax_cross_entropy(logits, target)
+    assert has_cone.tolist() == [[True, True, False]]
+    assert math.isclose(cross_entropy[0, 0].item(), math.log(24), rel_tol=1e-6)
+    assert math.isclose(cross_entropy[0, 1].item(), 0.75 * math.log(2) + 0.25 * math.log(46), rel_tol=1e-6)
+    shifted, _ = spatial_softmax_cross_entropy(logits + torch.tensor([0.0, 7.0, 0.0])[None, :, None, None, None],
+                                               target)
+    assert math.isclose(shifted[0, 1].item(), cross_entropy[0, 1].item(), rel_tol=1e-6)  # no absolute level
+
+
+def test_spatial_softmax_loss_adds_the_weighted_cross_entropy_of_channels_with_a_cone_in_the_patch():
+    seg = torch.zeros(1, 1, 12, 12, 12)
+    seg[0, 0, 4:7, 4:7, 4:7] = 1      # landmark 1 at (5, 5, 5); landmark 2 absent from the patch
+    logits = torch.randn(1, 2, 12, 12, 12, generator=torch.Generator().manual_seed(0))
+    target = heatmap_targets(seg, 2, 4.0)
+    log_p = logits[0, 0].flatten().log_softmax(0)
+    by_hand = -(target[0, 0].flatten() * log_p).sum() / target[0, 0].sum()   # the absent landmark adds nothing
+    plain = TopKBCEHeatmapLoss(2, 4.0)(logits, seg)
+    loss = TopKBCESpatialSoftmaxLoss(2, 4.0, weight=0.5)(logits, seg)
+    assert math.isclose(loss.item() - plain.item(), 0.5 * by_hand.item(), rel_tol=1e-5)
+    combined, plain_loss = TopKBCESpatialSoftmaxLoss(2, 4.0), TopKBCEHeatmapLoss(2, 4.0)
+    with combined.annotated_only(torch.tensor([[False, True]])), plain_loss.annotated_only(torch.tensor([[False, True]])):
+        assert math.isclose(combined(logits, seg).item(), plain_loss(logits, seg).item(), rel_tol=1e-6)

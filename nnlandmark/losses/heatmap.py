@@ -55,6 +55,15 @@ def soft_argmax(logits: torch.Tensor) -> torch.Tensor:
     return logits.flatten(2).float().softmax(-1) @ voxel_coordinates(logits.shape[2:], logits.device)
 
 
+def spatial_softmax_cross_entropy(logits: torch.Tensor, target: torch.Tensor):
+    """(B, N) cross-entropy between each channel's softmax over all voxels and its target normalised to sum 1, and
+    (B, N) bool: the target has mass (the cross-entropy of a channel without it is 0 and means nothing)."""
+    mass = target.flatten(2).sum(-1)
+    log_p = logits.flatten(2).log_softmax(-1)
+    cross_entropy = -(target.flatten(2) * log_p).sum(-1) / mass.clamp(min=1e-12)
+    return cross_entropy, mass > 0
+
+
 def centre_crop(x: torch.Tensor, spatial_shape) -> torch.Tensor:
     """The central ``spatial_shape`` of a (B, C, *spatial) tensor (a view)."""
     slices = [slice((size - want) // 2, (size - want) // 2 + want) for size, want in zip(x.shape[2:], spatial_shape)]

@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nnlandmark.losses.heatmap import centre_crop, edt_heatmaps, landmark_centres, soft_argmax
+from nnlandmark.losses.heatmap import (centre_crop, edt_heatmaps, landmark_centres, soft_argmax,
+                                       spatial_softmax_cross_entropy)
 
 
 class TopKBCEHeatmapLoss(nn.Module):
@@ -36,12 +37,16 @@ class TopKBCEHeatmapLoss(nn.Module):
         then cropped to the centre, so landmarks just outside the patch still cast their cones into it."""
         centres, present = landmark_centres(seg, self.num_landmarks)
         target = centre_crop(edt_heatmaps(centres, present, seg.shape[2:], self.radius), logits.shape[2:])
-        loss = self.per_voxel(logits.float(), target.float()).flatten(2)  # (B, N, V)
+        offset = torch.tensor([(s - o) // 2 for s, o in zip(seg.shape[2:], logits.shape[2:])], device=centres.device)
+        return self.combine(logits, target, centres - offset, present)
+
+    def per_channel(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """(B, N) loss: the mean of the highest ``k_percent`` % per-voxel losses of each (sample, channel)."""
+        loss = self.per_voxel(logits, target).flatten(2)  # (B, N, V)
         if self.k_percent < 100:
             k = max(1, int(round(loss.shape[-1] * self.k_percent / 100)))
             loss = loss.topk(k, dim=-1, sorted=False).values
-        offset = torch.tensor([(s - o) // 2 for s, o in zip(seg.shape[2:], logits.shape[2:])], device=centres.device)
-        return self.combine(logits, loss.mean(-1), centres - offset, present)
+        return loss.mean(-1)
 
     def weighted_mean(self, per_pair: torch.Tensor, weight: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Mean of a (B, N) loss over the (sample, landmark) pairs that count: annotated ones, times ``weight``."""
@@ -52,10 +57,11 @@ class TopKBCEHeatmapLoss(nn.Module):
             return per_pair.mean()
         return (per_pair * weight).sum() / weight.sum().clamp(min=1)
 
-    def combine(self, logits: torch.Tensor, per_channel: torch.Tensor, centres: torch.Tensor,
+    def combine(self, logits: torch.Tensor, target: torch.Tensor, centres: torch.Tensor,
                 present: torch.Tensor) -> torch.Tensor:
-        """The loss from the per-(sample, channel) heatmap loss; ``centres`` (B, N, D) in the network's patch."""
-        return self.weighted_mean(per_channel)
+        """The loss of a batch from its logits and heatmap targets; ``centres`` (B, N, D) in the network's patch are
+        for subclasses that add a coordinate term."""
+        return self.weighted_mean(self.per_channel(logits.float(), target.float()))
 
 
 class TopKBCECoordinateLoss(TopKBCEHeatmapLoss):
@@ -70,10 +76,11 @@ class TopKBCECoordinateLoss(TopKBCEHeatmapLoss):
         super().__init__(num_landmarks, radius, k_percent)
         self.weight = weight
 
-    def combine(self, logits, per_channel, centres, present) -> torch.Tensor:
+    def combine(self, logits, target, centres, present) -> torch.Tensor:
         inside = ((centres >= 0) & (centres <= torch.tensor(logits.shape[2:], device=centres.device) - 1)).all(-1)
         distance = torch.linalg.norm(soft_argmax(logits) - centres, dim=-1) / self.radius  # (B, N)
-        return self.weighted_mean(per_channel) + self.weight * self.weighted_mean(distance, (present & inside).float())
+        return super().combine(logits, target, centres, present) + \
+            self.weight * self.weighted_mean(distance, (present & inside).float())
 
 
 class MSEHeatmapLoss(TopKBCEHeatmapLoss):
@@ -84,3 +91,25 @@ class MSEHeatmapLoss(TopKBCEHeatmapLoss):
 
     def per_voxel(self, logits, target):
         return (torch.sigmoid(logits) - target) ** 2
+
+
+class TopKBCESpatialSoftmaxLoss(TopKBCEHeatmapLoss):
+    """BCE top-k plus ``weight`` x the cross-entropy between each channel's softmax over the patch and its cone
+    normalised to sum 1.
+
+    Why: BCE judges every voxel of every channel on its own, and with 32 landmarks in a whole volume the channels
+    answer "a little, near the mean position" for a long time. The spatial softmax makes the voxels of a channel
+    compete: each voxel's gradient says how much of the channel's mass lies off its cone, from anywhere in the
+    patch. It has no absolute level (adding a constant to a channel's logits changes nothing), so the BCE term
+    stays: it keeps the sigmoid output a heatmap in [0, 1] that the predictor, its sub-voxel refinement and the
+    presence thresholds read. Channels whose cone has no voxel in the patch add no cross-entropy.
+    """
+
+    def __init__(self, num_landmarks: int, radius: float = 15.0, k_percent: float = 20.0, weight: float = 1.0):
+        super().__init__(num_landmarks, radius, k_percent)
+        self.weight = weight
+
+    def combine(self, logits, target, centres, present) -> torch.Tensor:
+        cross_entropy, has_cone = spatial_softmax_cross_entropy(logits.float(), target.float())
+        return super().combine(logits, target, centres, present) + \
+            self.weight * self.weighted_mean(cross_entropy, has_cone.float())

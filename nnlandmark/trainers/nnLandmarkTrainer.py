@@ -14,7 +14,7 @@ from nnunetv2.utilities.helpers import dummy_context
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 
 from nnlandmark.losses.heatmap import centre_crop, landmark_centres
-from nnlandmark.losses.landmark_loss import TopKBCECoordinateLoss, TopKBCEHeatmapLoss
+from nnlandmark.losses.landmark_loss import TopKBCECoordinateLoss, TopKBCEHeatmapLoss, TopKBCESpatialSoftmaxLoss
 from nnlandmark.presence import annotated_in_cases
 from nnlandmark.trainers.mirroring import PairSwappingMirrorTransform, label_swap, left_right_axis, mirror_pairs
 from nnlandmark.trainers.progress_log import LandmarkProgressLog
@@ -28,6 +28,7 @@ class nnLandmarkTrainer(nnUNetTrainer):
     epochs, iterations, val_iterations = 1000, 250, 50
     target_margin = 0       # voxels of label map loaded around each patch, so that cones from outside reach in
     coordinate_weight = 0.0  # weight of the soft-argmax distance term (TopKBCECoordinateLoss); 0: the paper's loss
+    softmax_weight = 0.0    # weight of the spatial-softmax cross-entropy (TopKBCESpatialSoftmaxLoss); 0: none
     snapshot_every = 0      # epochs between kept copies checkpoint_epoch_NNNN.pth (learning curves); 0: none
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
@@ -61,6 +62,8 @@ class nnLandmarkTrainer(nnUNetTrainer):
     def _build_loss(self):
         radius = self.heatmap_radius_here()
         self.print_to_log_file(f"heatmap cone radius: {radius:.2f} voxels of {self.configuration_name}")
+        if self.softmax_weight:
+            return TopKBCESpatialSoftmaxLoss(self.num_landmarks, radius, self.topk_percent, self.softmax_weight)
         if self.coordinate_weight:
             return TopKBCECoordinateLoss(self.num_landmarks, radius, self.topk_percent, self.coordinate_weight)
         return TopKBCEHeatmapLoss(self.num_landmarks, radius, self.topk_percent)

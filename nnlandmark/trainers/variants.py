@@ -47,6 +47,11 @@ _soft_argmax = _variant(nnLandmarkTrainer_CPU, "SoftArgmax", "CPU schedule plus 
          "landmarks on a CPU budget, with the whole-volume configuration).", coordinate_weight=1.0)
 _variant(_soft_argmax, "Curve", "As nnLandmarkTrainer_CPU_SoftArgmax, a checkpoint every 5 epochs.",
          snapshot_every=5)
+_spatial_softmax = _variant(nnLandmarkTrainer_CPU, "SpatialSoftmax", "CPU schedule plus a spatial-softmax "
+                            "cross-entropy in the loss (many landmarks on a CPU budget, with 3d_whole).",
+                            softmax_weight=1.0)
+_variant(_spatial_softmax, "Curve", "As nnLandmarkTrainer_CPU_SpatialSoftmax, a checkpoint every 5 epochs.",
+         snapshot_every=5)
 for _m in (4, 8, 15):  # beyond the paper: label map margin around each patch (cones from landmarks just outside)
     _variant(nnLandmarkTrainer, f"Margin{_m}", f"Targets built with a {_m}-voxel label margin around each patch.",
              target_margin=_m)
@@ -54,3 +59,4 @@ for _m in (4, 8, 15):  # beyond the paper: label map margin around each patch (c
              target_margin=_m)
 for _e in (1, 5, 10, 50, 100, 250, 500):
     _variant(nnLandmarkTrainer, f"{_e}epochs", f"The paper's recipe for {_e} epochs.", epochs=_e)
+
