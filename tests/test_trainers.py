@@ -22,6 +22,23 @@ def test_paper_ablation_variants_change_one_attribute():
     assert classes["nnLandmarkTrainer_CPU_SoftArgmax_Curve"].snapshot_every == 5
 
 
+def test_each_loss_option_builds_its_loss_with_the_trainer_settings():
+    from types import SimpleNamespace
+    from nnlandmark.losses.landmark_loss import (TopKBCECoordinateLoss, TopKBCEHeatmapLoss,
+                                                 TopKBCESpatialSoftmaxLoss)
+    expected = {"nnLandmarkTrainer_CPU": TopKBCEHeatmapLoss,
+                "nnLandmarkTrainer_CPU_SoftArgmax": TopKBCECoordinateLoss,
+                "nnLandmarkTrainer_CPU_SpatialSoftmax": TopKBCESpatialSoftmaxLoss}
+    for name, loss_class in expected.items():
+        cls = trainer_class_by_name(name)
+        settings = {a: getattr(cls, a) for a in ("softmax_weight", "coordinate_weight", "topk_percent")}
+        trainer = SimpleNamespace(**settings, num_landmarks=7, heatmap_radius_here=lambda: 6.5,
+                                  configuration_name="3d_whole", print_to_log_file=print)
+        loss = nnLandmarkTrainer._build_loss(trainer)
+        assert type(loss) is loss_class and (loss.num_landmarks, loss.radius, loss.k_percent) == (7, 6.5, 20.0)
+    assert trainer_class_by_name("nnLandmarkTrainer_CPU_SpatialSoftmax_Curve").snapshot_every == 5
+
+
 def test_unknown_trainer_names_the_alternatives():
     with pytest.raises(LandmarkError, match="unknown trainer 'nnUNetTrainer'.*nnLandmarkTrainer_EDT7"):
         trainer_class_by_name("nnUNetTrainer")
