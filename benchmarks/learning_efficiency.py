@@ -9,6 +9,8 @@ Runs (``--runs``, each trainer:configuration of nnLandmarkCPUPlans):
 - ``whole``: nnLandmarkTrainer_CPU_Curve on 3d_whole (``--cpu_whole_volume``: coarser spacing, whole volume as
   the patch);
 - ``softargmax``: nnLandmarkTrainer_CPU_SoftArgmax_Curve on 3d_whole (BCE top-k plus a soft-argmax distance term);
+- ``spatialsoftmax``: nnLandmarkTrainer_CPU_SpatialSoftmax_Curve on 3d_whole (BCE top-k plus a spatial-softmax
+  cross-entropy);
 - ``cascade``: coarse to fine. The ``--coarse`` run's snapshot at ``--coarse-epoch`` predicts the cases; each
   checkpoint of the ``patch`` model is then read only within ``--search-radius`` mm of those coarse landmarks
   (``nnLandmark_predict --search_around``). Its minutes are the coarse model's up to that epoch plus the fine
@@ -16,7 +18,8 @@ Runs (``--runs``, each trainer:configuration of nnLandmarkCPUPlans):
 Every 5 epochs the trainer keeps a checkpoint; each is used to predict the held-out cases, giving MRE (mm) against
 the training minutes up to that epoch (sum of nnU-Net's epoch times: training and validation, no prediction).
 
-    python benchmarks/learning_efficiency.py [--data study|demo] [--runs patch whole softargmax cascade]
+    python benchmarks/learning_efficiency.py [--data study|demo]
+                                             [--runs patch whole softargmax spatialsoftmax cascade]
                                              [--coarse whole] [--coarse-epoch 20] [--search-radius MM]
                                              [--workdir DIR] [--out FILE]
                                                           (study: about 25 CPU minutes per trained run)
@@ -33,7 +36,9 @@ from _common import markdown_table, run_command, write_json
 
 DATASET = {"study": 986, "demo": 987}
 RUNS = {"patch": ("nnLandmarkTrainer_CPU_Curve", "3d_fullres"), "whole": ("nnLandmarkTrainer_CPU_Curve", "3d_whole"),
-        "softargmax": ("nnLandmarkTrainer_CPU_SoftArgmax_Curve", "3d_whole")}
+        "softargmax": ("nnLandmarkTrainer_CPU_SoftArgmax_Curve", "3d_whole"),
+        "spatialsoftmax": ("nnLandmarkTrainer_CPU_SpatialSoftmax_Curve", "3d_whole")}
+COARSE = [run for run, (_, configuration) in RUNS.items() if configuration == "3d_whole"]
 
 
 def prepare(data: str, env: dict, workdir: Path, n_train: int, n_test: int) -> Path:
@@ -117,7 +122,7 @@ def main():
     parser.add_argument("--data", choices=list(DATASET), default="study")
     parser.add_argument("--runs", nargs="+", choices=[*RUNS, "cascade"], default=["whole"])
     parser.add_argument("--search-radius", type=float, default=16.0, help="mm around the coarse landmarks (cascade)")
-    parser.add_argument("--coarse", choices=["whole", "softargmax"], default="whole",
+    parser.add_argument("--coarse", choices=COARSE, default="whole",
                         help="the whole-volume run that gives the cascade its coarse landmarks")
     parser.add_argument("--coarse-epoch", type=int, default=20, choices=range(5, 41, 5),
                         help="its snapshot used for that (every 5 epochs)")
