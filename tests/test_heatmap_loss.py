@@ -148,3 +148,14 @@ def test_spatial_softmax_loss_adds_the_weighted_cross_entropy_of_channels_with_a
     annotated = torch.tensor([[False, True]])  # landmark 1 not annotated in this case: no cross-entropy left
     with combined.annotated_only(annotated), plain_loss.annotated_only(annotated):
         assert math.isclose(combined(logits, seg).item(), plain_loss(logits, seg).item(), rel_tol=1e-6)
+
+
+def test_spatial_softmax_loss_leaves_out_a_landmark_outside_the_patch_whose_cone_reaches_in():
+    seg = torch.zeros(1, 1, 16, 16, 16)
+    seg[0, 0, 0:3, 6:9, 6:9] = 1                   # (1, 7, 7): 3 voxels outside the central 8^3 (from 4 to 11)
+    logits = torch.randn(1, 1, 8, 8, 8, generator=torch.Generator().manual_seed(1))
+    assert heatmap_targets(seg, 1, 6.0)[0, 0, 4:12, 4:12, 4:12].sum() > 0   # its cone does reach in
+    assert math.isclose(TopKBCESpatialSoftmaxLoss(1, 6.0)(logits, seg).item(),
+                        TopKBCEHeatmapLoss(1, 6.0)(logits, seg).item(), rel_tol=1e-6)
+    seg = torch.roll(seg, 5, dims=2)               # (6, 7, 7): inside, so the cross-entropy counts
+    assert TopKBCESpatialSoftmaxLoss(1, 6.0)(logits, seg).item() > TopKBCEHeatmapLoss(1, 6.0)(logits, seg).item() + 1

@@ -77,10 +77,9 @@ class TopKBCECoordinateLoss(TopKBCEHeatmapLoss):
         self.weight = weight
 
     def combine(self, logits, target, centres, present) -> torch.Tensor:
-        inside = ((centres >= 0) & (centres <= torch.tensor(logits.shape[2:], device=centres.device) - 1)).all(-1)
         distance = torch.linalg.norm(soft_argmax(logits) - centres, dim=-1) / self.radius  # (B, N)
         return super().combine(logits, target, centres, present) + \
-            self.weight * self.weighted_mean(distance, (present & inside).float())
+            self.weight * self.weighted_mean(distance, (present & inside(centres, logits.shape[2:])).float())
 
 
 class MSEHeatmapLoss(TopKBCEHeatmapLoss):
@@ -102,7 +101,8 @@ class TopKBCESpatialSoftmaxLoss(TopKBCEHeatmapLoss):
     compete: each voxel's gradient says how much of the channel's mass lies off its cone, from anywhere in the
     patch. It has no absolute level (adding a constant to a channel's logits changes nothing), so the BCE term
     stays: it keeps the sigmoid output a heatmap in [0, 1] that the predictor, its sub-voxel refinement and the
-    presence thresholds read. Channels whose cone has no voxel in the patch add no cross-entropy.
+    presence thresholds read. Only landmarks inside the patch add cross-entropy: one just outside casts part of its
+    cone in, but the right place for its channel's mass is not in the patch.
     """
 
     def __init__(self, num_landmarks: int, radius: float = 15.0, k_percent: float = 20.0, weight: float = 1.0):
@@ -111,5 +111,11 @@ class TopKBCESpatialSoftmaxLoss(TopKBCEHeatmapLoss):
 
     def combine(self, logits, target, centres, present) -> torch.Tensor:
         cross_entropy, has_cone = spatial_softmax_cross_entropy(logits.float(), target.float())
+        counts = has_cone & present & inside(centres, logits.shape[2:])
         return super().combine(logits, target, centres, present) + \
-            self.weight * self.weighted_mean(cross_entropy, has_cone.float())
+            self.weight * self.weighted_mean(cross_entropy, counts.float())
+
+
+def inside(centres: torch.Tensor, spatial_shape) -> torch.Tensor:
+    """(B, N) bool: the (B, N, D) voxel positions lie within a patch of ``spatial_shape``."""
+    return ((centres >= 0) & (centres <= torch.tensor(spatial_shape, device=centres.device) - 1)).all(-1)
