@@ -86,10 +86,10 @@ def main():
     args = parser.parse_args()
     from nnlandmark.dataset_conversion.synthetic import make_synthetic_dataset
     workdir = Path(args.workdir).resolve()
-    env = {**os.environ, **{v: str(workdir / v) for v in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}}
-    for written in [Path(env[v]) for v in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")] + \
-            list(workdir.glob("predictions_*")):  # a fresh start, without touching anything else in --workdir
-        shutil.rmtree(written, ignore_errors=True)
+    folders = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
+    for written in [workdir / v for v in folders] + list(workdir.glob("predictions_*")):
+        shutil.rmtree(written, ignore_errors=True)  # a fresh start, without touching anything else in --workdir
+    env = {**os.environ, **{v: str(workdir / v) for v in folders}}
     raw = Path(make_synthetic_dataset(env["nnUNet_raw"], DATASET, "Margin", n_train=24, n_test=10, seed=21))
     run_command(env, "nnLandmark_plan_and_preprocess", "-d", DATASET, "--cpu_plans")
     stats = missed_cones(env)

@@ -59,4 +59,3 @@ for _m in (4, 8, 15):  # beyond the paper: label map margin around each patch (c
              target_margin=_m)
 for _e in (1, 5, 10, 50, 100, 250, 500):
     _variant(nnLandmarkTrainer, f"{_e}epochs", f"The paper's recipe for {_e} epochs.", epochs=_e)
-
