@@ -56,12 +56,10 @@ def soft_argmax(logits: torch.Tensor) -> torch.Tensor:
 
 
 def spatial_softmax_cross_entropy(logits: torch.Tensor, target: torch.Tensor):
-    """(B, N) cross-entropy between each channel's softmax over all voxels and its target normalised to sum 1, and
-    (B, N) bool: the target has mass (the cross-entropy of a channel without it is 0 and means nothing)."""
-    mass = target.flatten(2).sum(-1)
+    """(B, N) cross-entropy between each channel's softmax over all voxels and its target normalised to sum 1 (0 for
+    a channel whose target is empty)."""
     log_p = logits.flatten(2).log_softmax(-1)
-    cross_entropy = -(target.flatten(2) * log_p).sum(-1) / mass.clamp(min=1e-12)
-    return cross_entropy, mass > 0
+    return -(target.flatten(2) * log_p).sum(-1) / target.flatten(2).sum(-1).clamp(min=1e-12)
 
 
 def centre_crop(x: torch.Tensor, spatial_shape) -> torch.Tensor:

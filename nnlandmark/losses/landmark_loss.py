@@ -64,22 +64,49 @@ class TopKBCEHeatmapLoss(nn.Module):
         return self.weighted_mean(self.per_channel(logits.float(), target.float()))
 
 
-class TopKBCECoordinateLoss(TopKBCEHeatmapLoss):
-    """BCE top-k plus ``weight`` x the distance (in heatmap radii) between each channel's soft-argmax and its landmark.
+class WeightedTermLoss(TopKBCEHeatmapLoss):
+    """BCE top-k plus ``weight`` x a (B, N) term of each channel against its landmark, averaged over the landmarks that
+    lie inside the network's patch: one just outside casts part of its cone in, but the right place for its channel
+    is not in the patch."""
+
+    def __init__(self, num_landmarks: int, radius: float = 15.0, k_percent: float = 20.0, weight: float = 1.0):
+        super().__init__(num_landmarks, radius, k_percent)
+        self.weight = weight
+
+    def term(self, logits: torch.Tensor, target: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def combine(self, logits, target, centres, present) -> torch.Tensor:
+        counts = (present & inside(centres, logits.shape[2:])).float()
+        return super().combine(logits, target, centres, present) + \
+            self.weight * self.weighted_mean(self.term(logits.float(), target.float(), centres), counts)
+
+
+class TopKBCECoordinateLoss(WeightedTermLoss):
+    """The term: distance (in heatmap radii) between each channel's soft-argmax and its landmark.
 
     Why: the heatmap loss only sees voxels; early in training 30 channels can all fire on the same structure. The
     coordinate term pulls each channel's whole mass towards its own landmark from anywhere in the patch, which is
     what makes whole-volume spatial-softmax models learn many landmarks in minutes.
     """
 
-    def __init__(self, num_landmarks: int, radius: float = 15.0, k_percent: float = 20.0, weight: float = 1.0):
-        super().__init__(num_landmarks, radius, k_percent)
-        self.weight = weight
+    def term(self, logits, target, centres):
+        return torch.linalg.norm(soft_argmax(logits) - centres, dim=-1) / self.radius
 
-    def combine(self, logits, target, centres, present) -> torch.Tensor:
-        distance = torch.linalg.norm(soft_argmax(logits) - centres, dim=-1) / self.radius  # (B, N)
-        return super().combine(logits, target, centres, present) + \
-            self.weight * self.weighted_mean(distance, (present & inside(centres, logits.shape[2:])).float())
+
+class TopKBCESpatialSoftmaxLoss(WeightedTermLoss):
+    """The term: cross-entropy between each channel's softmax over the patch and its cone normalised to sum 1.
+
+    Why: BCE judges every voxel of every channel on its own, and with 32 landmarks in a whole volume the channels
+    answer "a little, near the mean position" for a long time. The spatial softmax makes the voxels of a channel
+    compete: each voxel's gradient says how much of the channel's mass lies off its cone, from anywhere in the
+    patch. It has no absolute level (adding a constant to a channel's logits changes nothing), so the BCE term
+    stays: it keeps the sigmoid output a heatmap in [0, 1] that the predictor, its sub-voxel refinement and the
+    presence thresholds read.
+    """
+
+    def term(self, logits, target, centres):
+        return spatial_softmax_cross_entropy(logits, target)
 
 
 class MSEHeatmapLoss(TopKBCEHeatmapLoss):
@@ -90,30 +117,6 @@ class MSEHeatmapLoss(TopKBCEHeatmapLoss):
 
     def per_voxel(self, logits, target):
         return (torch.sigmoid(logits) - target) ** 2
-
-
-class TopKBCESpatialSoftmaxLoss(TopKBCEHeatmapLoss):
-    """BCE top-k plus ``weight`` x the cross-entropy between each channel's softmax over the patch and its cone
-    normalised to sum 1.
-
-    Why: BCE judges every voxel of every channel on its own, and with 32 landmarks in a whole volume the channels
-    answer "a little, near the mean position" for a long time. The spatial softmax makes the voxels of a channel
-    compete: each voxel's gradient says how much of the channel's mass lies off its cone, from anywhere in the
-    patch. It has no absolute level (adding a constant to a channel's logits changes nothing), so the BCE term
-    stays: it keeps the sigmoid output a heatmap in [0, 1] that the predictor, its sub-voxel refinement and the
-    presence thresholds read. Only landmarks inside the patch add cross-entropy: one just outside casts part of its
-    cone in, but the right place for its channel's mass is not in the patch.
-    """
-
-    def __init__(self, num_landmarks: int, radius: float = 15.0, k_percent: float = 20.0, weight: float = 1.0):
-        super().__init__(num_landmarks, radius, k_percent)
-        self.weight = weight
-
-    def combine(self, logits, target, centres, present) -> torch.Tensor:
-        cross_entropy, has_cone = spatial_softmax_cross_entropy(logits.float(), target.float())
-        counts = has_cone & present & inside(centres, logits.shape[2:])
-        return super().combine(logits, target, centres, present) + \
-            self.weight * self.weighted_mean(cross_entropy, counts.float())
 
 
 def inside(centres: torch.Tensor, spatial_shape) -> torch.Tensor:
