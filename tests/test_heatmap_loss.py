@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from nnlandmark.losses.heatmap import (edt_heatmaps, heatmap_targets, landmark_centres, soft_argmax,
-                                      spatial_softmax_cross_entropy)
+                                      spatial_softmax_cross_entropy, squared_distances)
 from nnlandmark.losses.landmark_loss import (MSEHeatmapLoss, TopKBCECoordinateLoss, TopKBCEHeatmapLoss,
                                              TopKBCESpatialSoftmaxLoss)
 
@@ -159,3 +159,11 @@ def test_spatial_softmax_loss_leaves_out_a_landmark_outside_the_patch_whose_cone
                         TopKBCEHeatmapLoss(1, 6.0)(logits, seg).item(), rel_tol=1e-6)
     seg = torch.roll(seg, 5, dims=2)               # (6, 7, 7): inside, so the cross-entropy counts
     assert TopKBCESpatialSoftmaxLoss(1, 6.0)(logits, seg).item() > TopKBCEHeatmapLoss(1, 6.0)(logits, seg).item() + 1
+
+
+def test_squared_distances_by_hand_with_a_per_axis_scale():
+    sq = squared_distances(torch.tensor([[1.0, 2.0], [0.0, 0.0]]), (3, 4), scale=[1.0, 2.0])
+    assert sq.shape == (2, 3, 4)
+    assert sq[0, 1, 2].item() == 0
+    assert math.isclose(sq[0, 0, 3].item(), 1 + 0.25, rel_tol=1e-6)      # one voxel off on each axis, axis 1 halved
+    assert math.isclose(sq[1, 2, 3].item(), 4 + 9 / 4, rel_tol=1e-6)

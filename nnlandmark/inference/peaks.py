@@ -4,6 +4,8 @@ import itertools
 import numpy as np
 import torch
 
+from nnlandmark.losses.heatmap import squared_distances
+
 REFINE_RADIUS = 3     # voxels around the integer maximum that may contribute
 REFINE_DROP = 0.15    # voxels more than this below the maximum get no weight
 
@@ -27,12 +29,7 @@ def restrict_to_balls(heat: torch.Tensor, centres: np.ndarray, radius_voxels: np
     for channel, centre in enumerate(centres):
         if not searchable[channel]:
             continue
-        sq = 0
-        for axis, size in enumerate(heat.shape[1:]):
-            d = ((torch.arange(size, dtype=torch.float32) - float(centre[axis])) / float(radius_voxels[axis])) ** 2
-            view = [1] * (heat.ndim - 1)
-            view[axis] = size
-            sq = sq + d.reshape(view)
+        sq = squared_distances(torch.tensor(centre, dtype=torch.float32), heat.shape[1:], radius_voxels)
         heat[channel].masked_fill_(sq > 1, -1)
     return [c for c in range(len(centres)) if not searchable[c] and not np.isnan(centres[c]).any()]
 

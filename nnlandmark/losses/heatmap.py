@@ -28,19 +28,25 @@ def landmark_centres(seg: torch.Tensor, num_landmarks: int):
     return centres, present
 
 
-def edt_heatmaps(centres: torch.Tensor, present: torch.Tensor, spatial_shape, radius: float) -> torch.Tensor:
-    """(B, N, *spatial) heatmaps: 1 at the centre, linearly to 0 at ``radius`` voxels, 0 outside/absent.
-
-    Squared distance is a broadcast sum of per-axis terms; everything after it works in place on one output tensor.
-    """
+def squared_distances(centres: torch.Tensor, spatial_shape, scale=None) -> torch.Tensor:
+    """(..., *spatial) squared distance from every voxel to each (..., D) centre, axis ``a`` measured in units of
+    ``scale[a]`` voxels (default 1). A broadcast sum of per-axis terms: no (V, D) grid of voxel positions."""
+    lead = centres.shape[:-1]
     sq = 0
     for axis, size in enumerate(spatial_shape):
-        pos = torch.arange(size, device=centres.device, dtype=centres.dtype)
-        diff = (pos - centres[..., axis, None]) ** 2  # (B, N, size)
-        view = [*diff.shape[:2]] + [1] * len(spatial_shape)
-        view[2 + axis] = size
-        sq = sq + diff.reshape(view)
-    heat = sq.sqrt_().mul_(-1 / radius).add_(1).clamp_(min=0)  # in place: one full-size tensor in all
+        diff = torch.arange(size, device=centres.device, dtype=centres.dtype) - centres[..., axis, None]
+        if scale is not None:
+            diff = diff / float(scale[axis])
+        view = [*lead] + [1] * len(spatial_shape)
+        view[len(lead) + axis] = size
+        sq = sq + (diff ** 2).reshape(view)
+    return sq
+
+
+def edt_heatmaps(centres: torch.Tensor, present: torch.Tensor, spatial_shape, radius: float) -> torch.Tensor:
+    """(B, N, *spatial) heatmaps: 1 at the centre, linearly to 0 at ``radius`` voxels, 0 outside/absent.
+    Everything after the squared distances works in place on one output tensor."""
+    heat = squared_distances(centres, spatial_shape).sqrt_().mul_(-1 / radius).add_(1).clamp_(min=0)
     return heat.mul_(present.to(heat.dtype).reshape(*present.shape, *([1] * len(spatial_shape))))
 
 
