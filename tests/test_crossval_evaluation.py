@@ -74,3 +74,18 @@ def test_cv_errors(nnunet_dirs, capsys):
         main(["-d", NAME, "-gt", str(root / "gt.json")])
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "fold_1" in err and "'a'" in err
+
+
+def test_cv_ground_truth_from_preprocessed_label_maps_says_which_landmarks_are_truly_absent(nnunet_dirs):
+    from nnlandmark.evaluation.crossval import cv_ground_truth
+    root, _ = nnunet_dirs
+    pre = root / "nnUNet_preprocessed" / NAME
+    (pre / "gt_segmentations").mkdir(parents=True)
+    (pre / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "L": 1, "M": 2, "N": 3},
+                                                  "file_ending": ".nii.gz", "landmarks_may_be_absent": ["M"]}))
+    seg = np.zeros((5, 5, 5), np.uint8)
+    seg[1:4, 1:4, 1:4] = 1                     # only L has a cube: M is truly absent, N just not annotated
+    sitk.WriteImage(sitk.GetImageFromArray(seg), str(pre / "gt_segmentations" / "a.nii.gz"))
+    points, presence, source = cv_ground_truth(NAME)
+    assert source == pre and presence == {"a": {"L": True, "M": False}}
+    np.testing.assert_allclose(points["a"]["L"], [2, 2, 2])

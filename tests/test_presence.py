@@ -7,7 +7,7 @@ import torch
 
 from nnlandmark.errors import LandmarkError
 from nnlandmark.evaluation.detection import detection_summary
-from nnlandmark.evaluation.io import load_prediction_presence, load_predictions, load_truth_presence
+from nnlandmark.evaluation.io import load_predictions, read_ground_truth, read_predictions
 from nnlandmark.losses.landmark_loss import TopKBCEHeatmapLoss
 from nnlandmark.presence import annotated_in_cases, calibrate_threshold, may_be_absent
 
@@ -72,9 +72,9 @@ def test_detection_counts_and_present_false_is_left_out_of_mre(tmp_path):
     gt = tmp_path / "gt.json"
     gt.write_text(json.dumps({"c1": {"a": [0, 0, 0], "b": None}, "c2": {"a": None, "b": [1, 1, 1]}}))
     assert set(load_predictions(pred_dir)["c1"]) == {"a"}
-    truth = load_truth_presence(gt)
+    truth = read_ground_truth(gt)[1]
     assert truth == {"c1": {"a": True, "b": False}, "c2": {"a": False, "b": True}}
-    detection = detection_summary(load_prediction_presence(pred_dir), truth)
+    detection = detection_summary(read_predictions(pred_dir)[1], truth)
     # c1/a TP, c1/b TN, c2/a FP, c2/b TP
     assert (detection["tp"], detection["fp"], detection["fn"], detection["tn"]) == (2, 1, 0, 1)
     assert detection["precision"] == pytest.approx(2 / 3) and detection["recall"] == 1.0

@@ -31,7 +31,7 @@ def main(argv=None):
     parser.add_argument("-c", default="3d_fullres")
     args = parser.parse_args(argv)
     from nnlandmark.evaluation.crossval import cv_ground_truth
-    from nnlandmark.evaluation.io import load_truth_presence, read_json
+    from nnlandmark.evaluation.io import read_json
     from nnlandmark.paths import model_folder
     from nnlandmark.presence import calibrate, landmark_names, may_be_absent, write_thresholds
     model = Path(model_folder(args.d, args.tr, args.p, args.c))
@@ -40,9 +40,8 @@ def main(argv=None):
     if not declared:
         raise LandmarkError(f"{model / 'dataset.json'} declares no 'landmarks_may_be_absent': every landmark is "
                             f"always reported present, nothing to calibrate")
-    _, truth_source = cv_ground_truth(args.d)
-    truth = {case: {n: p for n, p in names.items() if n in declared}
-             for case, names in load_truth_presence(truth_source).items()}
+    _, presence, _ = cv_ground_truth(args.d)
+    truth = {case: {n: p for n, p in names.items() if n in declared} for case, names in presence.items()}
     calibration = calibrate(_likelihoods(model), truth, landmark_names(dataset_json))
     path = write_thresholds(str(model), calibration)
     width = max(len(n) for n in calibration)

@@ -6,8 +6,10 @@ from pathlib import Path
 from nnlandmark.commands._cli import user_errors_as_one_line
 from nnlandmark.errors import LandmarkError
 from nnlandmark.evaluation import (evaluate_points, format_table, load_ground_truth, load_predictions,
-                                   pairs_from_dataset, parse_pairs, radial_errors, warnings, write_summary)
+                                   pairs_from_dataset, parse_pairs, radial_errors, read_ground_truth, read_predictions,
+                                   warnings, write_summary)
 from nnlandmark.evaluation.biometry import format_biometry, write_biometry_csv
+from nnlandmark.evaluation.detection import detection_summary
 from nnlandmark.evaluation.io import read_json
 
 
@@ -62,15 +64,11 @@ def _qc(args, summary, pred, truth, out_dir):
     return write_qc(cases, pred, truth, folders, out_dir, _dataset_ending(gt_dir), summary["per_case"])
 
 
-def _single(args, pred, truth, pairs, out_dir):
+def _single(args, pred, truth, pairs, out_dir, detection=None):
     from nnlandmark.evaluation.plots import errors_boxplot, sdr_curve
     summary, errors, bio = evaluate_points(pred, truth, tuple(args.thresholds), pairs)
-    if args.pred is not None:
-        from nnlandmark.evaluation.detection import detection_summary
-        from nnlandmark.evaluation.io import load_prediction_presence, load_truth_presence
-        detection = detection_summary(load_prediction_presence(args.pred[0]), load_truth_presence(args.gt))
-        if detection is not None:
-            summary["detection"] = detection
+    if detection is not None:
+        summary["detection"] = detection
     write_summary(summary, out_dir)
     written = ["summary.json", "per_landmark.csv", "per_case.csv"]
     if pairs:
@@ -134,8 +132,9 @@ def main(argv=None):
         from nnlandmark.paths import model_folder
         model = Path(model_folder(args.d, args.tr, args.p, args.c))
         pred, folds = collect_folds(model)
+        detection = None
         if args.gt is None:
-            truth, gt_source = cv_ground_truth(args.d)
+            truth, _, gt_source = cv_ground_truth(args.d)
             args.gt = str(gt_source)
         else:
             truth = load_ground_truth(args.gt)
@@ -145,12 +144,13 @@ def main(argv=None):
     else:
         if args.gt is None:
             raise LandmarkError("-gt is required with -pred")
-        truth = load_ground_truth(args.gt)
+        truth, true_presence = read_ground_truth(args.gt)
         if len(args.pred) > 1:
             out_dir = Path(args.o) if args.o else Path(args.pred[0]).resolve().parent / "comparison"
             return _compare(args, args.pred, truth, out_dir)
-        pred = load_predictions(args.pred[0])
+        pred, predicted_presence = read_predictions(args.pred[0])
+        detection = detection_summary(predicted_presence, true_presence)
         out_dir = Path(args.o) if args.o else Path(args.pred[0]) / "evaluation"
     gt_is_dataset = Path(args.gt).is_dir()
     pairs = parse_pairs(args.pairs) if args.pairs else (pairs_from_dataset(args.gt) if gt_is_dataset else [])
-    return _single(args, pred, truth, pairs, out_dir)
+    return _single(args, pred, truth, pairs, out_dir, detection)

@@ -4,7 +4,7 @@ from pathlib import Path
 from typing import Tuple
 
 from nnlandmark.errors import LandmarkError
-from nnlandmark.evaluation.io import dataset_labels, read_json, load_ground_truth, load_label_folder, load_predictions
+from nnlandmark.evaluation.io import load_predictions, read_ground_truth, read_label_maps
 from nnlandmark.paths import dataset_name, require_path
 
 
@@ -23,18 +23,12 @@ def collect_folds(model_folder) -> Tuple[dict, list]:
     return pred, [f.name for f in folds]
 
 
-def cv_ground_truth(dataset) -> Tuple[dict, Path]:
-    """The raw dataset's landmarks if $nnUNet_raw has it, else the label cubes in preprocessed gt_segmentations."""
+def cv_ground_truth(dataset) -> Tuple[dict, dict, Path]:
+    """(points, presence, source) of the raw dataset if $nnUNet_raw has it, else of the label cubes in the
+    preprocessed gt_segmentations (see read_ground_truth)."""
     name = dataset_name(dataset)
     raw = Path(os.environ["nnUNet_raw"]) / name if os.environ.get("nnUNet_raw") else None
     if raw is not None and raw.is_dir():
-        return load_ground_truth(raw), raw
+        return (*read_ground_truth(raw), raw)
     pre = Path(require_path("nnUNet_preprocessed")) / name
-    info = read_json(pre / "dataset.json")
-    ending = info.get("file_ending") if isinstance(info, dict) else None
-    if not isinstance(ending, str) or not ending:
-        raise LandmarkError(f"{pre / 'dataset.json'}: no 'file_ending'")
-    gt = load_label_folder(pre / "gt_segmentations", dataset_labels(pre / "dataset.json", info), ending)
-    if not gt:
-        raise LandmarkError(f"no ground truth for {name}: neither {raw} nor label files in {pre / 'gt_segmentations'}")
-    return gt, pre
+    return (*read_label_maps(pre / "dataset.json", [pre / "gt_segmentations"]), pre)

@@ -61,33 +61,36 @@ def _predicted_present(entry) -> bool:
     return isinstance(entry, dict) and entry.get("world") is not None and entry.get("present", True) is not False
 
 
-def load_predictions(pred_dir) -> Dict[str, Dict[str, np.ndarray]]:
-    """{case: {name: world LPS}} of every landmark predicted present (``"present": false`` and a missing position
-    mean the model says the landmark is not there)."""
-    preds = {}
+def read_predictions(pred_dir):
+    """({case: {name: world LPS}} of every landmark predicted present, {case: {name: predicted present?}} of every
+    landmark a file lists), from one pass over the folder. ``"present": false`` and a missing position mean the
+    model says the landmark is not there."""
+    preds, presence = {}, {}
     for path, case, system, landmarks in _prediction_files(pred_dir):
+        presence[case] = {name: _predicted_present(entry) for name, entry in landmarks.items()}
         points = {}
         for name, entry in landmarks.items():
-            if not _predicted_present(entry):
-                continue
-            xyz = _xyz(entry["world"], f"{path}: landmark '{name}'")
-            points[name] = lps_to_ras(xyz) if system == "RAS" else xyz
+            if presence[case][name]:
+                xyz = _xyz(entry["world"], f"{path}: landmark '{name}'")
+                points[name] = lps_to_ras(xyz) if system == "RAS" else xyz
         preds[case] = points
-    return preds
+    return preds, presence
 
 
-def load_prediction_presence(pred_dir) -> Dict[str, Dict[str, bool]]:
-    """{case: {name: predicted present?}} for every landmark a prediction file lists."""
-    return {case: {name: _predicted_present(entry) for name, entry in landmarks.items()}
-            for _, case, _, landmarks in _prediction_files(pred_dir)}
+def load_predictions(pred_dir) -> Dict[str, Dict[str, np.ndarray]]:
+    """{case: {name: world LPS}} of every landmark predicted present (see read_predictions)."""
+    return read_predictions(pred_dir)[0]
 
 
-def _world_json(path: Path) -> Dict[str, Dict[str, np.ndarray]]:
+def _world_json(path: Path):
+    """(points, presence) of a landmarks JSON: null marks a landmark truly absent from that case."""
     data = read_json(path)
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise LandmarkError(f"{path}: expected {{case: {{name: [x, y, z]}}}} in world LPS mm")
-    return {str(case): {name: _xyz(xyz, f"{path}: {case}/{name}") for name, xyz in points.items() if xyz is not None}
-            for case, points in data.items()}
+    points = {str(case): {name: _xyz(xyz, f"{path}: {case}/{name}") for name, xyz in landmarks.items()
+                          if xyz is not None} for case, landmarks in data.items()}
+    presence = {str(case): {name: xyz is not None for name, xyz in landmarks.items()} for case, landmarks in data.items()}
+    return points, presence
 
 
 def dataset_labels(dataset_json: Path, info: dict) -> Dict[str, int]:
@@ -115,8 +118,11 @@ def load_label_folder(folder, labels: Dict[str, int], ending: str) -> Dict[str, 
     return gt
 
 
-def load_ground_truth(path) -> Dict[str, Dict[str, np.ndarray]]:
-    """A world-landmark JSON file, or an nnU-Net raw dataset folder (its JSON if present, else its label cubes)."""
+def read_ground_truth(path):
+    """A world-landmark JSON file, or an nnU-Net raw dataset folder (its JSON if present, else its label cubes) ->
+    ({case: {name: world LPS}}, {case: {name: truly present?}} where the ground truth says so). A label map's missing
+    cube counts as absent only for landmarks its dataset.json declares ``landmarks_may_be_absent`` (otherwise it just
+    means "not annotated")."""
     path = Path(path)
     if path.is_file():
         return _world_json(path)
@@ -126,40 +132,31 @@ def load_ground_truth(path) -> Dict[str, Dict[str, np.ndarray]]:
         return _world_json(path / WORLD_JSON)
     if not (path / "dataset.json").is_file():
         raise LandmarkError(f"{path} is neither a landmarks JSON file nor an nnU-Net raw dataset (no dataset.json)")
-    info = read_json(path / "dataset.json")
-    labels = dataset_labels(path / "dataset.json", info)
+    return read_label_maps(path / "dataset.json", [path / "labelsTr", path / "labelsTs"])
+
+
+def read_label_maps(dataset_json: Path, folders):
+    """(points, presence) from the label maps in ``folders`` of the dataset ``dataset_json`` describes; a case in
+    two folders is an error, no label map at all too."""
+    from nnlandmark.presence import may_be_absent
+    info = read_json(dataset_json)
+    labels = dataset_labels(dataset_json, info)
     ending = info.get("file_ending")
     if not isinstance(ending, str) or not ending:
-        raise LandmarkError(f"{path / 'dataset.json'}: no 'file_ending'")
-    gt = {}
-    for sub in ("labelsTr", "labelsTs"):
-        for case, landmarks in load_label_folder(path / sub, labels, ending).items():
-            if case in gt:
-                raise LandmarkError(f"{path / sub}: case '{case}' appears in both labelsTr and labelsTs")
-            gt[case] = landmarks
-    if not gt:
-        raise LandmarkError(f"no label files ending in '{ending}' in {path}/labelsTr or {path}/labelsTs")
-    return gt
-
-
-def load_truth_presence(path) -> Dict[str, Dict[str, bool]]:
-    """{case: {name: truly present?}} where the ground truth says so: a landmarks JSON lists absent ones as null; a
-    raw dataset's label maps count a missing cube as absent only for landmarks its dataset.json declares
-    ``landmarks_may_be_absent`` (otherwise a missing cube just means "not annotated")."""
-    path = Path(path)
-    json_file = path if path.is_file() else path / WORLD_JSON
-    if json_file.is_file():
-        data = read_json(json_file)
-        if not isinstance(data, dict):
-            return {}
-        return {str(c): {n: v is not None for n, v in points.items()} for c, points in data.items()
-                if isinstance(points, dict)}
-    from nnlandmark.presence import may_be_absent
-    info = read_json(path / "dataset.json")
-    labels = dataset_labels(path / "dataset.json", info)
+        raise LandmarkError(f"{dataset_json}: no 'file_ending'")
     absent_ok = may_be_absent(info)
-    presence = {}
-    for sub in ("labelsTr", "labelsTs"):
-        for case, points in load_label_folder(path / sub, labels, info["file_ending"]).items():
-            presence[case] = {n: n in points for n in labels if n in points or n in absent_ok}
-    return presence
+    gt, presence = {}, {}
+    for folder in folders:
+        for case, landmarks in load_label_folder(folder, labels, ending).items():
+            if case in gt:
+                raise LandmarkError(f"{folder}: case '{case}' appears in more than one of {[str(f) for f in folders]}")
+            gt[case] = landmarks
+            presence[case] = {n: n in landmarks for n in labels if n in landmarks or n in absent_ok}
+    if not gt:
+        raise LandmarkError(f"no label files ending in '{ending}' in {', '.join(str(f) for f in folders)}")
+    return gt, presence
+
+
+def load_ground_truth(path) -> Dict[str, Dict[str, np.ndarray]]:
+    """{case: {name: world LPS}} (see read_ground_truth)."""
+    return read_ground_truth(path)[0]
