@@ -167,3 +167,14 @@ def test_nan_image_is_refused_by_the_python_api(model_copy):
     predictor = LandmarkPredictor.from_model_folder(str(model), [0], device=torch.device("cpu"), allow_tqdm=False)
     with pytest.raises(LandmarkError, match="contains NaN or infinite values"):
         predictor.predict(broken)
+
+
+def test_a_write_that_fails_leaves_neither_a_truncated_file_nor_its_temporary(tmp_path):
+    from nnlandmark.inference.prediction_files import write_text_atomic
+    target = tmp_path / "case.json"
+    target.write_text("previous prediction")
+    with pytest.raises(TypeError):
+        write_text_atomic(b"not text", str(target))   # fails inside the write, after the temporary file exists
+    assert [p.name for p in tmp_path.iterdir()] == ["case.json"] and target.read_text() == "previous prediction"
+    write_text_atomic("new", str(target))
+    assert [p.name for p in tmp_path.iterdir()] == ["case.json"] and target.read_text() == "new"

@@ -17,11 +17,16 @@ def case_prediction(case: str, image: str, landmarks: Dict[str, dict]) -> dict:
 
 
 def write_text_atomic(text: str, path: str) -> None:
-    """Write to a temporary file, then rename, so an interrupted run never leaves a truncated file."""
+    """Write to a temporary file, then rename, so an interrupted run never leaves a truncated file (nor, short of
+    SIGKILL, the temporary one)."""
     tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", newline="") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def write_json_atomic(obj, path: str) -> None:
@@ -54,8 +59,12 @@ def write_prediction_labelmaps(prediction_jsons: List[str], input_dir: str, file
         case = os.path.basename(path)[:-len(".json")]
         target = os.path.join(os.path.dirname(path), case + file_ending)
         temporary = os.path.join(os.path.dirname(path), f".{case}.tmp{os.getpid()}{file_ending}")
-        sitk.WriteImage(prediction_labelmap(os.path.join(input_dir, f"{case}_0000{file_ending}"), prediction),
-                        temporary, useCompression=True)
-        os.replace(temporary, target)
+        try:
+            sitk.WriteImage(prediction_labelmap(os.path.join(input_dir, f"{case}_0000{file_ending}"), prediction),
+                            temporary, useCompression=True)
+            os.replace(temporary, target)
+        finally:
+            if os.path.exists(temporary):
+                os.remove(temporary)
         written.append(target)
     return written
