@@ -8,6 +8,7 @@ import sys
 import time
 from datetime import date
 from os.path import abspath, basename, dirname, join
+from pathlib import Path
 
 RESULTS = join(dirname(abspath(__file__)), 'results')
 
@@ -72,3 +73,34 @@ def run_command(env: dict, command: str, *args) -> str:
     if result.returncode:
         sys.exit(f"{command} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
     return result.stdout
+
+
+CPU_PLANS = "nnLandmarkCPUPlans"
+
+
+def train_cpu(env: dict, raw, trainer: str, configuration: str = "3d_fullres"):
+    """Train fold 0 of the raw dataset folder ``raw`` on CPU with the CPU plans; its fold folder."""
+    run_command(env, "nnLandmark_train", Path(raw).name, configuration, 0, "-tr", trainer, "-p", CPU_PLANS,
+                "-device", "cpu")
+    return fold_folder(env, raw, trainer, configuration)
+
+
+def fold_folder(env: dict, raw, trainer: str, configuration: str = "3d_fullres"):
+    return Path(env["nnUNet_results"]) / Path(raw).name / f"{trainer}__{CPU_PLANS}__{configuration}" / "fold_0"
+
+
+def epoch_seconds(fold: str):
+    """Seconds of each epoch of a finished training, from its final checkpoint's log."""
+    import numpy as np
+    import torch
+    logging = torch.load(join(fold, "checkpoint_final.pth"), map_location="cpu", weights_only=False)["logging"]
+    return np.subtract(logging["epoch_end_timestamps"], logging["epoch_start_timestamps"])
+
+
+def predict_test_cases(env: dict, raw, trainer: str, out, *extra, configuration: str = "3d_fullres") -> dict:
+    """Predict the raw dataset's imagesTs on CPU and evaluate against its world landmarks; the summary."""
+    raw = Path(raw)
+    run_command(env, "nnLandmark_predict", "-i", raw / "imagesTs", "-o", out, "-d", raw.name, "-tr", trainer,
+                "-p", CPU_PLANS, "-c", configuration, "-device", "cpu", "--disable_tqdm", *extra)
+    run_command(env, "nnLandmark_evaluate", "-pred", out, "-gt", raw / "all_landmarks_world.json")
+    return json.loads((Path(out) / "evaluation" / "summary.json").read_text())

@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from _common import run_command
+from _common import CPU_PLANS, predict_test_cases, run_command, train_cpu
 
 DATASET = 981
+TRAINER = "nnLandmarkTrainer_CPU"
 
 
 def prepare(workdir: Path, env: dict) -> Path:
@@ -40,15 +41,10 @@ def prepare(workdir: Path, env: dict) -> Path:
 
 
 def train_and_test(env: dict, raw: Path, workdir: Path, label: str) -> dict:
-    model = ["-d", DATASET, "-tr", "nnLandmarkTrainer_CPU", "-p", "nnLandmarkCPUPlans"]
-    run_command(env, "nnLandmark_train", DATASET, "3d_fullres", 0, "-tr", "nnLandmarkTrainer_CPU",
-                "-p", "nnLandmarkCPUPlans", "-device", "cpu")
-    run_command(env, "nnLandmark_calibrate", *model)
+    train_cpu(env, raw, TRAINER)
+    run_command(env, "nnLandmark_calibrate", "-d", DATASET, "-tr", TRAINER, "-p", CPU_PLANS)
     predictions = workdir / f"predictions_{label}"
-    run_command(env, "nnLandmark_predict", "-i", raw / "imagesTs", "-o", predictions, *model, "-device", "cpu",
-                "--disable_tqdm")
-    run_command(env, "nnLandmark_evaluate", "-pred", predictions, "-gt", raw / "all_landmarks_world.json")
-    summary = json.loads((predictions / "evaluation" / "summary.json").read_text())
+    summary = predict_test_cases(env, raw, TRAINER, predictions)
     likelihood = [json.loads(p.read_text())["landmarks"]["small_sphere"]["likelihood"]
                   for p in predictions.glob("sphere_*.json")]
     medium = summary["detection"]["per_landmark"]["medium_sphere"]

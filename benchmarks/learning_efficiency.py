@@ -2,7 +2,8 @@
 
 Data: ``--data study`` (default), a synthetic set that looks like a real study (benchmarks/_study.py: 32 landmarks,
 80x96x80 at 2 mm, smooth deformations, two pairs 2.3-4.2 mm apart; predicting every landmark at its mean training
-position gives the "mean shape" row), or ``--data demo`` (the demo's three spheres, 64³ at 1 mm).
+position gives the "mean shape" row, fitting that shape affinely to each test case's true landmarks the "affine
+oracle" row), or ``--data demo`` (the demo's three spheres, 64³ at 1 mm).
 
 Runs (``--runs``, each trainer:configuration of nnLandmarkCPUPlans):
 - ``patch``: nnLandmarkTrainer_CPU_Curve on 3d_fullres, the paper's patch-based recipe at CPU scale (patch 32³);
@@ -30,9 +31,8 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from _common import markdown_table, run_command, write_json
+from _common import epoch_seconds, fold_folder, markdown_table, predict_test_cases, run_command, train_cpu, write_json
 
 DATASET = {"study": 986, "demo": 987}
 RUNS = {"patch": ("nnLandmarkTrainer_CPU_Curve", "3d_fullres"), "whole": ("nnLandmarkTrainer_CPU_Curve", "3d_whole"),
@@ -62,53 +62,56 @@ def prepare(data: str, env: dict, workdir: Path, n_train: int, n_test: int) -> P
     return raw
 
 
-def mean_shape_mre(raw: Path) -> float:
-    """MRE of predicting each landmark at its mean training position (world mm): what a model must beat."""
+def reference_mres(raw: Path) -> dict:
+    """Two predictors that look at no image, MRE on the test cases (world mm). "mean shape": every landmark at its
+    mean training position, what a model must beat. "affine oracle": the mean shape under the affine map that best
+    fits each test case's TRUE landmarks (least squares): a model that knew every case's pose, scale and shear
+    exactly but nothing of its local deformation."""
     world = json.loads((raw / "all_landmarks_world.json").read_text())
     test = {p.name[:-len("_0000.nii.gz")] for p in (raw / "imagesTs").glob("*_0000.nii.gz")}
     names = list(next(iter(world.values())))
     mean = {n: np.mean([world[c][n] for c in world if c not in test and world[c][n] is not None], 0) for n in names}
-    return float(np.mean([np.linalg.norm(np.subtract(world[c][n], mean[n])) for c in test for n in names
-                          if world[c][n] is not None]))
+    shape, oracle = [], []
+    for case in test:
+        known = [n for n in names if world[case][n] is not None]
+        source, truth = np.array([[*mean[n], 1] for n in known]), np.array([world[case][n] for n in known])
+        affine = np.linalg.lstsq(source, truth, rcond=None)[0]
+        shape += list(np.linalg.norm(source[:, :3] - truth, axis=1))
+        if len(known) > 4:  # an affine map fits any 4 points exactly: no reference then
+            oracle += list(np.linalg.norm(source @ affine - truth, axis=1))
+    return {"mean_shape": float(np.mean(shape)), "affine_oracle": float(np.mean(oracle)) if oracle else float("nan")}
 
 
-def trained_minutes(env: dict, raw: Path, dataset: int, trainer: str, configuration: str):
+def trained_minutes(env: dict, raw: Path, trainer: str, configuration: str):
     """Train fold 0 unless done before; the model's fold folder and its cumulative training minutes per epoch."""
-    folder = Path(env["nnUNet_results"]) / raw.name / f"{trainer}__nnLandmarkCPUPlans__{configuration}" / "fold_0"
+    folder = fold_folder(env, raw, trainer, configuration)
     if not (folder / "checkpoint_final.pth").is_file():
-        run_command(env, "nnLandmark_train", dataset, configuration, 0, "-tr", trainer, "-p", "nnLandmarkCPUPlans",
-                    "-device", "cpu")
-    logging = torch.load(folder / "checkpoint_final.pth", map_location="cpu", weights_only=False)["logging"]
-    return folder, np.cumsum(np.subtract(logging["epoch_end_timestamps"], logging["epoch_start_timestamps"])) / 60
+        train_cpu(env, raw, trainer, configuration)
+    return folder, np.cumsum(epoch_seconds(folder)) / 60
 
 
-def predict(env: dict, raw: Path, dataset: int, trainer: str, configuration: str, checkpoint: str, out: Path,
-            *extra) -> dict:
-    run_command(env, "nnLandmark_predict", "-i", raw / "imagesTs", "-o", out, "-d", dataset, "-tr", trainer,
-                "-p", "nnLandmarkCPUPlans", "-c", configuration, "-chk", checkpoint, "-device", "cpu",
-                "--disable_tqdm", *extra)
-    run_command(env, "nnLandmark_evaluate", "-pred", out, "-gt", raw / "all_landmarks_world.json")
-    return json.loads((out / "evaluation" / "summary.json").read_text())
+def predict(env: dict, raw: Path, trainer: str, configuration: str, checkpoint: str, out: Path, *extra) -> dict:
+    return predict_test_cases(env, raw, trainer, out, "-chk", checkpoint, *extra, configuration=configuration)
 
 
-def curve(env: dict, raw: Path, dataset: int, label: str, workdir: Path, search_radius: float,
+def curve(env: dict, raw: Path, label: str, workdir: Path, search_radius: float,
           coarse_run: str, coarse_epoch: int) -> list:
     if label == "cascade":
         coarse = RUNS[coarse_run]
-        _, coarse_minutes = trained_minutes(env, raw, dataset, *coarse)
+        _, coarse_minutes = trained_minutes(env, raw, *coarse)
         prior = workdir / f"predictions_{coarse_run}_{coarse_epoch:04d}"
-        predict(env, raw, dataset, *coarse, f"checkpoint_epoch_{coarse_epoch:04d}.pth", prior)
+        predict(env, raw, *coarse, f"checkpoint_epoch_{coarse_epoch:04d}.pth", prior)
         trainer, configuration = RUNS["patch"]
         extra = ("--search_around", prior, "--search_radius", search_radius)
         offset = coarse_minutes[coarse_epoch - 1]
     else:
         trainer, configuration = RUNS[label]
         extra, offset = (), 0.0
-    folder, minutes = trained_minutes(env, raw, dataset, trainer, configuration)
+    folder, minutes = trained_minutes(env, raw, trainer, configuration)
     points = []
     for checkpoint in sorted(folder.glob("checkpoint_epoch_*.pth")):
         epoch = int(checkpoint.stem.split("_")[-1])
-        summary = predict(env, raw, dataset, trainer, configuration, checkpoint.name,
+        summary = predict(env, raw, trainer, configuration, checkpoint.name,
                           workdir / f"predictions_{label}_{epoch:04d}", *extra)
         points.append({"run": label, "epoch": epoch, "minutes": float(offset + minutes[epoch - 1]),
                        "mre_mm": summary["mre_mm"], "median_mm": summary["median_mm"],
@@ -133,17 +136,20 @@ def main():
     workdir = Path(args.workdir).resolve() / args.data
     env = {**os.environ, **{v: str(workdir / v) for v in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}}
     raw = prepare(args.data, env, workdir, *args.cases)
-    baseline = mean_shape_mre(raw)
+    references = reference_mres(raw)
     points = []
     for label in args.runs:
-        points += curve({**env, "nnUNet_n_proc_DA": "1"}, raw, DATASET[args.data], label, workdir, args.search_radius,
+        points += curve({**env, "nnUNet_n_proc_DA": "1"}, raw, label, workdir, args.search_radius,
                         args.coarse, args.coarse_epoch)
-    print(f"\nmean shape (every landmark at its mean training position): MRE {baseline:.2f} mm\n")
+    print(f"\nno image: mean shape (every landmark at its mean training position) MRE {references['mean_shape']:.2f} "
+          f"mm; affine oracle (the mean shape fitted affinely to each test case's true landmarks) MRE "
+          f"{references['affine_oracle']:.2f} mm\n")
     print(markdown_table(["run", "epoch", "training minutes", "MRE (mm)", "median (mm)", "SDR@4mm (%)"],
                          [[p["run"], p["epoch"], f"{p['minutes']:.1f}", f"{p['mre_mm']:.2f}", f"{p['median_mm']:.2f}",
                            f"{p['sdr_4mm']:.1f}"] for p in points]))
     write_json(args.out or f"benchmarks/results/learning_efficiency_{args.data}.json",
-               {"data": args.data, "mean_shape_mre_mm": baseline, "points": points})
+               {"data": args.data, "mean_shape_mre_mm": references["mean_shape"],
+                "affine_oracle_mre_mm": references["affine_oracle"], "points": points})
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from _common import run_command
+from _common import predict_test_cases, run_command, train_cpu
 
 DATASET = 982
 SIZE = 64
@@ -59,14 +59,9 @@ def prepare(workdir: Path, env: dict) -> Path:
 
 
 def train_and_test(env: dict, raw: Path, workdir: Path, label: str) -> dict:
-    model = ["-d", DATASET, "-tr", "nnLandmarkTrainer_CPU", "-p", "nnLandmarkCPUPlans"]
-    run_command(env, "nnLandmark_train", DATASET, "3d_fullres", 0, "-tr", "nnLandmarkTrainer_CPU",
-                "-p", "nnLandmarkCPUPlans", "-device", "cpu")
+    train_cpu(env, raw, "nnLandmarkTrainer_CPU")
     predictions = workdir / f"predictions_{label}"
-    run_command(env, "nnLandmark_predict", "-i", raw / "imagesTs", "-o", predictions, *model, "-device", "cpu",
-                "--disable_tqdm")
-    run_command(env, "nnLandmark_evaluate", "-pred", predictions, "-gt", raw / "all_landmarks_world.json")
-    summary = json.loads((predictions / "evaluation" / "summary.json").read_text())
+    summary = predict_test_cases(env, raw, "nnLandmarkTrainer_CPU", predictions)
     truth = json.loads((raw / "all_landmarks_world.json").read_text())
     swapped = 0
     for file in predictions.glob("head_*.json"):

@@ -14,7 +14,6 @@ but cast a cone into it, and how much of the target the patch-only heatmaps miss
     python benchmarks/patch_margin.py --statistics-only                                (about a minute)
 """
 import argparse
-import json
 import os
 import shutil
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import markdown_table, run_command, write_json
+from _common import epoch_seconds, markdown_table, predict_test_cases, run_command, train_cpu, write_json
 
 DATASET = 985
 
@@ -59,17 +58,8 @@ def missed_cones(env: dict, batches: int = 40) -> dict:
 
 
 def train_and_test(env: dict, raw: Path, trainer: str, workdir: Path) -> dict:
-    model = ["-d", DATASET, "-tr", trainer, "-p", "nnLandmarkCPUPlans"]
-    run_command(env, "nnLandmark_train", DATASET, "3d_fullres", 0, "-tr", trainer, "-p", "nnLandmarkCPUPlans",
-                "-device", "cpu")
-    predictions = workdir / f"predictions_{trainer}"
-    run_command(env, "nnLandmark_predict", "-i", raw / "imagesTs", "-o", predictions, *model, "-device", "cpu",
-                "--disable_tqdm")
-    run_command(env, "nnLandmark_evaluate", "-pred", predictions, "-gt", raw / "all_landmarks_world.json")
-    summary = json.loads((predictions / "evaluation" / "summary.json").read_text())
-    folder = Path(env["nnUNet_results"]) / raw.name / f"{trainer}__nnLandmarkCPUPlans__3d_fullres" / "fold_0"
-    logging = torch.load(folder / "checkpoint_final.pth", map_location="cpu", weights_only=False)["logging"]
-    epoch_s = np.subtract(logging["epoch_end_timestamps"], logging["epoch_start_timestamps"])
+    epoch_s = epoch_seconds(train_cpu(env, raw, trainer))
+    summary = predict_test_cases(env, raw, trainer, workdir / f"predictions_{trainer}")
     return {"trainer": trainer, "mre_mm": summary["mre_mm"], "std_mm": summary["std_mm"],
             "sdr_2mm": summary["sdr"]["2.0"], "per_landmark": {n: v["mre_mm"] for n, v in
                                                                summary["per_landmark"].items()},

@@ -32,7 +32,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from _common import markdown_table, run_command, write_json
+from _common import markdown_table, predict_test_cases, run_command, train_cpu, write_json
 
 DATASETS = {"paper": 983, "nnlandmark": 984}
 SIZE = 64
@@ -42,6 +42,8 @@ PAIR_DISTANCE = (1.15, 2.1)  # voxels: the mammillary bodies' 2.3-4.2 mm at nnU-
 SEPARATED = list(SPHERES)
 CLOSE = ["left_body", "right_body"]
 NAMES = SEPARATED + CLOSE
+SMALL_SIZE = 32
+SMALL_BALLS = {"bright_ball": (3.0, 2.0), "dark_ball": (4.0, -1.5)}  # radius, value
 
 
 def make_case(rng) -> tuple:
@@ -67,10 +69,25 @@ def make_case(rng) -> tuple:
     return image.astype(np.float32), points
 
 
-def paper_labelmap(reference: sitk.Image, points: dict) -> sitk.Image:
+def make_small_case(rng) -> tuple:
+    """A 32³ scan (one network patch, so no sliding-window seams) with two balls at random sub-voxel positions,
+    drawn with partial-volume edges as a scanner's voxel averages would: the image itself says where each centre
+    lies within its voxel."""
+    while True:
+        points = {n: rng.uniform(r + 3, SMALL_SIZE - r - 4, 3) for n, (r, _) in SMALL_BALLS.items()}
+        if np.linalg.norm(points["bright_ball"] - points["dark_ball"]) > sum(r for r, _ in SMALL_BALLS.values()) + 4:
+            break
+    xyz = np.stack(np.meshgrid(*[np.arange(SMALL_SIZE)] * 3, indexing="ij"), -1)[..., ::-1]
+    image = ndimage.gaussian_filter(rng.normal(0, 1, (SMALL_SIZE,) * 3), 4) * 3 + rng.normal(0, 0.15, (SMALL_SIZE,) * 3)
+    for name, (radius, value) in SMALL_BALLS.items():
+        image += value * np.clip(radius + 0.5 - np.linalg.norm(xyz - points[name], axis=-1), 0, 1)
+    return image.astype(np.float32), points
+
+
+def paper_labelmap(reference: sitk.Image, points: dict, names: list) -> sitk.Image:
     """The reference encoding: a 3x3x3 cube on the nearest voxel, later landmarks overwrite earlier ones."""
     seg = np.zeros(sitk.GetArrayViewFromImage(reference).shape, np.uint8)
-    for value, name in enumerate(NAMES, start=1):
+    for value, name in enumerate(names, start=1):
         x, y, z = np.rint(points[name]).astype(int)
         for dx, dy, dz in product((-1, 0, 1), repeat=3):
             seg[z + dz, y + dy, x + dx] = value
@@ -79,8 +96,8 @@ def paper_labelmap(reference: sitk.Image, points: dict) -> sitk.Image:
     return out
 
 
-def prepare(workdir: Path, env: dict, n_train: int, n_test: int) -> dict:
-    """Write both datasets (same images, same split), plan nnlandmark's and reuse its plans for the paper's."""
+def prepare(workdir: Path, env: dict, n_train: int, n_test: int, make_case, names: list, title: str) -> dict:
+    """Write both datasets (same images, same split) and plan each."""
     from nnlandmark.dataset_conversion.dataset_writer import CaseSource, write_landmark_dataset
     rng = np.random.default_rng(11)
     images = workdir / "images"
@@ -95,12 +112,12 @@ def prepare(workdir: Path, env: dict, n_train: int, n_test: int) -> dict:
     raws = {}
     for encoding, dataset in DATASETS.items():  # the paper trains a landmark whose cube was overwritten to "nothing"
         extra = {"landmarks_may_be_absent": True} if encoding == "paper" else None
-        raws[encoding] = Path(write_landmark_dataset(cases, env["nnUNet_raw"], dataset, f"Close{encoding.title()}",
-                                                     landmark_names=NAMES, test_cases=test, overwrite=True,
+        raws[encoding] = Path(write_landmark_dataset(cases, env["nnUNet_raw"], dataset, f"{title}{encoding.title()}",
+                                                     landmark_names=names, test_cases=test, overwrite=True,
                                                      dataset_json_extra=extra))
     for label_file in (raws["paper"] / "labelsTr").glob("*.nii.gz"):
         case = next(c for c in cases if c.case == label_file.name[:-7])
-        sitk.WriteImage(paper_labelmap(sitk.ReadImage(str(label_file)), case.landmarks), str(label_file))
+        sitk.WriteImage(paper_labelmap(sitk.ReadImage(str(label_file)), case.landmarks, names), str(label_file))
     for dataset in DATASETS.values():
         run_command(env, "nnLandmark_plan_and_preprocess", "-d", dataset, "--cpu_plans")
     return raws
@@ -118,23 +135,20 @@ def prepare_spheres(env: dict, n_train: int, n_test: int) -> dict:
     return raws
 
 
-def train_and_test(env: dict, raw: Path, dataset: int, trainer: str, workdir: Path, encoding: str) -> list:
-    model = ["-d", dataset, "-tr", trainer, "-p", "nnLandmarkCPUPlans"]
-    run_command(env, "nnLandmark_train", dataset, "3d_fullres", 0, "-tr", trainer, "-p", "nnLandmarkCPUPlans",
-                "-device", "cpu")
+def train_and_test(env: dict, raw: Path, trainer: str, workdir: Path, encoding: str) -> list:
+    train_cpu(env, raw, trainer)
     truth = json.loads((raw / "all_landmarks_voxel.json").read_text())
     names = list(next(iter(truth.values())))
     rows = []
     for peaks, flag in (("integer argmax", ["--integer_peaks"]), ("refined", [])):
         out = workdir / f"predictions_{encoding}_{peaks.split()[0]}"
-        run_command(env, "nnLandmark_predict", "-i", raw / "imagesTs", "-o", out, *model, "-device", "cpu",
-                    "--disable_tqdm", *flag)
+        predict_test_cases(env, raw, trainer, out, *flag)
         errors = {n: [] for n in names}
         for file in (f for f in out.glob("*.json") if f.stem in truth):
             landmarks = json.loads(file.read_text())["landmarks"]
             for name in names:
                 errors[name].append(np.linalg.norm(np.subtract(landmarks[name]["voxel"], truth[file.stem][name])))
-        separated = np.concatenate([errors[n] for n in SEPARATED])
+        separated = np.concatenate([errors[n] for n in names if n not in CLOSE])
         close = np.concatenate([errors[n] for n in CLOSE if n in errors] or [[np.nan]])
         rows.append({"labels": encoding, "peaks": peaks, "separated_mre": float(separated.mean()),
                      "separated_median": float(np.median(separated)), "close_mre": float(close.mean()),
@@ -171,20 +185,25 @@ def main():
     parser.add_argument("--workdir", default="subvoxel_benchmark")
     parser.add_argument("--out", default=None)
     parser.add_argument("--trainer", default="nnLandmarkTrainer_CPU")
-    parser.add_argument("--data", choices=["spheres", "pair"], default="spheres",
+    parser.add_argument("--data", choices=["spheres", "pair", "small"], default="spheres",
                         help="spheres: the demo's three separated spheres (sub-voxel targets); pair: spheres plus "
-                             "the close pair of bodies (closely spaced landmarks)")
+                             "the close pair of bodies (closely spaced landmarks); small: two partial-volume balls "
+                             "in 32³ scans, one patch each (sub-voxel targets on a model that converges on CPU)")
     parser.add_argument("--cases", type=int, nargs=2, default=(20, 10), metavar=("TRAIN", "TEST"))
     args = parser.parse_args()
     workdir = Path(args.workdir).resolve()
     shutil.rmtree(workdir / "nnUNet_results", ignore_errors=True)
     env = {**os.environ, **{v: str(workdir / v) for v in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}}
-    raws = prepare(workdir, env, *args.cases) if args.data == "pair" else prepare_spheres(env, *args.cases)
+    if args.data == "spheres":
+        raws = prepare_spheres(env, *args.cases)
+    elif args.data == "pair":
+        raws = prepare(workdir, env, *args.cases, make_case, NAMES, "Close")
+    else:
+        raws = prepare(workdir, env, *args.cases, make_small_case, list(SMALL_BALLS), "Small")
     labels = encoding_stats(raws)
     rows = []
-    for encoding, dataset in DATASETS.items():
-        rows += train_and_test({**env, "nnUNet_n_proc_DA": "1"}, raws[encoding], dataset, args.trainer, workdir,
-                               encoding)
+    for encoding in DATASETS:
+        rows += train_and_test({**env, "nnUNet_n_proc_DA": "1"}, raws[encoding], args.trainer, workdir, encoding)
     print(markdown_table(["training labels", "centre-of-mass error, separated (voxel)",
                           "centre-of-mass error, close pair (voxel)", "close-pair landmarks without a voxel"],
                          [[r["labels"], f"{r['separated_label_error']:.3f}", f"{r['close_label_error']:.3f}",
