@@ -89,7 +89,8 @@ def _world_json(path: Path):
         raise LandmarkError(f"{path}: expected {{case: {{name: [x, y, z]}}}} in world LPS mm")
     points = {str(case): {name: _xyz(xyz, f"{path}: {case}/{name}") for name, xyz in landmarks.items()
                           if xyz is not None} for case, landmarks in data.items()}
-    presence = {str(case): {name: xyz is not None for name, xyz in landmarks.items()} for case, landmarks in data.items()}
+    presence = {str(case): {name: xyz is not None for name, xyz in landmarks.items()}
+                for case, landmarks in data.items()}
     return points, presence
 
 
