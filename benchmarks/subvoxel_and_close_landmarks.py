@@ -211,13 +211,13 @@ def main():
     print(markdown_table(["training labels", "centre-of-mass error, separated (voxel)"] +
                          ["centre-of-mass error, close pair (voxel)"] * pair + ["landmarks left without a voxel"],
                          [[r["labels"], f"{r['separated_label_error']:.3f}"] +
-                          [f"{r['close_label_error']:.3f}"] * pair + [r["lost"]] for r in labels]))
+                          ([f"{r['close_label_error']:.3f}"] if pair else []) + [r["lost"]] for r in labels]))
     print()
     print(markdown_table(["training labels", "peaks", "separated MRE", "separated median"] +
                          ["close-pair MRE", "close-pair median", "close-pair within 1 voxel"] * pair,
                          [[r["labels"], r["peaks"], f"{r['separated_mre']:.3f}", f"{r['separated_median']:.3f}"] +
-                          [f"{r['close_mre']:.3f}", f"{r['close_median']:.3f}",
-                           f"{100 * r['close_within_1']:.0f} %"] * pair for r in rows]))
+                          ([f"{r['close_mre']:.3f}", f"{r['close_median']:.3f}",
+                            f"{100 * r['close_within_1']:.0f} %"] if pair else []) for r in rows]))
     write_json(args.out or f"benchmarks/results/subvoxel_{args.data}.json",
                {"data": args.data, "trainer": args.trainer, "labels": labels, "predictions": rows})
 
