@@ -1,7 +1,8 @@
 """The per-case prediction JSON (the schema other tools read) and nnU-Net style input folders."""
 import json
 import os
-from typing import Dict, List
+from contextlib import contextmanager
+from typing import Dict, List, Optional
 
 from batchgenerators.utilities.file_and_folder_operations import subfiles
 from nnunetv2.utilities.utils import create_paths_fn, get_identifiers_from_splitted_dataset_folder
@@ -16,17 +17,23 @@ def case_prediction(case: str, image: str, landmarks: Dict[str, dict]) -> dict:
     return {"case": case, "image": image, "coordinate_system": "LPS", "landmarks": landmarks}
 
 
-def write_text_atomic(text: str, path: str) -> None:
-    """Write to a temporary file, then rename, so an interrupted run never leaves a truncated file (nor, short of
-    SIGKILL, the temporary one)."""
-    tmp = f"{path}.tmp{os.getpid()}"
+@contextmanager
+def written_atomically(path: str, temporary: Optional[str] = None):
+    """Yield a temporary path to write instead of ``path``; when the block ends it replaces ``path`` if anything was
+    written there, so an interrupted run never leaves a truncated file (nor, short of SIGKILL, the temporary one)."""
+    temporary = temporary or f"{path}.tmp{os.getpid()}"
     try:
-        with open(tmp, "w", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
+        yield temporary
+        if os.path.exists(temporary):
+            os.replace(temporary, path)
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def write_text_atomic(text: str, path: str) -> None:
+    with written_atomically(path) as temporary, open(temporary, "w", newline="") as f:
+        f.write(text)
 
 
 def write_json_atomic(obj, path: str) -> None:
@@ -59,12 +66,8 @@ def write_prediction_labelmaps(prediction_jsons: List[str], input_dir: str, file
         case = os.path.basename(path)[:-len(".json")]
         target = os.path.join(os.path.dirname(path), case + file_ending)
         temporary = os.path.join(os.path.dirname(path), f".{case}.tmp{os.getpid()}{file_ending}")
-        try:
+        with written_atomically(target, temporary):
             sitk.WriteImage(prediction_labelmap(os.path.join(input_dir, f"{case}_0000{file_ending}"), prediction),
                             temporary, useCompression=True)
-            os.replace(temporary, target)
-        finally:
-            if os.path.exists(temporary):
-                os.remove(temporary)
         written.append(target)
     return written

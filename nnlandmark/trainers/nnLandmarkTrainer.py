@@ -1,5 +1,4 @@
 """nnU-Net trainer turned landmark detector: N sigmoid heatmap channels, EDT targets, BCE top-k (paper §2)."""
-import os
 from os.path import join
 from time import time
 from typing import List, Optional
@@ -13,6 +12,7 @@ from nnunetv2.utilities.collate_outputs import collate_outputs
 from nnunetv2.utilities.helpers import dummy_context
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 
+from nnlandmark.inference.prediction_files import written_atomically
 from nnlandmark.losses.heatmap import centre_crop, landmark_centres
 from nnlandmark.losses.landmark_loss import TopKBCECoordinateLoss, TopKBCEHeatmapLoss, TopKBCESpatialSoftmaxLoss
 from nnlandmark.presence import annotated_in_cases
@@ -177,10 +177,8 @@ class nnLandmarkTrainer(nnUNetTrainer):
     def save_checkpoint(self, filename: str) -> None:
         """nnU-Net's checkpoint, written to a temporary file and renamed: a run killed while saving keeps its previous
         checkpoint intact for ``--c``."""
-        temporary = f"{filename}.tmp{os.getpid()}"
-        super().save_checkpoint(temporary)
-        if os.path.isfile(temporary):  # only rank 0 writes
-            os.replace(temporary, filename)
+        with written_atomically(filename) as temporary:  # only rank 0 writes, the others replace nothing
+            super().save_checkpoint(temporary)
 
     def perform_actual_validation(self, save_probabilities: bool = False):
         """Predict this fold's validation cases, write CASE.json files and an MRE summary in mm."""
