@@ -89,7 +89,7 @@ def fold_folder(env: dict, raw, trainer: str, configuration: str = "3d_fullres")
     return Path(env["nnUNet_results"]) / Path(raw).name / f"{trainer}__{CPU_PLANS}__{configuration}" / "fold_0"
 
 
-def epoch_seconds(fold: str):
+def epoch_seconds(fold):
     """Seconds of each epoch of a finished training, from its final checkpoint's log."""
     import numpy as np
     import torch

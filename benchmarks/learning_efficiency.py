@@ -75,9 +75,9 @@ def reference_mres(raw: Path) -> dict:
     for case in test:
         known = [n for n in names if world[case][n] is not None]
         source, truth = np.array([[*mean[n], 1] for n in known]), np.array([world[case][n] for n in known])
-        affine = np.linalg.lstsq(source, truth, rcond=None)[0]
         shape += list(np.linalg.norm(source[:, :3] - truth, axis=1))
         if len(known) > 4:  # an affine map fits any 4 points exactly: no reference then
+            affine = np.linalg.lstsq(source, truth, rcond=None)[0]
             oracle += list(np.linalg.norm(source @ affine - truth, axis=1))
     return {"mean_shape": float(np.mean(shape)), "affine_oracle": float(np.mean(oracle)) if oracle else float("nan")}
 

@@ -48,6 +48,12 @@ SMALL_SIZE = 32
 SMALL_BALLS = {"bright_ball": (3.0, 2.0), "dark_ball": (4.0, -1.5)}  # radius, value
 
 
+def grid_and_background(rng, size: int) -> tuple:
+    """Every voxel's (x, y, z) index and a smooth, noisy background, numpy (z, y, x), for a size³ scan."""
+    xyz = np.stack(np.meshgrid(*[np.arange(size)] * 3, indexing="ij"), -1)[..., ::-1]
+    return xyz, ndimage.gaussian_filter(rng.normal(0, 1, (size,) * 3), 4) * 3 + rng.normal(0, 0.15, (size,) * 3)
+
+
 def make_case(rng) -> tuple:
     """Image (numpy z, y, x) and landmark positions as continuous ITK index (x, y, z)."""
     while True:
@@ -62,8 +68,7 @@ def make_case(rng) -> tuple:
                  for a in SEPARATED for b in NAMES if a < b or b in CLOSE]
         if all(apart):
             break
-    xyz = np.stack(np.meshgrid(*[np.arange(SIZE)] * 3, indexing="ij"), -1)[..., ::-1]
-    image = ndimage.gaussian_filter(rng.normal(0, 1, (SIZE,) * 3), 4) * 3 + rng.normal(0, 0.15, (SIZE,) * 3)
+    xyz, image = grid_and_background(rng, SIZE)
     for name, (radius, value) in SPHERES.items():
         image += value * (np.linalg.norm(xyz - points[name], axis=-1) <= radius)
     for name in CLOSE:
@@ -79,8 +84,7 @@ def make_small_case(rng) -> tuple:
         points = {n: rng.uniform(r + 3, SMALL_SIZE - r - 4, 3) for n, (r, _) in SMALL_BALLS.items()}
         if np.linalg.norm(points["bright_ball"] - points["dark_ball"]) > sum(r for r, _ in SMALL_BALLS.values()) + 4:
             break
-    xyz = np.stack(np.meshgrid(*[np.arange(SMALL_SIZE)] * 3, indexing="ij"), -1)[..., ::-1]
-    image = ndimage.gaussian_filter(rng.normal(0, 1, (SMALL_SIZE,) * 3), 4) * 3 + rng.normal(0, 0.15, (SMALL_SIZE,) * 3)
+    xyz, image = grid_and_background(rng, SMALL_SIZE)
     for name, (radius, value) in SMALL_BALLS.items():
         image += value * np.clip(radius + 0.5 - np.linalg.norm(xyz - points[name], axis=-1), 0, 1)
     return image.astype(np.float32), points
