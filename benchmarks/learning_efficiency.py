@@ -12,16 +12,19 @@ Runs (``--runs``, each trainer:configuration of nnLandmarkCPUPlans):
 - ``softargmax``: nnLandmarkTrainer_CPU_SoftArgmax_Curve on 3d_whole (BCE top-k plus a soft-argmax distance term);
 - ``spatialsoftmax``: nnLandmarkTrainer_CPU_SpatialSoftmax_Curve on 3d_whole (BCE top-k plus a spatial-softmax
   cross-entropy);
+- ``fine``: nnLandmarkTrainer_CPU_SpatialSoftmax_Fine_Curve on 3d_fullres, the fine stage of the cascade (patches
+  around landmarks, shifted up to 8 voxels; spatial softmax within each cone); alone it reads the whole scan;
 - ``cascade``: coarse to fine. The ``--coarse`` run's snapshot at ``--coarse-epoch`` predicts the cases; each
-  checkpoint of the ``patch`` model is then read only within ``--search-radius`` mm of those coarse landmarks
+  checkpoint of the ``--fine`` model is then read only within ``--search-radius`` mm of those coarse landmarks
   (``nnLandmark_predict --search_around``). Its minutes are the coarse model's up to that epoch plus the fine
   model's. Models trained by an earlier run in the same workdir are reused.
 Every 5 epochs the trainer keeps a checkpoint; each is used to predict the held-out cases, giving MRE (mm) against
 the training minutes up to that epoch (sum of nnU-Net's epoch times: training and validation, no prediction).
 
     python benchmarks/learning_efficiency.py [--data study|demo]
-                                             [--runs patch whole softargmax spatialsoftmax cascade]
-                                             [--coarse whole] [--coarse-epoch 20] [--search-radius MM]
+                                             [--runs patch whole softargmax spatialsoftmax fine cascade]
+                                             [--coarse whole] [--coarse-epoch 20] [--fine fine]
+                                             [--search-radius MM]
                                              [--workdir DIR] [--out FILE]
                                                           (study: about 25 CPU minutes per trained run)
 """
@@ -37,8 +40,10 @@ from _common import epoch_seconds, fold_folder, markdown_table, predict_test_cas
 DATASET = {"study": 986, "demo": 987}
 RUNS = {"patch": ("nnLandmarkTrainer_CPU_Curve", "3d_fullres"), "whole": ("nnLandmarkTrainer_CPU_Curve", "3d_whole"),
         "softargmax": ("nnLandmarkTrainer_CPU_SoftArgmax_Curve", "3d_whole"),
-        "spatialsoftmax": ("nnLandmarkTrainer_CPU_SpatialSoftmax_Curve", "3d_whole")}
+        "spatialsoftmax": ("nnLandmarkTrainer_CPU_SpatialSoftmax_Curve", "3d_whole"),
+        "fine": ("nnLandmarkTrainer_CPU_SpatialSoftmax_Fine_Curve", "3d_fullres")}
 COARSE = [run for run, (_, configuration) in RUNS.items() if configuration == "3d_whole"]
+FINE = [run for run, (_, configuration) in RUNS.items() if configuration == "3d_fullres"]
 
 
 def prepare(data: str, env: dict, workdir: Path, n_train: int, n_test: int) -> Path:
@@ -95,14 +100,15 @@ def predict(env: dict, raw: Path, trainer: str, configuration: str, checkpoint: 
 
 
 def curve(env: dict, raw: Path, label: str, workdir: Path, search_radius: float,
-          coarse_run: str, coarse_epoch: int) -> list:
+          coarse_run: str, coarse_epoch: int, fine_run: str) -> list:
     if label == "cascade":
         coarse = RUNS[coarse_run]
         _, coarse_minutes = trained_minutes(env, raw, *coarse)
         prior = workdir / f"predictions_{coarse_run}_{coarse_epoch:04d}"
         predict(env, raw, *coarse, f"checkpoint_epoch_{coarse_epoch:04d}.pth", prior)
-        trainer, configuration = RUNS["patch"]
+        trainer, configuration = RUNS[fine_run]
         extra = ("--search_around", prior, "--search_radius", search_radius)
+        label = f"cascade_{coarse_run}{coarse_epoch}_{fine_run}"
         offset = coarse_minutes[coarse_epoch - 1]
     else:
         trainer, configuration = RUNS[label]
@@ -129,6 +135,8 @@ def main():
                         help="the whole-volume run that gives the cascade its coarse landmarks")
     parser.add_argument("--coarse-epoch", type=int, default=20, choices=range(5, 41, 5),
                         help="its snapshot used for that (every 5 epochs)")
+    parser.add_argument("--fine", choices=FINE, default="fine",
+                        help="the 3d_fullres run read around the coarse landmarks (cascade)")
     parser.add_argument("--cases", type=int, nargs=2, default=(30, 10), metavar=("TRAIN", "TEST"))
     parser.add_argument("--workdir", default="learning_efficiency_benchmark")
     parser.add_argument("--out", default=None)
@@ -140,7 +148,7 @@ def main():
     points = []
     for label in args.runs:
         points += curve({**env, "nnUNet_n_proc_DA": "1"}, raw, label, workdir, args.search_radius,
-                        args.coarse, args.coarse_epoch)
+                        args.coarse, args.coarse_epoch, args.fine)
     print(f"\nno image: mean shape (every landmark at its mean training position) MRE {references['mean_shape']:.2f} "
           f"mm; affine oracle (the mean shape fitted affinely to each test case's true landmarks) MRE "
           f"{references['affine_oracle']:.2f} mm\n")

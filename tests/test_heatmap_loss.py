@@ -2,6 +2,7 @@
 import math
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -167,3 +168,24 @@ def test_squared_distances_by_hand_with_a_per_axis_scale():
     assert sq[0, 1, 2].item() == 0
     assert math.isclose(sq[0, 0, 3].item(), 1 + 0.25, rel_tol=1e-6)      # one voxel off on each axis, axis 1 halved
     assert math.isclose(sq[1, 2, 3].item(), 4 + 9 / 4, rel_tol=1e-6)
+
+
+def test_the_local_spatial_softmax_runs_within_the_cone_towards_a_sharper_cone():
+    """The fine stage's term: mass a channel puts beyond its landmark's cone costs nothing in the cross-entropy (the
+    BCE term still pushes it down); within the cone, the target is a cone of the local radius."""
+    seg = torch.zeros(1, 1, 12, 12, 12)
+    seg[0, 0, 4:7, 4:7, 4:7] = 1                                   # landmark at (5, 5, 5), cone radius 4
+    logits = torch.randn(1, 1, 12, 12, 12, generator=torch.Generator().manual_seed(2))
+    cone = heatmap_targets(seg, 1, 4.0)[0, 0] > 0
+    distance = torch.linalg.norm(torch.stack(torch.meshgrid(*[torch.arange(12.0)] * 3, indexing="ij"), -1) - 5.0, dim=-1)
+    sharp = (1 - distance / 1.2).clamp(min=0)                      # 1 at the landmark, 1/6 at its 6 neighbours
+    assert sharp.sum().item() == pytest.approx(1 + 6 / 6)
+    log_p = logits[0, 0][cone].log_softmax(0)
+    by_hand = -(sharp[cone] * log_p).sum() / sharp.sum()
+    plain = TopKBCEHeatmapLoss(1, 4.0, k_percent=100)
+    local = TopKBCESpatialSoftmaxLoss(1, 4.0, k_percent=100, local_radius=1.2)
+    assert math.isclose(local(logits, seg).item() - plain(logits, seg).item(), by_hand.item(), rel_tol=1e-5)
+    far = logits.clone()
+    far[0, 0, 11, 11, 11] = 50.0                                   # a look-alike 10 voxels away, outside the cone
+    assert math.isclose(local(far, seg).item() - plain(far, seg).item(), by_hand.item(), rel_tol=1e-5)
+    assert TopKBCESpatialSoftmaxLoss(1, 4.0, k_percent=100)(far, seg).item() - plain(far, seg).item() > 40

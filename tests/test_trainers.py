@@ -28,14 +28,17 @@ def test_each_loss_option_builds_its_loss_with_the_trainer_settings():
                                                  TopKBCESpatialSoftmaxLoss)
     expected = {"nnLandmarkTrainer_CPU": TopKBCEHeatmapLoss,
                 "nnLandmarkTrainer_CPU_SoftArgmax": TopKBCECoordinateLoss,
-                "nnLandmarkTrainer_CPU_SpatialSoftmax": TopKBCESpatialSoftmaxLoss}
+                "nnLandmarkTrainer_CPU_SpatialSoftmax": TopKBCESpatialSoftmaxLoss,
+                "nnLandmarkTrainer_CPU_SpatialSoftmax_Fine": TopKBCESpatialSoftmaxLoss}
     for name, loss_class in expected.items():
         cls = trainer_class_by_name(name)
-        settings = {a: getattr(cls, a) for a in ("softmax_weight", "coordinate_weight", "topk_percent")}
+        settings = {a: getattr(cls, a) for a in ("softmax_weight", "coordinate_weight", "topk_percent",
+                                                 "local_softmax_radius")}
         trainer = SimpleNamespace(**settings, num_landmarks=7, heatmap_radius_here=lambda: 6.5,
                                   configuration_name="3d_whole", print_to_log_file=print)
         loss = nnLandmarkTrainer._build_loss(trainer)
         assert type(loss) is loss_class and (loss.num_landmarks, loss.radius, loss.k_percent) == (7, 6.5, 20.0)
+        assert getattr(loss, "local_radius", 0.0) == (3.0 if name.endswith("_Fine") else 0.0)
     assert trainer_class_by_name("nnLandmarkTrainer_CPU_SpatialSoftmax_Curve").snapshot_every == 5
 
 
@@ -53,6 +56,9 @@ def test_patch_landmark_error_measures_peak_to_centre_distance():
     logits[0, 1, 0, 0, 0] = 9.0       # landmark 2 is absent from the patch: not counted
     total, count = patch_landmark_errors(logits, seg, num_landmarks=2)
     assert total.tolist() == [5.0, 0.0] and count.tolist() == [1, 0]
+    logits[0, 0, 2, 2, 4] = 8.0       # a lower peak 2 voxels from the centre: the maximum within 3 voxels
+    total, count = patch_landmark_errors(logits, seg, num_landmarks=2, within=3.0)
+    assert total.tolist() == [2.0, 0.0] and count.tolist() == [1, 0]
 
 
 def test_a_target_margin_loads_larger_patches_and_trains_the_network_on_their_centre(tmp_path, monkeypatch):
@@ -94,3 +100,32 @@ def test_the_whole_volume_configuration_keeps_the_cone_radius_in_mm():
     assert nnLandmarkTrainer.heatmap_radius_here(whole) == 7.5             # 15 voxels x 2 mm = 30 mm = 7.5 x 4 mm
     fullres = SimpleNamespace(**{**vars(whole), "configuration_name": "3d_fullres"})
     assert nnLandmarkTrainer.heatmap_radius_here(fullres) == 15.0          # the paper's radius elsewhere
+
+
+def test_a_landmark_offset_centres_patches_up_to_that_far_from_the_sampled_landmark():
+    """nnU-Net's loader centres a foreground patch on its landmark; the fine stage's crop moves it off-centre, uniformly
+    within the offset along each axis, and keeps the landmark's label in the patch."""
+    import numpy as np
+    from batchgeneratorsv2.transforms.spatial.spatial import SpatialTransform
+    from nnlandmark.trainers.nnLandmarkTrainer import off_centre_crop
+    from nnlandmark.losses.heatmap import landmark_centres
+    plain = SpatialTransform((16, 16, 16), patch_center_dist_from_border=0, random_crop=False, p_rotation=0,
+                             p_scaling=0, p_elastic_deform=0)
+    loaded = (27, 27, 27)
+    seg = torch.zeros(1, *loaded)
+    seg[0, 12:15, 12:15, 12:15] = 1                                   # the sampled landmark at the loaded centre (13)
+    sample = {"image": torch.rand(1, *loaded), "segmentation": seg}
+    centred = landmark_centres(plain(**sample)["segmentation"][None].round(), 1)[0][0, 0]
+    assert torch.allclose(centred, torch.full((3,), 7.5), atol=0.51)   # nnU-Net alone: at the patch centre
+    shifted = off_centre_crop(plain, loaded, offset=4)
+    assert not plain.random_crop                                      # a copy: nnU-Net's transform is unchanged
+    np.random.seed(0)
+    offsets = []
+    for _ in range(200):
+        out = shifted(**{k: v.clone() for k, v in sample.items()})["segmentation"][None].round()
+        centres, present = landmark_centres(out, 1)
+        assert present.all()
+        offsets.append((centres[0, 0] - 7.5).numpy())
+    offsets = np.array(offsets)
+    assert np.abs(offsets).max() <= 4.5 and np.abs(offsets).max(0).min() >= 3.0   # within 4 voxels, and using them
+    assert np.abs(offsets.mean(0)).max() < 0.6 and offsets.std(0).min() > 1.5     # spread both ways on every axis

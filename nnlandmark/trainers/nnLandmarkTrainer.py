@@ -1,4 +1,5 @@
 """nnU-Net trainer turned landmark detector: N sigmoid heatmap channels, EDT targets, BCE top-k (paper §2)."""
+from copy import copy
 from os.path import join
 from time import time
 from typing import List, Optional
@@ -7,13 +8,14 @@ import numpy as np
 import torch
 from torch import distributed as dist
 from batchgeneratorsv2.transforms.spatial.mirroring import MirrorTransform
+from batchgeneratorsv2.transforms.spatial.spatial import SpatialTransform
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.collate_outputs import collate_outputs
 from nnunetv2.utilities.helpers import dummy_context
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 
 from nnlandmark.inference.prediction_files import written_atomically
-from nnlandmark.losses.heatmap import centre_crop, landmark_centres
+from nnlandmark.losses.heatmap import centre_crop, landmark_centres, squared_distances
 from nnlandmark.losses.landmark_loss import TopKBCECoordinateLoss, TopKBCEHeatmapLoss, TopKBCESpatialSoftmaxLoss
 from nnlandmark.presence import annotated_in_cases
 from nnlandmark.trainers.mirroring import PairSwappingMirrorTransform, label_swap, left_right_axis, mirror_pairs
@@ -30,6 +32,8 @@ class nnLandmarkTrainer(nnUNetTrainer):
     coordinate_weight = 0.0  # weight of the soft-argmax distance term (TopKBCECoordinateLoss); 0: the paper's loss
     softmax_weight = 0.0    # weight of the spatial-softmax cross-entropy (TopKBCESpatialSoftmaxLoss); 0: none
     snapshot_every = 0      # epochs between kept copies checkpoint_epoch_NNNN.pth (learning curves); 0: none
+    local_softmax_radius = 0.0  # >0: the spatial softmax within each cone, towards a cone this sharp (a fine stage)
+    landmark_offset = 0     # voxels; >0: every training patch lies around a landmark, shifted up to this far per axis
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device('cuda')):
@@ -40,6 +44,8 @@ class nnLandmarkTrainer(nnUNetTrainer):
         self.num_landmarks = len(self.label_manager.foreground_labels)
         self.logger.local_logger = LandmarkProgressLog()
         self._annotated_in_cases = None
+        if self.landmark_offset:
+            self.oversample_foreground_percent = 1.0
 
     @staticmethod
     def build_network_architecture(plans_manager, configuration_manager, num_input_channels,
@@ -63,7 +69,8 @@ class nnLandmarkTrainer(nnUNetTrainer):
         radius = self.heatmap_radius_here()
         self.print_to_log_file(f"heatmap cone radius: {radius:.2f} voxels of {self.configuration_name}")
         if self.softmax_weight:
-            return TopKBCESpatialSoftmaxLoss(self.num_landmarks, radius, self.topk_percent, self.softmax_weight)
+            return TopKBCESpatialSoftmaxLoss(self.num_landmarks, radius, self.topk_percent, self.softmax_weight,
+                                             self.local_softmax_radius)
         if self.coordinate_weight:
             return TopKBCECoordinateLoss(self.num_landmarks, radius, self.topk_percent, self.coordinate_weight)
         return TopKBCEHeatmapLoss(self.num_landmarks, radius, self.topk_percent)
@@ -86,9 +93,15 @@ class nnLandmarkTrainer(nnUNetTrainer):
 
     def get_training_transforms(self, patch_size, rotation_for_DA, deep_supervision_scales, mirror_axes,
                                 do_dummy_2d_data_aug, **kwargs):
-        """nnU-Net's pipeline; with mirror pairs its mirroring step is replaced by one that swaps the pairs."""
+        """nnU-Net's pipeline; with mirror pairs its mirroring step is replaced by one that swaps the pairs. With a
+        ``landmark_offset`` its spatial step crops off-centre (nnU-Net centres each patch on the landmark it
+        samples, and a network that always finds its landmark at the centre learns that, not the landmark)."""
         compose = nnUNetTrainer.get_training_transforms(patch_size, rotation_for_DA, deep_supervision_scales,
                                                         mirror_axes, do_dummy_2d_data_aug, **kwargs)
+        if self.landmark_offset:
+            loaded = self.configure_rotation_dummyDA_mirroring_and_inital_patch_size()[2]
+            compose.transforms = [off_centre_crop(t, loaded, self.landmark_offset) if type(t) is SpatialTransform
+                                  else t for t in compose.transforms]
         if mirror_axes:
             swap = label_swap(self.dataset_json)
             compose.transforms = [PairSwappingMirrorTransform(t.allowed_axes, mirror_axes[0], swap)
@@ -132,7 +145,8 @@ class nnLandmarkTrainer(nnUNetTrainer):
             output = self.network(data)
             loss = self.loss(output, seg)
         seg = centre_crop(seg, output.shape[2:])
-        error_sum, error_count = patch_landmark_errors(output.float(), seg, self.num_landmarks)
+        within = self.heatmap_radius_here() if self.local_softmax_radius else None
+        error_sum, error_count = patch_landmark_errors(output.float(), seg, self.num_landmarks, within)
         return {'loss': loss.detach().cpu().numpy(), 'error_sum': error_sum.cpu().numpy(),
                 'error_count': error_count.cpu().numpy()}
 
@@ -187,11 +201,23 @@ class nnLandmarkTrainer(nnUNetTrainer):
         validate_fold(self)
 
 
-def patch_landmark_errors(logits: torch.Tensor, seg: torch.Tensor, num_landmarks: int):
+def off_centre_crop(transform: SpatialTransform, loaded_shape, offset: int) -> SpatialTransform:
+    """A copy of nnU-Net's spatial transform whose output patch is centred up to ``offset`` voxels (uniform, per
+    axis) away from the centre of the loaded region."""
+    shifted = copy(transform)
+    shifted.random_crop = True
+    shifted.patch_center_dist_from_border = [max(s / 2 - offset, 0) for s in loaded_shape]
+    return shifted
+
+
+def patch_landmark_errors(logits: torch.Tensor, seg: torch.Tensor, num_landmarks: int, within: float = None):
     """Per-landmark sum and count of voxel distances between each channel's maximum and the target centre,
-    over the landmarks present in the patches."""
+    over the landmarks present in the patches. ``within``: the maximum within that many voxels of the centre (a fine
+    stage's model is read within a ball around a coarse landmark)."""
     centres, present = landmark_centres(seg, num_landmarks)
     spatial = logits.shape[2:]
+    if within is not None:
+        logits = logits.masked_fill(squared_distances(centres, spatial) > within ** 2, float('-inf'))
     flat_argmax = logits.flatten(2).argmax(-1)  # (B, N)
     peaks = torch.stack(torch.unravel_index(flat_argmax, spatial), -1).float()
     distances = torch.linalg.norm(peaks - centres, dim=-1) * present

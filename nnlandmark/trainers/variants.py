@@ -52,6 +52,11 @@ _spatial_softmax = _variant(nnLandmarkTrainer_CPU, "SpatialSoftmax", "CPU schedu
                             softmax_weight=1.0)
 _variant(_spatial_softmax, "Curve", "As nnLandmarkTrainer_CPU_SpatialSoftmax, a checkpoint every 5 epochs.",
          snapshot_every=5)
+_fine = _variant(_spatial_softmax, "Fine", "The fine stage of a CPU cascade (3d_fullres, read with nnLandmark_predict "
+                 "--search_around a 3d_whole model's landmarks): patches around landmarks, shifted up to 8 voxels, and "
+                 "the spatial softmax within each cone towards a 3-voxel cone.", landmark_offset=8,
+                 local_softmax_radius=3.0)
+_variant(_fine, "Curve", "As nnLandmarkTrainer_CPU_SpatialSoftmax_Fine, a checkpoint every 5 epochs.", snapshot_every=5)
 for _m in (4, 8, 15):  # beyond the paper: label map margin around each patch (cones from landmarks just outside)
     _variant(nnLandmarkTrainer, f"Margin{_m}", f"Targets built with a {_m}-voxel label margin around each patch.",
              target_margin=_m)
