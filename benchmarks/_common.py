@@ -78,10 +78,10 @@ def run_command(env: dict, command: str, *args) -> str:
 CPU_PLANS = "nnLandmarkCPUPlans"
 
 
-def train_cpu(env: dict, raw, trainer: str, configuration: str = "3d_fullres"):
-    """Train fold 0 of the raw dataset folder ``raw`` on CPU with the CPU plans; its fold folder."""
+def train_cpu(env: dict, raw, trainer: str, configuration: str = "3d_fullres", device: str = "cpu"):
+    """Train fold 0 of the raw dataset folder ``raw`` with the CPU plans (on CPU unless told); its fold folder."""
     run_command(env, "nnLandmark_train", Path(raw).name, configuration, 0, "-tr", trainer, "-p", CPU_PLANS,
-                "-device", "cpu")
+                "-device", device)
     return fold_folder(env, raw, trainer, configuration)
 
 
@@ -97,10 +97,11 @@ def epoch_seconds(fold):
     return np.subtract(logging["epoch_end_timestamps"], logging["epoch_start_timestamps"])
 
 
-def predict_test_cases(env: dict, raw, trainer: str, out, *extra, configuration: str = "3d_fullres") -> dict:
-    """Predict the raw dataset's imagesTs on CPU and evaluate against its world landmarks; the summary."""
+def predict_test_cases(env: dict, raw, trainer: str, out, *extra, configuration: str = "3d_fullres",
+                       device: str = "cpu") -> dict:
+    """Predict the raw dataset's imagesTs (on CPU unless told) and evaluate against its world landmarks; the summary."""
     raw = Path(raw)
     run_command(env, "nnLandmark_predict", "-i", raw / "imagesTs", "-o", out, "-d", raw.name, "-tr", trainer,
-                "-p", CPU_PLANS, "-c", configuration, "-device", "cpu", "--disable_tqdm", *extra)
+                "-p", CPU_PLANS, "-c", configuration, "-device", device, "--disable_tqdm", *extra)
     run_command(env, "nnLandmark_evaluate", "-pred", out, "-gt", raw / "all_landmarks_world.json")
     return json.loads((Path(out) / "evaluation" / "summary.json").read_text())

@@ -19,12 +19,13 @@ Runs (``--runs``, each trainer:configuration of nnLandmarkCPUPlans):
   (``nnLandmark_predict --search_around``). Its minutes are the coarse model's up to that epoch plus the fine
   model's. Models trained by an earlier run in the same workdir are reused.
 Every 5 epochs the trainer keeps a checkpoint; each is used to predict the held-out cases, giving MRE (mm) against
-the training minutes up to that epoch (sum of nnU-Net's epoch times: training and validation, no prediction).
+the training minutes up to that epoch (sum of nnU-Net's epoch times: training and validation, no prediction): a
+markdown table, a JSON file and a chart (the JSON's name with .png).
 
     python benchmarks/learning_efficiency.py [--data study|demo]
                                              [--runs patch whole softargmax spatialsoftmax fine cascade]
                                              [--coarse whole] [--coarse-epoch 20] [--fine fine]
-                                             [--search-radius MM]
+                                             [--search-radius MM] [--device cpu|cuda]
                                              [--workdir DIR] [--out FILE]
                                                           (study: about 25 CPU minutes per trained run)
 """
@@ -87,25 +88,27 @@ def reference_mres(raw: Path) -> dict:
     return {"mean_shape": float(np.mean(shape)), "affine_oracle": float(np.mean(oracle)) if oracle else float("nan")}
 
 
-def trained_minutes(env: dict, raw: Path, trainer: str, configuration: str):
+def trained_minutes(env: dict, raw: Path, trainer: str, configuration: str, device: str):
     """Train fold 0 unless done before; the model's fold folder and its cumulative training minutes per epoch."""
     folder = fold_folder(env, raw, trainer, configuration)
     if not (folder / "checkpoint_final.pth").is_file():
-        train_cpu(env, raw, trainer, configuration)
+        train_cpu(env, raw, trainer, configuration, device)
     return folder, np.cumsum(epoch_seconds(folder)) / 60
 
 
-def predict(env: dict, raw: Path, trainer: str, configuration: str, checkpoint: str, out: Path, *extra) -> dict:
-    return predict_test_cases(env, raw, trainer, out, "-chk", checkpoint, *extra, configuration=configuration)
+def predict(env: dict, raw: Path, trainer: str, configuration: str, device: str, checkpoint: str, out: Path,
+            *extra) -> dict:
+    return predict_test_cases(env, raw, trainer, out, "-chk", checkpoint, *extra, configuration=configuration,
+                              device=device)
 
 
 def curve(env: dict, raw: Path, label: str, workdir: Path, search_radius: float,
-          coarse_run: str, coarse_epoch: int, fine_run: str) -> list:
+          coarse_run: str, coarse_epoch: int, fine_run: str, device: str) -> list:
     if label == "cascade":
         coarse = RUNS[coarse_run]
-        _, coarse_minutes = trained_minutes(env, raw, *coarse)
+        _, coarse_minutes = trained_minutes(env, raw, *coarse, device)
         prior = workdir / f"predictions_{coarse_run}_{coarse_epoch:04d}"
-        predict(env, raw, *coarse, f"checkpoint_epoch_{coarse_epoch:04d}.pth", prior)
+        predict(env, raw, *coarse, device, f"checkpoint_epoch_{coarse_epoch:04d}.pth", prior)
         trainer, configuration = RUNS[fine_run]
         extra = ("--search_around", prior, "--search_radius", search_radius)
         label = f"cascade_{coarse_run}{coarse_epoch}_{fine_run}"
@@ -113,17 +116,37 @@ def curve(env: dict, raw: Path, label: str, workdir: Path, search_radius: float,
     else:
         trainer, configuration = RUNS[label]
         extra, offset = (), 0.0
-    folder, minutes = trained_minutes(env, raw, trainer, configuration)
+    folder, minutes = trained_minutes(env, raw, trainer, configuration, device)
     points = []
     for checkpoint in sorted(folder.glob("checkpoint_epoch_*.pth")):
         epoch = int(checkpoint.stem.split("_")[-1])
-        summary = predict(env, raw, trainer, configuration, checkpoint.name,
+        summary = predict(env, raw, trainer, configuration, device, checkpoint.name,
                           workdir / f"predictions_{label}_{epoch:04d}", *extra)
         points.append({"run": label, "epoch": epoch, "minutes": float(offset + minutes[epoch - 1]),
                        "mre_mm": summary["mre_mm"], "median_mm": summary["median_mm"],
                        "sdr_4mm": summary["sdr"]["4.0"]})
         print(f"{label} epoch {epoch}: {points[-1]['minutes']:.1f} min, MRE {summary['mre_mm']:.2f} mm", flush=True)
     return points
+
+
+def plot_curves(result: dict, path: str, goal_mm: float = 3.0) -> None:
+    """MRE against training minutes, one line per run, with the no-image references and the goal."""
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(6.5, 4.2), dpi=100)
+    ax = fig.add_subplot()
+    for run in dict.fromkeys(p["run"] for p in result["points"]):
+        points = [p for p in result["points"] if p["run"] == run]
+        ax.plot([p["minutes"] for p in points], [p["mre_mm"] for p in points], "o-", label=run)
+    for value, text, style in ((result["mean_shape_mre_mm"], "mean shape", ":"),
+                               (result["affine_oracle_mre_mm"], "affine oracle", "-."), (goal_mm, "goal", "--")):
+        ax.axhline(value, color="0.5", lw=0.9, ls=style, label=f"{text} {value:.2f} mm")
+    ax.set_yscale("log")
+    ax.set_xlabel("training minutes (CPU)")
+    ax.set_ylabel("test MRE (mm)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
 
 
 def main():
@@ -139,6 +162,8 @@ def main():
                         help="the 3d_fullres run read around the coarse landmarks (cascade)")
     parser.add_argument("--cases", type=int, nargs=2, default=(30, 10), metavar=("TRAIN", "TEST"))
     parser.add_argument("--workdir", default="learning_efficiency_benchmark")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                        help="train and predict here (the minutes are then GPU minutes)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     workdir = Path(args.workdir).resolve() / args.data
@@ -148,16 +173,19 @@ def main():
     points = []
     for label in args.runs:
         points += curve({**env, "nnUNet_n_proc_DA": "1"}, raw, label, workdir, args.search_radius,
-                        args.coarse, args.coarse_epoch, args.fine)
+                        args.coarse, args.coarse_epoch, args.fine, args.device)
     print(f"\nno image: mean shape (every landmark at its mean training position) MRE {references['mean_shape']:.2f} "
           f"mm; affine oracle (the mean shape fitted affinely to each test case's true landmarks) MRE "
           f"{references['affine_oracle']:.2f} mm\n")
     print(markdown_table(["run", "epoch", "training minutes", "MRE (mm)", "median (mm)", "SDR@4mm (%)"],
                          [[p["run"], p["epoch"], f"{p['minutes']:.1f}", f"{p['mre_mm']:.2f}", f"{p['median_mm']:.2f}",
                            f"{p['sdr_4mm']:.1f}"] for p in points]))
-    write_json(args.out or f"benchmarks/results/learning_efficiency_{args.data}.json",
-               {"data": args.data, "mean_shape_mre_mm": references["mean_shape"],
-                "affine_oracle_mre_mm": references["affine_oracle"], "points": points})
+    result = {"data": args.data, "mean_shape_mre_mm": references["mean_shape"],
+              "affine_oracle_mre_mm": references["affine_oracle"], "points": points}
+    out = args.out or f"benchmarks/results/learning_efficiency_{args.data}.json"
+    write_json(out, result)
+    plot_curves(result, str(Path(out).with_suffix(".png")))
+    print(f"written: {out} and its .png chart")
 
 
 if __name__ == "__main__":
