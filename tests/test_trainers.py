@@ -129,3 +129,36 @@ def test_a_landmark_offset_centres_patches_up_to_that_far_from_the_sampled_landm
     offsets = np.array(offsets)
     assert np.abs(offsets).max() <= 4.5 and np.abs(offsets).max(0).min() >= 3.0   # within 4 voxels, and using them
     assert np.abs(offsets.mean(0)).max() < 0.6 and offsets.std(0).min() > 1.5     # spread both ways on every axis
+
+
+def test_a_fine_stage_trainer_wires_landmark_patches_and_the_off_centre_crop_into_nnunets_pipeline(tmp_path,
+                                                                                                  monkeypatch):
+    import numpy as np
+    from batchgeneratorsv2.transforms.spatial.spatial import SpatialTransform
+    from nnlandmark.dataset_conversion.synthetic import make_synthetic_dataset
+    from nnlandmark.planning import plan_and_preprocess
+    from nnlandmark.trainers.run import build_trainer
+    from test_resenc import nnLandmarkTrainer_tiny
+
+    class nnLandmarkTrainer_tinyFine(nnLandmarkTrainer_tiny):  # noqa: F841  (found by name as a subclass)
+        landmark_offset, local_softmax_radius, softmax_weight = 5, 3.0, 1.0
+
+    for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        monkeypatch.setenv(name, str(tmp_path / name))
+    make_synthetic_dataset(str(tmp_path / "nnUNet_raw"), 995, "Fine", n_train=5, n_test=0, size=32)
+    plan_and_preprocess(995, ("3d_fullres",))
+    monkeypatch.setenv("nnUNet_n_proc_DA", "0")
+    trainer = build_trainer(995, "3d_fullres", 0, "nnLandmarkTrainer_tinyFine", "nnUNetPlans", False,
+                            torch.device("cpu"))
+    trainer.initialize()
+    assert trainer.loss.local_radius == 3.0
+    loader, _ = trainer.get_dataloaders()
+    assert loader.data_loader.oversample_foreground_percent == 1.0          # every patch around a landmark
+    loaded = trainer.configure_rotation_dummyDA_mirroring_and_inital_patch_size()[2]
+    assert list(loader.data_loader.patch_size) == list(loaded)
+    spatial = [t for t in loader.data_loader.transforms.transforms if type(t) is SpatialTransform]
+    assert len(spatial) == 1 and spatial[0].random_crop
+    assert spatial[0].patch_center_dist_from_border == [s / 2 - 5 for s in loaded]
+    batch = next(loader)
+    assert np.isfinite(trainer.train_step(batch)["loss"])
+    assert trainer.validation_step(batch)["error_count"].sum() >= 1

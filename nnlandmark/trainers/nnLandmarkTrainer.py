@@ -210,7 +210,8 @@ def off_centre_crop(transform: SpatialTransform, loaded_shape, offset: int) -> S
     return shifted
 
 
-def patch_landmark_errors(logits: torch.Tensor, seg: torch.Tensor, num_landmarks: int, within: float = None):
+def patch_landmark_errors(logits: torch.Tensor, seg: torch.Tensor, num_landmarks: int,
+                          within: Optional[float] = None):
     """Per-landmark sum and count of voxel distances between each channel's maximum and the target centre,
     over the landmarks present in the patches. ``within``: the maximum within that many voxels of the centre (a fine
     stage's model is read within a ball around a coarse landmark)."""
