@@ -1,9 +1,13 @@
-"""Voxel <-> world conversion, the single place where index conventions live (DESIGN.md §2).
+"""Every coordinate mapping, the one place where axis orders are reversed or permuted (docs/design.md, "Coordinates").
 
-A voxel coordinate is the continuous ITK index (i, j, k) = (x, y, z) of an image file; world is
-ITK's LPS in millimetres: p = origin + D @ (spacing * index).
+A voxel coordinate is the continuous ITK index (i, j, k) = (x, y, z) of an image file; numpy arrays of that image
+(SimpleITK's ``GetArrayFromImage``, nnU-Net's data) are indexed (z, y, x). World is ITK's LPS in millimetres:
+p = origin + D @ (spacing * index); NIfTI/nibabel world is RAS. nnU-Net's preprocessing transposes, crops and
+resamples the numpy array; ``preprocessed_to_original_index`` and ``world_to_preprocessed`` undo and redo that for
+points.
 """
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -16,7 +20,8 @@ class Geometry:
     direction: np.ndarray   # (3, 3), columns are the axis directions
 
     @classmethod
-    def of_image(cls, image: sitk.Image) -> "Geometry":
+    def of_image(cls, image) -> "Geometry":
+        """Of a SimpleITK image or an ``ImageFileReader`` that has read the header."""
         return cls.of_sitk_stuff({"origin": image.GetOrigin(), "spacing": image.GetSpacing(),
                                   "direction": image.GetDirection()})
 
@@ -36,12 +41,90 @@ class Geometry:
         world = np.asarray(world, float)
         return ((world - self.origin) @ self.direction) / self.spacing
 
+    def index_axis_along_world(self, world_axis: int) -> int:
+        """The ITK index axis whose direction runs closest to world axis ``world_axis`` (0 = LPS x, left-right)."""
+        return int(np.argmax(np.abs(self.direction[world_axis])))
 
-def numpy_to_itk_index(zyx) -> np.ndarray:
-    """numpy (z, y, x) array position -> ITK (i, j, k) = (x, y, z); the only axis reversal we do."""
-    return np.asarray(zyx, float)[..., ::-1].copy()
+
+def itk_order(zyx) -> np.ndarray:
+    """numpy (z, y, x) positions, sizes or spacings -> ITK (x, y, z) order, dtype kept."""
+    return np.asarray(zyx)[..., ::-1].copy()
+
+
+def numpy_order(xyz) -> np.ndarray:
+    """ITK (x, y, z) positions, sizes or spacings -> numpy (z, y, x) order, dtype kept."""
+    return np.asarray(xyz)[..., ::-1].copy()
+
+
+def numpy_axis(itk_axis: int, ndim: int = 3) -> int:
+    """The numpy array axis of ITK index axis ``itk_axis``."""
+    return ndim - 1 - itk_axis
+
+
+def volume_in_itk_order(array_zyx: np.ndarray) -> np.ndarray:
+    """A (z, y, x) array as (x, y, z), so that ``volume[i, j, k]`` is the voxel at ITK index (i, j, k) (a view)."""
+    return np.transpose(array_zyx, (2, 1, 0))
+
+
+def voxel_grid_itk(shape_zyx) -> np.ndarray:
+    """(*shape_zyx, 3) ITK index (x, y, z) of every voxel of a numpy array of ``shape_zyx``."""
+    return itk_order(np.stack(np.meshgrid(*[np.arange(s) for s in shape_zyx], indexing="ij"), -1))
 
 
 def lps_to_ras(xyz) -> np.ndarray:
     """LPS <-> RAS (the same operation both ways): negate x and y."""
     return np.asarray(xyz, float) * np.array([-1.0, -1.0, 1.0])
+
+
+def preprocessed_left_right_axis(geometry: Geometry, transpose_forward: Sequence[int]) -> int:
+    """The preprocessed array axis that runs along the patient's left-right (world LPS x): ITK axis i is numpy
+    axis ``numpy_axis(i)`` of the original array, and preprocessed axis p is original axis transpose_forward[p]."""
+    return list(transpose_forward).index(numpy_axis(geometry.index_axis_along_world(0)))
+
+
+def preprocessed_to_original_zyx(points, preprocessed_shape, properties: dict, transpose_backward) -> np.ndarray:
+    """(..., 3) positions in the preprocessed array -> (..., 3) numpy positions in the original array.
+
+    Voxel centres map consistently: p_crop = (p + 0.5) * n_crop / n_pre - 0.5, then the crop offset is
+    added and the axes are put back in the original order.
+    """
+    points = np.asarray(points, float)
+    shape_crop = np.asarray(properties['shape_after_cropping_and_before_resampling'], float)
+    p = (points + 0.5) * shape_crop / np.asarray(preprocessed_shape, float) - 0.5
+    p = p + np.array([lo for lo, _ in properties['bbox_used_for_cropping']], float)
+    return p[..., list(transpose_backward)]
+
+
+def original_zyx_to_preprocessed(points, preprocessed_shape, properties: dict, transpose_forward) -> np.ndarray:
+    """Forward map, the inverse of :func:`preprocessed_to_original_zyx`."""
+    p = np.asarray(points, float)[..., list(transpose_forward)]
+    p = p - np.array([lo for lo, _ in properties['bbox_used_for_cropping']], float)
+    shape_crop = np.asarray(properties['shape_after_cropping_and_before_resampling'], float)
+    return (p + 0.5) * np.asarray(preprocessed_shape, float) / shape_crop - 0.5
+
+
+def preprocessed_to_original_index(points, preprocessed_shape, properties: dict, transpose_backward) -> np.ndarray:
+    """Preprocessed array position -> continuous ITK index (x, y, z) of the original image file."""
+    return itk_order(preprocessed_to_original_zyx(points, preprocessed_shape, properties, transpose_backward))
+
+
+def world_to_preprocessed(world, geometry: Geometry, preprocessed_shape, properties: dict,
+                          transpose_forward) -> np.ndarray:
+    """(..., 3) world LPS mm -> (..., 3) positions in the preprocessed array (NaN rows stay NaN)."""
+    return original_zyx_to_preprocessed(numpy_order(geometry.world_to_index(world)), preprocessed_shape, properties,
+                                        transpose_forward)
+
+
+def sitk_stuff(image) -> dict:
+    """The geometry dict nnU-Net's SimpleITKIO keeps per case, of a SimpleITK image or header reader."""
+    return {'spacing': image.GetSpacing(), 'origin': image.GetOrigin(), 'direction': image.GetDirection()}
+
+
+def empty_grid_like(header, pixel_type=sitk.sitkUInt8) -> sitk.Image:
+    """A blank 3D image on the grid of a SimpleITK image or header reader (the first three axes of a 4D one)."""
+    dimension = len(header.GetSize())
+    grid = sitk.Image([int(s) for s in header.GetSize()[:3]], pixel_type)
+    grid.SetOrigin(header.GetOrigin()[:3])
+    grid.SetSpacing(header.GetSpacing()[:3])
+    grid.SetDirection(np.asarray(header.GetDirection(), float).reshape(dimension, dimension)[:3, :3].ravel())
+    return grid

@@ -1,4 +1,4 @@
-"""nnU-Net's folders, with a one-line error naming the variable to set."""
+"""nnU-Net's folders (a one-line error names the variable to set) and the names of what nnlandmark adds to them."""
 import os
 from os.path import isdir, join
 
@@ -31,3 +31,7 @@ def model_folder(dataset, trainer: str, plans: str, configuration: str) -> str:
     if not isdir(folder):
         raise LandmarkError(f"no trained model at {folder}: check -d, -tr, -p and -c")
     return folder
+
+
+CPU_PLANS = 'nnLandmarkCPUPlans'    # the small CPU plans (nnLandmark_plan_and_preprocess --cpu_plans)
+WHOLE_VOLUME = '3d_whole'           # the coarse whole-volume configuration of the CPU plans (--cpu_whole_volume)

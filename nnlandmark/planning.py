@@ -10,10 +10,8 @@ from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 from nnlandmark.dataset_conversion.verify import (labels_in_preprocessed, landmarks_lost_in_preprocessing,
                                                   verify_landmark_dataset)
 from nnlandmark.errors import LandmarkError
-from nnlandmark.paths import dataset_name, require_path
-
-CPU_PLANS = 'nnLandmarkCPUPlans'
-WHOLE_VOLUME = '3d_whole'
+from nnlandmark.landmark_set import landmark_labels
+from nnlandmark.paths import CPU_PLANS, WHOLE_VOLUME, dataset_name, require_path
 
 
 def planner_class(name: str):
@@ -50,7 +48,7 @@ def plan_and_preprocess(dataset_id: int, configurations: Sequence[str] = ('3d_fu
     plans, plans_identifier = plan_experiment_dataset(int(dataset_id), planner_cls)
     preprocess_dataset(int(dataset_id), plans_identifier, tuple(configurations), num_processes=[num_processes])
     _ship_splits(join(raw, name), join(require_path('nnUNet_preprocessed'), name))
-    names = {int(v): n for n, v in load_json(join(raw, name, 'dataset.json'))['labels'].items()}
+    names = {v: n for n, v in landmark_labels(load_json(join(raw, name, 'dataset.json'))).items()}
     plans_manager = PlansManager(plans)
     for configuration in set(configurations) & set(plans_manager.available_configurations):
         folder = join(require_path('nnUNet_preprocessed'), name,
@@ -123,7 +121,7 @@ def add_whole_volume_configuration(dataset_id, plans_identifier: str = CPU_PLANS
     fullres_folder = join(folder, fullres['data_identifier'])  # what 3d_fullres kept; it was checked and warned about
     present = labels_in_preprocessed(fullres_folder) if isdir(fullres_folder) else \
         verify_landmark_dataset(join(require_path('nnUNet_raw'), name))
-    names = {int(v): n for n, v in load_json(join(folder, 'dataset.json'))['labels'].items()}
+    names = {v: n for n, v in landmark_labels(load_json(join(folder, 'dataset.json'))).items()}
     _warn_about_lost_cubes(WHOLE_VOLUME, join(folder, f"{plans_identifier}_{WHOLE_VOLUME}"), present, names)
     return WHOLE_VOLUME
 

@@ -1,60 +1,21 @@
-"""Absent landmarks: which landmarks a dataset says may truly be absent, and per-landmark likelihood thresholds.
+"""Presence thresholds: when a prediction says an absent-capable landmark is "not there".
 
-dataset.json may hold ``"landmarks_may_be_absent": ["needle tip", ...]`` (or ``true`` for all). For those, a case
-without the landmark's cube means "not there" and the network is trained towards an empty heatmap. For every other
-landmark a missing cube means "not annotated": that (case, landmark) is left out of the loss instead.
+dataset.json may hold ``"landmarks_may_be_absent": ["needle tip", ...]`` (or ``true`` for all, see landmark_set). For
+those, a case without the landmark's cube means "not there" and the network is trained towards an empty heatmap. For
+every other landmark a missing cube means "not annotated": that (case, landmark) is left out of the loss instead.
 Thresholds on the predicted likelihood (the heatmap maximum) come from cross-validation predictions and live next
 to the model in ``landmark_thresholds.json``; a prediction below its threshold is reported ``"present": false``.
 """
-import json
 from os.path import isfile, join
-from typing import Dict, Iterable, List, Optional, Sequence, Set
+from pathlib import Path
+from typing import Dict, Iterable, Optional, Sequence
 
 import numpy as np
 
 from nnlandmark.errors import LandmarkError
-
-DATASET_KEY = "landmarks_may_be_absent"
-THRESHOLDS_FILE = "landmark_thresholds.json"
-
-
-def landmark_names(dataset_json: dict) -> List[str]:
-    """Landmark names in label order (1..N)."""
-    labels = {n: int(v) for n, v in dataset_json["labels"].items() if int(v) != 0}
-    return sorted(labels, key=labels.get)
-
-
-def may_be_absent(dataset_json: dict) -> Set[str]:
-    """The landmarks whose absence in a case is real (validated against the labels)."""
-    value = dataset_json.get(DATASET_KEY, [])
-    names = landmark_names(dataset_json)
-    if value is True:
-        return set(names)
-    if value is False:
-        return set()
-    if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
-        raise LandmarkError(f"dataset.json '{DATASET_KEY}' must be a list of landmark names or true")
-    unknown = [n for n in value if n not in names]
-    if unknown:
-        raise LandmarkError(f"dataset.json '{DATASET_KEY}' names '{unknown[0]}', which is not a landmark label")
-    return set(value)
-
-
-def annotated_in_cases(preprocessed_folder: str, dataset_json: dict) -> Dict[str, np.ndarray]:
-    """{case: (N,) bool} whether each landmark may be trained on in that case: it has voxels in the preprocessed
-    label map (nnU-Net's ``class_locations``), or its absence is declared real."""
-    from glob import glob
-    from os.path import basename
-    from batchgenerators.utilities.file_and_folder_operations import load_pickle
-    labels = {n: int(v) for n, v in dataset_json["labels"].items() if int(v) != 0}
-    names = landmark_names(dataset_json)
-    absent_ok = np.array([n in may_be_absent(dataset_json) for n in names])
-    out = {}
-    for path in glob(join(preprocessed_folder, "*.pkl")):
-        locations = load_pickle(path).get("class_locations", {})
-        present = np.array([len(locations.get(labels[n], [])) > 0 for n in names])
-        out[basename(path)[:-len(".pkl")]] = present | absent_ok
-    return out
+from nnlandmark.evaluation.crossval import cv_ground_truth
+from nnlandmark.io.atomic import read_json, write_json_atomic
+from nnlandmark.landmark_set import THRESHOLDS_JSON, landmark_names, may_be_absent
 
 
 def calibrate_threshold(present: Sequence[float], absent: Sequence[float]) -> dict:
@@ -87,20 +48,47 @@ def calibrate(likelihoods: Dict[str, Dict[str, float]], truth_present: Dict[str,
 
 
 def write_thresholds(model_folder: str, calibration: Dict[str, dict]) -> str:
-    from nnlandmark.inference.prediction_files import write_json_atomic
-    path = join(model_folder, THRESHOLDS_FILE)
+    path = join(model_folder, THRESHOLDS_JSON)
     write_json_atomic(calibration, path)
     return path
 
 
 def read_thresholds(model_folder: str) -> Optional[Dict[str, float]]:
     """{name: threshold} from the model folder, or None when the model was never calibrated."""
-    path = join(model_folder, THRESHOLDS_FILE)
+    path = join(model_folder, THRESHOLDS_JSON)
     if not isfile(path):
         return None
     try:
-        with open(path, encoding="utf-8") as f:
-            return {name: float(entry["threshold"]) for name, entry in json.load(f).items()}
-    except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
+        return {name: float(entry["threshold"]) for name, entry in read_json(path, "thresholds file").items()}
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
         raise LandmarkError(f"{path} is not a thresholds file ({type(e).__name__}); run nnLandmark_calibrate "
                             f"again") from None
+
+
+def validation_likelihoods(model_folder) -> Dict[str, Dict[str, float]]:
+    """{case: {name: likelihood}} of every fold's final validation predictions (fold_*/validation/CASE.json)."""
+    likelihoods = {}
+    for path in sorted(Path(model_folder).glob("fold_*/validation/*.json")):
+        data = read_json(path)
+        if isinstance(data, dict) and isinstance(data.get("landmarks"), dict):
+            likelihoods[str(data.get("case") or path.stem)] = {
+                name: float(entry["likelihood"]) for name, entry in data["landmarks"].items()
+                if isinstance(entry, dict) and entry.get("likelihood") is not None}
+    if not likelihoods:
+        raise LandmarkError(f"no fold_*/validation/CASE.json in {model_folder}: train (or run --val on) the folds first")
+    return likelihoods
+
+
+def calibrate_model(model_folder: str, dataset) -> Dict[str, dict]:
+    """Thresholds for the landmarks the model's dataset.json declares ``landmarks_may_be_absent``, from its
+    cross-validation predictions against the dataset's ground truth; written next to the model and returned."""
+    dataset_json = read_json(join(model_folder, "dataset.json"))
+    declared = may_be_absent(dataset_json)
+    if not declared:
+        raise LandmarkError(f"{join(model_folder, 'dataset.json')} declares no 'landmarks_may_be_absent': every "
+                            f"landmark is always reported present, nothing to calibrate")
+    _, presence, _ = cv_ground_truth(dataset)
+    truth = {case: {n: p for n, p in names.items() if n in declared} for case, names in presence.items()}
+    calibration = calibrate(validation_likelihoods(model_folder), truth, landmark_names(dataset_json))
+    write_thresholds(model_folder, calibration)
+    return calibration

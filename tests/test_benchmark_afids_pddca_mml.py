@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from scipy import ndimage
+from scipy.spatial.transform import Rotation
 
-from fabricate import rotation
 from nnlandmark.dataset_conversion.benchmarks import afids, mml, pddca, split_file
 from nnlandmark.dataset_conversion.dataset_writer import ConversionWarning
 from nnlandmark.errors import LandmarkError
@@ -22,7 +22,7 @@ def make_image(rng, spacing=None):
     image = sitk.GetImageFromArray(rng.normal(100, 20, (SIZE, SIZE, SIZE)).astype(np.float32))
     image.SetSpacing(spacing or tuple(rng.uniform(0.5, 1.5, 3)))
     image.SetOrigin(tuple(rng.uniform(-80, 80, 3)))
-    image.SetDirection(rotation(rng.uniform(-0.4, 0.4, 3)).ravel().tolist())
+    image.SetDirection(Rotation.from_euler("XYZ", rng.uniform(-0.4, 0.4, 3)).as_matrix().ravel().tolist())
     return image
 
 

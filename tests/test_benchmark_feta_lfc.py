@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from scipy.spatial.transform import Rotation
 
-from fabricate import rotation
 from nnlandmark.dataset_conversion.benchmarks import feta, lfc, split_file
 from nnlandmark.dataset_conversion.dataset_writer import ConversionWarning
 from nnlandmark.errors import LandmarkError
@@ -59,7 +59,7 @@ FETA_VOXELS = {1: [(10, 4, 5), (10, 14, 6)],     # LCC: differs along y
 # LPS axis and sign of each label: '_1' has the larger sign * coordinate (anterior, superior, right)
 FETA_ORDER = {1: (1, -1.0), 2: (2, 1.0), 3: (0, -1.0), 4: (0, -1.0), 5: (0, -1.0)}
 # A RAS-stored NIfTI reads in ITK as direction diag(-1, -1, 1): voxel x grows to the right, y to the front.
-FETA_DIRECTION = np.diag([-1.0, -1.0, 1.0]) @ rotation((0.05, -0.04, 0.08))
+FETA_DIRECTION = np.diag([-1.0, -1.0, 1.0]) @ Rotation.from_euler("XYZ", (0.05, -0.04, 0.08)).as_matrix()
 
 
 def write_itksnap_transform(path, matrix, translation, centre):
@@ -87,7 +87,8 @@ def make_feta_case(root, rng, subject, rec, labels=FETA_VOXELS):
     meas_image = sitk.GetImageFromArray(meas)
     meas_image.CopyInformation(image)
     sitk.WriteImage(meas_image, str(bio / f"{stem}_meas.nii.gz"))
-    matrix, translation = rotation(rng.uniform(-0.03, 0.03, 3)), rng.uniform(-0.4, 0.4, 3)
+    matrix = Rotation.from_euler("XYZ", rng.uniform(-0.03, 0.03, 3)).as_matrix()
+    translation = rng.uniform(-0.4, 0.4, 3)
     centre = world(image, (9.5, 9.5, 9.5))
     write_itksnap_transform(bio / f"{stem}_trf.txt", matrix, translation, centre)
     expected, lengths = {}, {}
@@ -223,7 +224,7 @@ def make_lfc_case(root, rng, split, number, file_name="{k}.mrk.json", ras_files=
     (root / split).mkdir(parents=True, exist_ok=True)
     folder = root / f"{split}_label" / str(number)
     folder.mkdir(parents=True)
-    image = make_image(rng, rotation(rng.uniform(-0.4, 0.4, 3)))
+    image = make_image(rng, Rotation.from_euler("XYZ", rng.uniform(-0.4, 0.4, 3)).as_matrix())
     sitk.WriteImage(image, str(root / split / f"{number}.nii.gz"))
     nodes = np.array(np.meshgrid((2, 7, 12, 17), (2, 7, 12, 17), (2, 7, 12, 17), indexing="ij")).reshape(3, -1).T
     indices = nodes[rng.choice(len(nodes), 12, replace=False)] + rng.uniform(-0.4, 0.4, (12, 3))

@@ -9,13 +9,13 @@ import SimpleITK as sitk
 
 from nnlandmark.commands.evaluate import main
 from nnlandmark.errors import LandmarkError
-from nnlandmark.evaluation import evaluate, parse_pairs
+from nnlandmark.evaluation.biometry import parse_pairs
+from nnlandmark.evaluation.pipeline import evaluate
 from nnlandmark.evaluation.biometry import biometry_errors
-from fabricate import write_prediction
 
 
 @pytest.fixture
-def anisotropic_dataset(tmp_path):
+def anisotropic_dataset(tmp_path, write_prediction):
     """Spacing (0.5, 1, 2.5), origin 0, identity: cube centres a=(2,2,2), b=(8,6,2), c=(2,2,6) voxels
     -> world a=(1,2,5), b=(4,6,5), c=(1,2,15): |ab| = 5 mm (7.2 in voxels), |ac| = 10 mm (4 in voxels)."""
     dataset = tmp_path / "Dataset007_Bio"
@@ -97,7 +97,7 @@ GT = {"c1": {"A": [0, 0, 0], "B": [10, 0, 0]}, "c2": {"A": [0, 0, 0], "B": [10, 
 
 
 @pytest.fixture
-def two_methods(tmp_path):
+def two_methods(tmp_path, write_prediction):
     gt = tmp_path / "gt.json"
     gt.write_text(json.dumps(GT))
     # method_one errors: c1/A 1, c1/B 3, c2/A 5, c2/B 2.5; plus c3/A (not in method_two) and c1/C (not in GT)
@@ -128,7 +128,7 @@ def test_comparison_table_on_common_pairs(two_methods, tmp_path, capsys):
     assert (tmp_path / "cmp" / "sdr_curve.png").stat().st_size > 1000
 
 
-def test_comparison_default_output_and_no_overlap(two_methods, tmp_path, capsys):
+def test_comparison_default_output_and_no_overlap(two_methods, tmp_path, capsys, write_prediction):
     gt, one, two = two_methods
     assert main(["-pred", str(one), str(two), "-gt", str(gt)]) == 0
     assert (tmp_path / "comparison" / "comparison.csv").is_file()

@@ -7,31 +7,21 @@ import SimpleITK as sitk
 import torch
 
 from nnlandmark.commands import demo, plan_and_preprocess, predict, train
-from nnlandmark.dataset_conversion.labelmap import landmarks_to_labelmap
+from nnlandmark.labelmaps import landmarks_to_labelmap
 from nnlandmark.errors import LandmarkError
 
 
-def fails_with(capsys, main, argv):
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert exit_info.value.code == 2
-    stderr = capsys.readouterr().err
-    err = stderr.replace("\r", "\n").strip().splitlines()[-1]  # progress bars may precede the error line
-    assert err.startswith("error: ") and "Traceback" not in stderr
-    return err
-
-
-def test_missing_environment_variable_is_named(capsys, monkeypatch):
+def test_missing_environment_variable_is_named(monkeypatch, fails_with):
     monkeypatch.delenv("nnUNet_preprocessed", raising=False)
     monkeypatch.setenv("nnUNet_results", "/nonexistent")
-    err = fails_with(capsys, train.main, ["5", "3d_fullres", "0", "-device", "cpu"])
+    err = fails_with(train.main, ["5", "3d_fullres", "0", "-device", "cpu"])
     assert "nnUNet_preprocessed is not set" in err
 
 
-def test_unknown_dataset_is_named(capsys, monkeypatch, tmp_path):
+def test_unknown_dataset_is_named(monkeypatch, tmp_path, fails_with):
     for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
         monkeypatch.setenv(name, str(tmp_path))
-    err = fails_with(capsys, predict.main, ["-i", str(tmp_path), "-o", str(tmp_path / "o"), "-d", "123"])
+    err = fails_with(predict.main, ["-i", str(tmp_path), "-o", str(tmp_path / "o"), "-d", "123"])
     assert "dataset 123 not found" in err
 
 
@@ -50,25 +40,25 @@ def _raw_dataset(root, seg, ending=".nii.gz"):
      "landmark 'sella' (label 2) has 2 separate blobs"),
     (lambda s: s.__setitem__((slice(1, 4),) * 3, 7), "label value 7 is not in dataset.json"),
 ])
-def test_plan_rejects_label_maps_that_are_not_one_cube_per_landmark(capsys, monkeypatch, tmp_path, paint, message):
+def test_plan_rejects_label_maps_that_are_not_one_cube_per_landmark(monkeypatch, tmp_path, paint, message, fails_with):
     seg = np.zeros((16, 16, 16), np.uint8)
     paint(seg)
     _raw_dataset(tmp_path, seg)
     monkeypatch.setenv("nnUNet_raw", str(tmp_path))
     monkeypatch.setenv("nnUNet_preprocessed", str(tmp_path / "pre"))
-    err = fails_with(capsys, plan_and_preprocess.main, ["-d", "42"])
+    err = fails_with(plan_and_preprocess.main, ["-d", "42"])
     assert message in err and "case_a.nii.gz" in err
 
 
-def test_train_names_missing_plans_and_a_missing_gpu(capsys, monkeypatch, tmp_path):
+def test_train_names_missing_plans_and_a_missing_gpu(monkeypatch, tmp_path, fails_with):
     seg = np.zeros((16, 16, 16), np.uint8)
     _raw_dataset(tmp_path, seg)
     for variable in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
         monkeypatch.setenv(variable, str(tmp_path))
-    err = fails_with(capsys, train.main, ["42", "3d_fullres", "0", "-device", "cpu"])
+    err = fails_with(train.main, ["42", "3d_fullres", "0", "-device", "cpu"])
     assert f"{tmp_path / 'Dataset042_Bad' / 'nnUNetPlans.json'} not found: run nnLandmark_plan_and_preprocess" in err
     if not torch.cuda.is_available():  # the message a user without a GPU gets
-        err = fails_with(capsys, train.main, ["42", "3d_fullres", "0", "-device", "cuda"])
+        err = fails_with(train.main, ["42", "3d_fullres", "0", "-device", "cuda"])
         assert "-device cuda requested but no CUDA GPU is available; use -device cpu" in err
 
 
@@ -97,14 +87,15 @@ def _claim_two_cases(folder):
     (_claim_two_cases, ".nii.gz", ["--verify_dataset_integrity"], "nnU-Net's dataset integrity check failed for "
      "Dataset042_Bad: Did not find the expected number of training cases (2). Found 1 instead."),
 ])
-def test_plan_rejects_misaligned_labels_and_nan_images(capsys, monkeypatch, tmp_path, spoil, ending, argv, message):
+def test_plan_rejects_misaligned_labels_and_nan_images(monkeypatch, tmp_path, spoil, ending, argv, message,
+                                                       fails_with):
     seg = np.zeros((16, 16, 16), np.uint8)
     seg[1:4, 1:4, 1:4] = 1
     _raw_dataset(tmp_path, seg, ending)
     spoil(tmp_path / "Dataset042_Bad")
     monkeypatch.setenv("nnUNet_raw", str(tmp_path))
     monkeypatch.setenv("nnUNet_preprocessed", str(tmp_path / "pre"))
-    err = fails_with(capsys, plan_and_preprocess.main, ["-d", "42"] + argv)
+    err = fails_with(plan_and_preprocess.main, ["-d", "42"] + argv)
     assert message.format(folder=tmp_path / "Dataset042_Bad") in err
 
 
@@ -120,7 +111,7 @@ def test_cube_painting_refuses_shared_voxels_and_points_outside():
     assert seg.sum() == 18 and seg[0, 8, 2] == 1 and seg[1, 9, 3] == 1  # cube cut at the z=0 border: 2*3*3 voxels
 
 
-def test_demo_never_deletes_a_folder_it_did_not_make(capsys, tmp_path):
+def test_demo_never_deletes_a_folder_it_did_not_make(tmp_path, fails_with):
     (tmp_path / "precious.txt").write_text("data")
-    err = fails_with(capsys, demo.main, ["--workdir", str(tmp_path)])
+    err = fails_with(demo.main, ["--workdir", str(tmp_path)])
     assert "was not made by nnLandmark_demo" in err and (tmp_path / "precious.txt").exists()

@@ -8,8 +8,7 @@ from scipy import ndimage
 
 from nnlandmark.commands import convert as convert_command
 from nnlandmark.commands import plan_and_preprocess
-from nnlandmark.landmark_files import write_fcsv, write_mrk_json
-from test_landmark_readers import oblique_image
+from nnlandmark.io.landmark_files import write_fcsv, write_mrk_json
 
 NAMES = ("a", "b", "c")
 
@@ -21,7 +20,7 @@ def index_positions(rng):
             return index
 
 
-def make_inputs(root, n=4, ending=".nrrd", seed=0, channels=1):
+def make_inputs(oblique_image, root, n=4, ending=".nrrd", seed=0, channels=1):
     """n cases: image files in root/images, annotation files alternating Slicer mrk.json (RAS), fcsv (LPS) and CSV
     (world LPS, undeclared) in root/landmarks. Returns {case: true continuous index (3, 3)}."""
     rng = np.random.default_rng(seed)
@@ -61,8 +60,8 @@ def run(argv, capsys, tmp_path, monkeypatch):
     return code, out, err
 
 
-def test_converted_dataset_keeps_the_geometry_and_passes_nnunet_checks(tmp_path, capsys, monkeypatch):
-    truth = make_inputs(tmp_path, n=4)
+def test_converted_dataset_keeps_the_geometry_and_passes_nnunet_checks(tmp_path, capsys, monkeypatch, oblique_image):
+    truth = make_inputs(oblique_image, tmp_path, n=4)
     code, out, err = run(["-i", str(tmp_path / "images"), "-l", str(tmp_path / "landmarks"), "-d", "31", "-n",
                           "Conv", "--coordinate-system", "lps", "--test-fraction", "0.25", "--folds", "3"],
                          capsys, tmp_path, monkeypatch)
@@ -100,8 +99,8 @@ def test_converted_dataset_keeps_the_geometry_and_passes_nnunet_checks(tmp_path,
     assert json.loads((tmp_path / "pre" / "Dataset031_Conv" / "splits_final.json").read_text()) == splits
 
 
-def test_multichannel_manifest_and_missing_landmarks(tmp_path, capsys, monkeypatch):
-    truth = make_inputs(tmp_path, n=2, ending=".nii.gz", channels=2)
+def test_multichannel_manifest_and_missing_landmarks(tmp_path, capsys, monkeypatch, oblique_image):
+    truth = make_inputs(oblique_image, tmp_path, n=2, ending=".nii.gz", channels=2)
     b_world = oblique_image().TransformContinuousIndexToPhysicalPoint([5.0, 6.0, 4.0])
     (tmp_path / "landmarks" / "case1.csv").write_text("name,x,y,z\na,,,\n" + f"b,{b_world[0]},{b_world[1]},"
                                                                              f"{b_world[2]}\n")
@@ -123,8 +122,8 @@ def test_multichannel_manifest_and_missing_landmarks(tmp_path, capsys, monkeypat
     assert set(np.unique(seg)) == {0, 2}
 
 
-def test_close_landmarks_share_the_cube_and_are_warned_about(tmp_path, capsys, monkeypatch):
-    make_inputs(tmp_path, n=1)
+def test_close_landmarks_share_the_cube_and_are_warned_about(tmp_path, capsys, monkeypatch, oblique_image):
+    make_inputs(oblique_image, tmp_path, n=1)
     image = oblique_image()
     world = {n: image.TransformContinuousIndexToPhysicalPoint(p) for n, p in
              (("a", [5.0, 5.0, 4.0]), ("b", [6.6, 5.0, 4.0]), ("c", [11.0, 10.0, 4.0]))}
@@ -142,8 +141,8 @@ def test_close_landmarks_share_the_cube_and_are_warned_about(tmp_path, capsys, m
     assert np.all(seg[3:6, 4:7, 6:8] == 2) and np.linalg.norm(b - [6.6, 5, 4]) <= 0.05 + 1e-9  # 0.4 untrimmed
 
 
-def make_one_case(tmp_path, points, system="LPS"):
-    make_inputs(tmp_path, n=1)
+def make_one_case(oblique_image, tmp_path, points, system="LPS"):
+    make_inputs(oblique_image, tmp_path, n=1)
     (tmp_path / "landmarks" / "case0.mrk.json").unlink()
     image = oblique_image()
     world = {n: image.TransformContinuousIndexToPhysicalPoint(p) for n, p in points.items()}
@@ -157,17 +156,17 @@ def make_one_case(tmp_path, points, system="LPS"):
     ({"a": [5.0, 5.0, 4.0], "b": [5.0, 5.0, 4.0]}, "landmark 'b' has no voxel left"),
     ({"background": [5.0, 5.0, 4.0]}, "a landmark may not be called 'background'"),
 ])
-def test_bad_landmarks_fail_before_anything_is_written(tmp_path, capsys, monkeypatch, points, message):
-    make_one_case(tmp_path, points)
+def test_bad_landmarks_fail_before_anything_is_written(tmp_path, capsys, monkeypatch, points, message, oblique_image):
+    make_one_case(oblique_image, tmp_path, points)
     code, out, err = run(["-i", str(tmp_path / "images"), "-l", str(tmp_path / "landmarks"), "-d", "34", "-n", "X"],
                          capsys, tmp_path, monkeypatch)
     assert code == 2 and message in err.strip().splitlines()[-1]
     assert not (tmp_path / "raw").exists() or not any((tmp_path / "raw").iterdir())
 
 
-def test_ras_read_as_lps_is_recognised(tmp_path, capsys, monkeypatch):
+def test_ras_read_as_lps_is_recognised(tmp_path, capsys, monkeypatch, oblique_image):
     image = oblique_image()
-    make_inputs(tmp_path, n=1)
+    make_inputs(oblique_image, tmp_path, n=1)
     (tmp_path / "landmarks" / "case0.mrk.json").unlink()
     ras = [np.array(image.TransformContinuousIndexToPhysicalPoint(p)) * [-1, -1, 1]
            for p in ([3.0, 3.0, 3.0], [12.0, 10.0, 5.0])]
@@ -182,8 +181,8 @@ def test_ras_read_as_lps_is_recognised(tmp_path, capsys, monkeypatch):
     assert code == 0, err
 
 
-def test_pairing_and_dataset_errors(tmp_path, capsys, monkeypatch):
-    make_inputs(tmp_path, n=3)
+def test_pairing_and_dataset_errors(tmp_path, capsys, monkeypatch, oblique_image):
+    make_inputs(oblique_image, tmp_path, n=3)
     base = ["-i", str(tmp_path / "images"), "-l", str(tmp_path / "landmarks"), "--coordinate-system", "lps"]
 
     def error(extra):
@@ -219,8 +218,8 @@ def test_pairing_and_dataset_errors(tmp_path, capsys, monkeypatch):
     assert "environment variable nnUNet_raw is not set" in capsys.readouterr().err
 
 
-def test_channels_on_different_grids_are_refused(tmp_path, capsys, monkeypatch):
-    make_inputs(tmp_path, n=1, ending=".nii.gz", channels=2)
+def test_channels_on_different_grids_are_refused(tmp_path, capsys, monkeypatch, oblique_image):
+    make_inputs(oblique_image, tmp_path, n=1, ending=".nii.gz", channels=2)
     second = tmp_path / "images" / "case0_0001.nii.gz"
     image = sitk.ReadImage(str(second))
     image.SetSpacing((1.0, 1.0, 1.0))

@@ -4,9 +4,9 @@ import pytest
 import SimpleITK as sitk
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-from nnlandmark.geometry import Geometry, lps_to_ras, numpy_to_itk_index
-from nnlandmark.inference.coordinates import original_zyx_to_preprocessed, preprocessed_to_original_index
-from nnlandmark.inference.predictor import images_to_nnunet_array
+from nnlandmark.geometry import (Geometry, itk_order, lps_to_ras, original_zyx_to_preprocessed,
+                                 preprocessed_to_original_index, preprocessed_to_original_zyx)
+from nnlandmark.io.images import images_to_nnunet_array
 
 OBLIQUE = sitk.VersorTransform((0.3, -0.5, 0.8), 0.6).GetMatrix()  # a proper rotation
 
@@ -80,7 +80,6 @@ def test_forward_and_inverse_mapping_are_inverse():
                   "bbox_used_for_cropping": [[2, 22], [5, 35], [0, 40]]}
     points = np.array([[0.0, 0.0, 0.0], [3.25, 17.5, 39.0]])
     forward = original_zyx_to_preprocessed(points, (10, 45, 40), properties, (1, 2, 0))
-    from nnlandmark.inference.coordinates import preprocessed_to_original_zyx
     np.testing.assert_allclose(preprocessed_to_original_zyx(forward, (10, 45, 40), properties, (2, 0, 1)), points)
 
 
@@ -105,5 +104,5 @@ def test_geometry_matches_simpleitk(direction):
 
 
 def test_axis_order_and_ras():
-    np.testing.assert_array_equal(numpy_to_itk_index([[1, 2, 3]]), [[3, 2, 1]])
+    np.testing.assert_array_equal(itk_order([[1, 2, 3]]), [[3, 2, 1]])
     np.testing.assert_array_equal(lps_to_ras([10.0, -5.0, 2.0]), [-10.0, 5.0, 2.0])

@@ -6,17 +6,15 @@ import pytest
 import SimpleITK as sitk
 
 from nnlandmark.commands.evaluate import main
-from fabricate import write_prediction
+from nnlandmark.evaluation.crossval import cv_ground_truth
 
 NAME = "Dataset011_CV"
 MODEL = "nnLandmarkTrainer__nnUNetPlans__3d_fullres"
 
 
 @pytest.fixture
-def nnunet_dirs(tmp_path, monkeypatch):
-    for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
-        (tmp_path / var).mkdir()
-        monkeypatch.setenv(var, str(tmp_path / var))
+def cv_model(nnunet_dirs, write_prediction):
+    tmp_path = nnunet_dirs
     model = tmp_path / "nnUNet_results" / NAME / MODEL
     # errors: fold 0 -> a: 1, b: 4 ; fold 1 -> c: 2 ; fold 2 -> d: 5  (the fold's summary.json is not a prediction)
     write_prediction(model / "fold_0" / "validation", "a", {"L": [1, 0, 0]})
@@ -28,8 +26,8 @@ def nnunet_dirs(tmp_path, monkeypatch):
     return tmp_path, model
 
 
-def test_cv_pools_folds_against_raw_ground_truth(nnunet_dirs, capsys):
-    root, model = nnunet_dirs
+def test_cv_pools_folds_against_raw_ground_truth(cv_model, capsys):
+    root, model = cv_model
     raw = root / "nnUNet_raw" / NAME
     raw.mkdir()
     (raw / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "L": 1}, "file_ending": ".nii.gz"}))
@@ -44,8 +42,8 @@ def test_cv_pools_folds_against_raw_ground_truth(nnunet_dirs, capsys):
     assert summary["cases_only_in_ground_truth"] == ["e"] and "e" in err
 
 
-def test_cv_falls_back_to_preprocessed_label_maps(nnunet_dirs, tmp_path, capsys):
-    root, model = nnunet_dirs
+def test_cv_falls_back_to_preprocessed_label_maps(cv_model, tmp_path, capsys):
+    root, model = cv_model
     pre = root / "nnUNet_preprocessed" / NAME
     (pre / "gt_segmentations").mkdir(parents=True)
     (pre / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "L": 1}, "file_ending": ".nii.gz"}))
@@ -61,8 +59,8 @@ def test_cv_falls_back_to_preprocessed_label_maps(nnunet_dirs, tmp_path, capsys)
     assert summary["mre_mm"] == pytest.approx(3.0, abs=1e-6) and summary["n_cases"] == 4
 
 
-def test_cv_errors(nnunet_dirs, capsys):
-    root, model = nnunet_dirs
+def test_cv_errors(cv_model, capsys, write_prediction):
+    root, model = cv_model
     with pytest.raises(SystemExit) as exc:
         main(["-d", NAME, "-tr", "OtherTrainer"])
     assert exc.value.code == 2 and "OtherTrainer__nnUNetPlans__3d_fullres" in capsys.readouterr().err
@@ -76,9 +74,8 @@ def test_cv_errors(nnunet_dirs, capsys):
     assert err.count("\n") == 1 and "fold_1" in err and "'a'" in err
 
 
-def test_cv_ground_truth_from_preprocessed_label_maps_says_which_landmarks_are_truly_absent(nnunet_dirs):
-    from nnlandmark.evaluation.crossval import cv_ground_truth
-    root, _ = nnunet_dirs
+def test_cv_ground_truth_from_preprocessed_label_maps_says_which_landmarks_are_truly_absent(cv_model):
+    root, _ = cv_model
     pre = root / "nnUNet_preprocessed" / NAME
     (pre / "gt_segmentations").mkdir(parents=True)
     (pre / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "L": 1, "M": 2, "N": 3},

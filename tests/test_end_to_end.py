@@ -6,21 +6,20 @@ import pytest
 import SimpleITK as sitk
 from scipy import ndimage
 
-from conftest import run
-from nnlandmark.landmark_files import read_fcsv, read_mrk_json
+from nnlandmark.io.landmark_files import read_fcsv, read_mrk_json
 
 
 @pytest.fixture(scope="module")
-def predictions(trained):
+def predictions(trained, cli):
     """The test cases predicted by the command with every output option; the later tests compare against them."""
     root, raw, env = trained
-    run("nnLandmark_predict", env, "-i", raw / "imagesTs", "-o", root / "predictions", "-d", 991,
+    cli("nnLandmark_predict", env, "-i", raw / "imagesTs", "-o", root / "predictions", "-d", 991,
         "-tr", "nnLandmarkTrainer_CPU", "-p", "nnLandmarkCPUPlans", "-device", "cpu", "--disable_tqdm", "--qc",
         "--format", "json,mrk.json,fcsv,csv", "--save_labelmap")
     return root / "predictions"
 
 
-def test_predict_and_evaluate_reach_under_two_voxels(trained, predictions):
+def test_predict_and_evaluate_reach_under_two_voxels(trained, predictions, cli):
     root, raw, env = trained
     files = sorted(f for f in predictions.glob("*.json") if not f.name.endswith(".mrk.json"))
     assert sorted(p.stem for p in (predictions / "qc").glob("*.png")) == [f.stem for f in files]
@@ -42,7 +41,7 @@ def test_predict_and_evaluate_reach_under_two_voxels(trained, predictions):
         assert set(points) == set(case["landmarks"])
         np.testing.assert_allclose(points["large_sphere"], lm["world"], atol=1e-6)
 
-    out = run("nnLandmark_evaluate", env, "-pred", predictions, "-gt", raw / "all_landmarks_world.json",
+    out = cli("nnLandmark_evaluate", env, "-pred", predictions, "-gt", raw / "all_landmarks_world.json",
               "-o", root / "evaluation")
     summary = json.loads((root / "evaluation" / "summary.json").read_text())
     assert summary["n_cases"] == 4 and summary["n_landmarks"] == 3
@@ -77,7 +76,7 @@ def test_python_api_matches_the_command_for_a_path_and_a_simpleitk_image(trained
         np.testing.assert_allclose(from_image["landmarks"][name]["world"], landmark["world"], atol=1e-6)
 
 
-def test_search_around_a_prior_reads_each_maximum_near_it(trained, predictions):
+def test_search_around_a_prior_reads_each_maximum_near_it(trained, predictions, cli):
     """Coarse-to-fine: with a prior from a JSON file, a landmark is found only within --search_radius of it."""
     root, raw, env = trained
     truth = json.loads((raw / "all_landmarks_world.json").read_text())
@@ -88,7 +87,7 @@ def test_search_around_a_prior_reads_each_maximum_near_it(trained, predictions):
                                                               ("medium_sphere", "large_sphere")}} for c in test_cases}
     (root / "prior.json").write_text(json.dumps(prior))
     out = root / "predictions_prior"
-    run("nnLandmark_predict", env, "-i", raw / "imagesTs", "-o", out, "-d", 991, "-tr", "nnLandmarkTrainer_CPU",
+    cli("nnLandmark_predict", env, "-i", raw / "imagesTs", "-o", out, "-d", 991, "-tr", "nnLandmarkTrainer_CPU",
         "-p", "nnLandmarkCPUPlans", "-device", "cpu", "--disable_tqdm", "--search_around", root / "prior.json",
         "--search_radius", 8)
     for case in test_cases:

@@ -9,7 +9,10 @@ import SimpleITK as sitk
 
 from nnlandmark.commands.evaluate import main
 from nnlandmark.errors import LandmarkError
-from nnlandmark.evaluation import evaluate, load_ground_truth, load_predictions, radial_errors, summarize
+from nnlandmark.evaluation.ground_truth import read_ground_truth
+from nnlandmark.evaluation.metrics import radial_errors, summarize
+from nnlandmark.evaluation.pipeline import evaluate
+from nnlandmark.io.predictions import read_predictions
 
 # Errors by construction (3-4-5 triangles, all dyadic so exact in floating point): 5, 2.5, 1.25.
 GT = {"c1": {"A": [10.0, 20.0, 30.0], "B": [0.0, 0.0, 0.0]},
@@ -101,7 +104,7 @@ def test_ground_truth_from_oblique_anisotropic_labelmap(tmp_path):
     only_nasion.CopyInformation(ref)
     sitk.WriteImage(only_nasion, str(dataset / "labelsTs" / "case_002.nii.gz"))
 
-    gt = load_ground_truth(dataset)
+    gt = read_ground_truth(dataset)[0]
     assert sorted(gt) == ["case_001", "case_002"] and sorted(gt["case_002"]) == ["nasion"]
     nasion = np.array(ref.TransformContinuousIndexToPhysicalPoint((5.5, 7.0, 3.0)))
     sella = np.array(ref.TransformContinuousIndexToPhysicalPoint((15.0, 2.0, 9.0)))
@@ -121,25 +124,25 @@ def test_ground_truth_from_oblique_anisotropic_labelmap(tmp_path):
 
     # A dataset's all_landmarks_world.json takes precedence over the label maps.
     (dataset / "all_landmarks_world.json").write_text(json.dumps({"x": {"nasion": [1, 2, 3]}}))
-    assert list(load_ground_truth(dataset)) == ["x"]
+    assert list(read_ground_truth(dataset)[0]) == ["x"]
 
 
 def test_ras_prediction_converted_and_unknown_system_rejected(tmp_path):
     write_prediction(tmp_path, "r", {"A": [-1.0, -2.0, 3.0]}, system="RAS")
-    np.testing.assert_array_equal(load_predictions(tmp_path)["r"]["A"], [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(read_predictions(tmp_path)[0]["r"]["A"], [1.0, 2.0, 3.0])
     write_prediction(tmp_path, "q", {"A": [1.0, 2.0, 3.0]}, system="IJK")
     with pytest.raises(LandmarkError, match="q.json"):
-        load_predictions(tmp_path)
+        read_predictions(tmp_path)
 
 
 def test_empty_prediction_folder_and_bad_ground_truth(tmp_path):
     (tmp_path / "summary.json").write_text(json.dumps({"landmarks": {}}))
     with pytest.raises(LandmarkError, match="no prediction"):
-        load_predictions(tmp_path)
+        read_predictions(tmp_path)
     with pytest.raises(LandmarkError, match="nope"):
-        load_ground_truth(tmp_path / "nope")
+        read_ground_truth(tmp_path / "nope")
     with pytest.raises(LandmarkError, match="dataset.json"):
-        load_ground_truth(tmp_path)
+        read_ground_truth(tmp_path)
 
 
 def test_cli_unreadable_json_is_one_line_exit_2(pred_dir, gt_file, capsys):

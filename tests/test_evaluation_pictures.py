@@ -7,13 +7,12 @@ import SimpleITK as sitk
 from matplotlib.image import imread
 
 from nnlandmark.commands.evaluate import main
-from fabricate import write_prediction
 
 RED, GREEN = (1.0, 0.0, 0.0), (0.0, 1.0, 0.0)
 
 
 @pytest.fixture
-def dataset(tmp_path):
+def dataset(tmp_path, write_prediction):
     """Images 20 x 10 x 20 voxels (i, j, k), spacing (1, 2, 1) mm, origin (5, -3, 7): every slice is 20 x 20 mm.
     Case w: ground truth at index (5, 3, 12) = world (10, 3, 19), prediction at (14, 7, 12) = world (19, 11, 19).
     Case g: perfect prediction, so w is the worst case."""

@@ -3,7 +3,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from nnlandmark.dataset_conversion.labelmap import landmarks_from_labelmap, landmarks_to_labelmap
+from nnlandmark.labelmaps import landmarks_from_labelmap, landmarks_to_labelmap
 
 
 def _paint(points, size=24, **kwargs):

@@ -8,8 +8,8 @@ import pytest
 
 from nnlandmark.commands import predict
 from nnlandmark.errors import LandmarkError
-from nnlandmark.landmark_files import (parse_formats, read_fcsv, read_mrk_json, write_csv, write_fcsv,
-                                       write_formats_for_predictions, write_mrk_json, write_prediction_formats)
+from nnlandmark.io.landmark_files import read_fcsv, read_mrk_json, write_csv, write_fcsv, write_mrk_json
+from nnlandmark.io.predictions import parse_formats, write_prediction_formats
 
 POINTS = {"nasion": [10.0, -20.5, 3.0], "sella": [0.125, 1e-7, -123.456789012345],
           "left, ear": [10, 20, 30]}  # integers and a comma in a name on purpose
@@ -154,7 +154,7 @@ def test_write_prediction_formats_writes_all_files(tmp_path):
     prediction = _prediction()
     json_path = tmp_path / "case_001.json"
     json_path.write_text(json.dumps(prediction))
-    written = write_formats_for_predictions([str(json_path)], parse_formats("json,mrk.json,fcsv,csv"))
+    written = write_prediction_formats(prediction, str(tmp_path), parse_formats("json,mrk.json,fcsv,csv"))
     assert sorted(p.split("/")[-1] for p in written) == ["case_001.csv", "case_001.fcsv", "case_001.mrk.json"]
     world = {n: e["world"] for n, e in prediction["landmarks"].items()}
     assert_same(read_mrk_json(str(tmp_path / "case_001.mrk.json")), world)

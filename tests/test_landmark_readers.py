@@ -3,27 +3,35 @@ import json
 
 import numpy as np
 import pytest
-import SimpleITK as sitk
 
 from nnlandmark.errors import LandmarkError
-from nnlandmark.landmark_files import read_landmark_file, write_fcsv, write_mrk_json
+from nnlandmark.io.landmark_files import read_landmark_file, write_fcsv, write_mrk_json
 
 NAMES = ["nasion", "left eye", 'tip "A"']
 INDEX = np.array([[3.3, 4.7, 2.2], [10.5, 1.25, 7.9], [0.0, 13.0, 5.5]])
 
 
-def oblique_image():
-    image = sitk.Image(16, 15, 9, sitk.sitkFloat32)
-    image.SetSpacing((0.8, 1.1, 1.9))
-    image.SetOrigin((12.5, -40.0, 7.25))
-    rotation = np.array(sitk.VersorTransform((0.3, -0.2, 0.9), 0.7).GetMatrix()).reshape(3, 3)
-    image.SetDirection((rotation @ np.diag([1.0, -1.0, 1.0])).ravel().tolist())  # rotated and y flipped
-    return image
+@pytest.fixture(scope="module")
+def image(oblique_image):
+    return oblique_image()
 
 
-IMAGE = oblique_image()
-LPS = np.array([IMAGE.TransformContinuousIndexToPhysicalPoint(p.tolist()) for p in INDEX])
-RAS = LPS * np.array([-1, -1, 1])
+@pytest.fixture(scope="module")
+def points(image):
+    """INDEX in each coordinate system: {"lps": world LPS by SimpleITK, "ras": ..., "voxel": INDEX}."""
+    lps = np.array([image.TransformContinuousIndexToPhysicalPoint(p.tolist()) for p in INDEX])
+    return {"lps": lps, "ras": lps * np.array([-1, -1, 1]), "voxel": INDEX}
+
+
+@pytest.fixture(scope="module")
+def check_lps(image, points):
+    """The result holds INDEX's points in world LPS, and SimpleITK maps them back to INDEX."""
+    def check(result):
+        assert result.coordinate_system == "LPS" and list(result.points) == NAMES
+        assert np.allclose([result.points[n] for n in NAMES], points["lps"], atol=1e-9)
+        back = [image.TransformPhysicalPointToContinuousIndex(result.points[n].tolist()) for n in NAMES]
+        assert np.allclose(back, INDEX, atol=1e-9)
+    return check
 
 
 def q(name):
@@ -31,25 +39,18 @@ def q(name):
     return '"' + name.replace('"', '""') + '"'
 
 
-def check_lps(result):
-    assert result.coordinate_system == "LPS" and list(result.points) == NAMES
-    assert np.allclose([result.points[n] for n in NAMES], LPS, atol=1e-9)
-    back = [IMAGE.TransformPhysicalPointToContinuousIndex(result.points[n].tolist()) for n in NAMES]
-    assert np.allclose(back, INDEX, atol=1e-9)
-
-
-def test_slicer_files_in_both_systems(tmp_path):
+def test_slicer_files_in_both_systems(tmp_path, points, check_lps):
     for system in ("LPS", "RAS"):
-        write_mrk_json(str(tmp_path / f"{system}.mrk.json"), dict(zip(NAMES, LPS)), system)
+        write_mrk_json(str(tmp_path / f"{system}.mrk.json"), dict(zip(NAMES, points["lps"])), system)
         check_lps(read_landmark_file(str(tmp_path / f"{system}.mrk.json"), coordinate_system="voxel"))  # flag ignored
-    write_fcsv(str(tmp_path / "a.fcsv"), dict(zip(NAMES, LPS)))
+    write_fcsv(str(tmp_path / "a.fcsv"), dict(zip(NAMES, points["lps"])))
     check_lps(read_landmark_file(str(tmp_path / "a.fcsv")))
 
 
 @pytest.mark.parametrize("system_line", ["RAS", "0"])
-def test_afids_style_fcsv_4_6_in_ras(tmp_path, system_line):
+def test_afids_style_fcsv_4_6_in_ras(tmp_path, system_line, points, check_lps):
     rows = "".join(f'{i},{float(x)!r},{float(y)!r},{float(z)!r},0,0,0,1,1,1,0,{q(n)},desc {i},vtkMRMLScalarVolumeNode1\n'
-                   for i, (n, (x, y, z)) in enumerate(zip(NAMES, RAS), start=1))
+                   for i, (n, (x, y, z)) in enumerate(zip(NAMES, points["ras"]), start=1))
     (tmp_path / "a.fcsv").write_text("# Markups fiducial file version = 4.6\n"
                                      f"# CoordinateSystem = {system_line}\n"
                                      "# columns = id,x,y,z,ow,ox,oy,oz,vis,sel,lock,label,desc,associatedNodeID\n"
@@ -57,8 +58,9 @@ def test_afids_style_fcsv_4_6_in_ras(tmp_path, system_line):
     check_lps(read_landmark_file(str(tmp_path / "a.fcsv")))
 
 
-@pytest.mark.parametrize("flag,values", [("lps", LPS), ("ras", RAS), ("voxel", INDEX)])
-def test_csv_and_json_take_the_declared_system(tmp_path, flag, values):
+@pytest.mark.parametrize("flag", ["lps", "ras", "voxel"])
+def test_csv_and_json_take_the_declared_system(tmp_path, flag, points, check_lps):
+    values = points[flag]
     quoted = [q(n) for n in NAMES]
     (tmp_path / "a.csv").write_text("name,x,y,z\n" + "".join(f"{q},{float(x)!r},{float(y)!r},{float(z)!r}\n"
                                                              for q, (x, y, z) in zip(quoted, values)))
@@ -73,15 +75,15 @@ def test_csv_and_json_take_the_declared_system(tmp_path, flag, values):
             check_lps(result)
 
 
-def test_files_that_declare_their_system_override_the_flag(tmp_path):
+def test_files_that_declare_their_system_override_the_flag(tmp_path, points, check_lps):
     (tmp_path / "ijk.csv").write_text("landmark,i,j,k\n" + "".join(f'{q(n)},{i},{j},{k}\n'
                                                                   for n, (i, j, k) in zip(NAMES, INDEX)))
     assert read_landmark_file(str(tmp_path / "ijk.csv"), "lps").coordinate_system == "voxel"
     (tmp_path / "ras.csv").write_text("# coordinate_system = RAS\nname,x,y,z\n" + "".join(
-        f'{q(n)},{float(x)!r},{float(y)!r},{float(z)!r}\n' for n, (x, y, z) in zip(NAMES, RAS)))
+        f'{q(n)},{float(x)!r},{float(y)!r},{float(z)!r}\n' for n, (x, y, z) in zip(NAMES, points["ras"])))
     check_lps(read_landmark_file(str(tmp_path / "ras.csv"), "lps"))
     (tmp_path / "ras.json").write_text(json.dumps(
-        {"coordinate_system": "RAS", "landmarks": {n: {"world": v.tolist()} for n, v in zip(NAMES, RAS)}}))
+        {"coordinate_system": "RAS", "landmarks": {n: {"world": v.tolist()} for n, v in zip(NAMES, points["ras"])}}))
     check_lps(read_landmark_file(str(tmp_path / "ras.json"), "lps"))
 
 

@@ -6,8 +6,8 @@ from scipy import ndimage
 
 from nnlandmark.errors import LandmarkError
 from nnlandmark.inference.predictor import LandmarkPredictor
-from nnlandmark.trainers.mirroring import (PairSwappingMirrorTransform, channel_permutation, label_swap,
-                                           left_right_axis, mirror_pairs)
+from nnlandmark.landmark_set import channel_permutation, label_swap, mirror_pairs
+from nnlandmark.trainers.mirroring import PairSwappingMirrorTransform, dataset_left_right_axis
 
 DATASET = {"labels": {"background": 0, "L eye": 1, "nose": 2, "R eye": 3}, "mirror_pairs": [["L eye", "R eye"]]}
 
@@ -22,14 +22,19 @@ def test_pairs_are_validated_and_become_label_and_channel_swaps():
             mirror_pairs({**DATASET, "mirror_pairs": bad})
 
 
+def case(direction):
+    """nnU-Net's case properties of an image with this ITK direction."""
+    return {"sitk_stuff": {"origin": (0.0, 0.0, 0.0), "spacing": (1.0, 1.0, 1.0), "direction": direction}}
+
+
 def test_left_right_axis_follows_direction_and_transpose():
     identity = np.eye(3).ravel()
-    assert left_right_axis([identity], [0, 1, 2]) == 2      # ITK x = numpy axis 2
-    assert left_right_axis([identity], [2, 0, 1]) == 0      # ... moved to the front by the transpose
+    assert dataset_left_right_axis([case(identity)], [0, 1, 2]) == 2      # ITK x = numpy axis 2
+    assert dataset_left_right_axis([case(identity)], [2, 0, 1]) == 0      # ... moved to the front by the transpose
     x_on_itk_j = np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1]], float).ravel()  # world x along ITK axis 1
-    assert left_right_axis([x_on_itk_j], [0, 1, 2]) == 1
+    assert dataset_left_right_axis([case(x_on_itk_j)], [0, 1, 2]) == 1
     with pytest.raises(LandmarkError, match="left-right axis differs between cases"):
-        left_right_axis([identity, x_on_itk_j], [0, 1, 2])
+        dataset_left_right_axis([case(identity), case(x_on_itk_j)], [0, 1, 2])
 
 
 def test_a_flip_along_left_right_swaps_the_pair_and_nothing_else():
@@ -75,17 +80,15 @@ def test_test_time_mirroring_swaps_the_paired_channels_back():
         assert not torch.allclose(predictor._internal_maybe_mirror_and_predict(x), direct, atol=1e-3)
 
 
-def test_a_dataset_with_mirror_pairs_trains_with_pair_swapping_mirroring(tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_a_dataset_with_mirror_pairs_trains_with_pair_swapping_mirroring(nnunet_dirs, monkeypatch):
     import json
     from batchgeneratorsv2.transforms.spatial.mirroring import MirrorTransform
     from nnlandmark.dataset_conversion.synthetic import make_synthetic_dataset
     from nnlandmark.planning import plan_and_preprocess
     from nnlandmark.trainers.run import train
-    from test_resenc import nnLandmarkTrainer_tiny  # noqa: F401  (registers the two-iteration trainer)
 
-    for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
-        monkeypatch.setenv(name, str(tmp_path / name))
-    raw = make_synthetic_dataset(str(tmp_path / "nnUNet_raw"), 993, "Pairs", n_train=5, n_test=0, size=32)
+    raw = make_synthetic_dataset(str(nnunet_dirs / "nnUNet_raw"), 993, "Pairs", n_train=5, n_test=0, size=32)
     info = json.load(open(f"{raw}/dataset.json"))
     info["mirror_pairs"] = [["small_sphere", "large_sphere"]]  # wiring only: the spheres are not mirror images
     json.dump(info, open(f"{raw}/dataset.json", "w"))

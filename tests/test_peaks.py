@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from nnlandmark.inference.peaks import balls_inside, channel_maxima, refine_peaks, restrict_to_balls, tiles_near_balls
-from nnlandmark.losses.heatmap import edt_heatmaps
+from nnlandmark.heatmaps import (balls_inside, channel_maxima, edt_heatmaps, refine_peaks, restrict_to_balls,
+                                 tiles_near_balls)
 
 
 def test_maxima_are_per_channel_positions_and_values():

@@ -2,9 +2,10 @@
 import json
 
 import numpy as np
+import pytest
 import SimpleITK as sitk
 
-from nnlandmark.dataset_conversion.labelmap import landmarks_to_labelmap
+from nnlandmark.labelmaps import landmarks_to_labelmap
 from nnlandmark.planning import CPU_PLANS, derive_cpu_plans, plan_and_preprocess
 
 
@@ -40,20 +41,18 @@ def test_warns_when_resampling_erases_a_cube_and_cpu_plans_share_the_data(tmp_pa
     assert config["data_identifier"] == source["data_identifier"] and config["spacing"] == source["spacing"]
 
 
-def test_whole_volume_configuration_is_coarser_trains_and_predicts(tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_whole_volume_configuration_is_coarser_trains_and_predicts(nnunet_dirs, monkeypatch):
     from batchgenerators.utilities.file_and_folder_operations import load_pickle
     from nnlandmark.dataset_conversion.synthetic import make_synthetic_dataset
     from nnlandmark.inference.predictor import LandmarkPredictor
     from nnlandmark.planning import WHOLE_VOLUME, add_whole_volume_configuration
     from nnlandmark.trainers.run import train
-    from test_resenc import nnLandmarkTrainer_tiny  # noqa: F401  (registers the two-iteration trainer)
 
-    for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
-        monkeypatch.setenv(name, str(tmp_path / name))
-    raw = make_synthetic_dataset(str(tmp_path / "nnUNet_raw"), 995, "Whole", n_train=5, n_test=1, size=32)
+    raw = make_synthetic_dataset(str(nnunet_dirs / "nnUNet_raw"), 995, "Whole", n_train=5, n_test=1, size=32)
     derive_cpu_plans(995, plan_and_preprocess(995))
     assert add_whole_volume_configuration(995, max_voxels=16 ** 3) == WHOLE_VOLUME  # 32^3 -> 16^3: factor 2
-    pre = tmp_path / "nnUNet_preprocessed" / "Dataset995_Whole"
+    pre = nnunet_dirs / "nnUNet_preprocessed" / "Dataset995_Whole"
     config = json.loads((pre / f"{CPU_PLANS}.json").read_text())["configurations"][WHOLE_VOLUME]
     assert config["spacing"] == [2.0, 2.0, 2.0] and config["patch_size"] == [16, 16, 16]
     properties = load_pickle(pre / f"{CPU_PLANS}_{WHOLE_VOLUME}" / "sphere_000.pkl")

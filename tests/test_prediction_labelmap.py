@@ -3,11 +3,10 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from nnlandmark.dataset_conversion.labelmap import prediction_labelmap
-from test_landmark_readers import oblique_image
+from nnlandmark.labelmaps import prediction_labelmap
 
 
-def test_cubes_sit_on_the_predicted_voxels_of_the_input_grid(tmp_path):
+def test_cubes_sit_on_the_predicted_voxels_of_the_input_grid(tmp_path, oblique_image):
     sitk.WriteImage(oblique_image(), str(tmp_path / "case_0000.nrrd"))
     image = sitk.ReadImage(str(tmp_path / "case_0000.nrrd"))
     prediction = {"landmarks": {

@@ -7,9 +7,13 @@ import torch
 
 from nnlandmark.errors import LandmarkError
 from nnlandmark.evaluation.detection import detection_summary
-from nnlandmark.evaluation.io import load_predictions, read_ground_truth, read_predictions
-from nnlandmark.losses.landmark_loss import TopKBCEHeatmapLoss
-from nnlandmark.presence import annotated_in_cases, calibrate_threshold, may_be_absent
+from nnlandmark.evaluation.ground_truth import read_ground_truth
+from nnlandmark.io.images import preprocessed_case_properties
+from nnlandmark.io.predictions import read_predictions
+from nnlandmark.landmark_set import may_be_absent
+from nnlandmark.losses import TopKBCEHeatmapLoss
+from nnlandmark.presence import calibrate_threshold
+from nnlandmark.trainers.nnLandmarkTrainer import annotated_in_cases
 
 DATASET = {"labels": {"background": 0, "a": 1, "b": 2, "c": 3}}
 
@@ -26,9 +30,7 @@ def test_unannotated_landmarks_do_not_contribute_to_the_loss():
     logits = torch.randn(2, 3, 12, 12, 12, requires_grad=True)
     seg = cube_patch()
     annotated = torch.tensor([[True, True, False], [True, False, True]])
-    with loss.annotated_only(annotated):
-        masked = loss(logits, seg)
-    assert loss.annotated is None  # reset after the block
+    masked = loss(logits, [seg, annotated])
     single = TopKBCEHeatmapLoss(1, radius=5.0)  # the same loss on one sample and one landmark at a time
     per_channel = torch.stack([single(logits[b:b + 1, c:c + 1], (seg[b:b + 1] == c + 1).float())
                                for b in range(2) for c in range(3)]).reshape(2, 3)
@@ -43,9 +45,10 @@ def test_annotation_comes_from_class_locations_and_the_declaration(tmp_path):
     for case, locations in (("x", {1: [[0, 1, 2, 3]], 2: [[0, 4, 4, 4]], 3: []}), ("y", {1: [[0, 1, 1, 1]]})):
         with open(tmp_path / f"{case}.pkl", "wb") as f:
             pickle.dump({"class_locations": locations}, f)
-    plain = annotated_in_cases(str(tmp_path), DATASET)
+    plain = annotated_in_cases(preprocessed_case_properties(str(tmp_path)), DATASET)
     assert plain["x"].tolist() == [True, True, False] and plain["y"].tolist() == [True, False, False]
-    declared = annotated_in_cases(str(tmp_path), {**DATASET, "landmarks_may_be_absent": ["c"]})
+    declared = annotated_in_cases(preprocessed_case_properties(str(tmp_path)),
+                                  {**DATASET, "landmarks_may_be_absent": ["c"]})
     assert declared["y"].tolist() == [True, False, True]
     assert may_be_absent({**DATASET, "landmarks_may_be_absent": True}) == {"a", "b", "c"}
     with pytest.raises(LandmarkError, match="names 'z', which is not a landmark label"):
@@ -71,7 +74,7 @@ def test_detection_counts_and_present_false_is_left_out_of_mre(tmp_path):
     (pred_dir / "c2.json").write_text(json.dumps({"case": "c2", "coordinate_system": "LPS", "landmarks": landmarks}))
     gt = tmp_path / "gt.json"
     gt.write_text(json.dumps({"c1": {"a": [0, 0, 0], "b": None}, "c2": {"a": None, "b": [1, 1, 1]}}))
-    assert set(load_predictions(pred_dir)["c1"]) == {"a"}
+    assert set(read_predictions(pred_dir)[0]["c1"]) == {"a"}
     truth = read_ground_truth(gt)[1]
     assert truth == {"c1": {"a": True, "b": False}, "c2": {"a": False, "b": True}}
     detection = detection_summary(read_predictions(pred_dir)[1], truth)

@@ -4,24 +4,24 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
 
-from conftest import BIN, run
 from nnlandmark.commands import predict
 from nnlandmark.errors import LandmarkError
-from test_cli_errors import fails_with
 
 MODEL = "nnLandmarkTrainer_CPU__nnLandmarkCPUPlans__3d_fullres"
 
 
 def start(command, env, *args):
-    return subprocess.Popen([str(BIN / command), *map(str, args)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return subprocess.Popen([str(Path(sys.executable).parent / command), *map(str, args)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
 def kill_when(process, condition, timeout=300):
@@ -35,7 +35,7 @@ def kill_when(process, condition, timeout=300):
     process.wait()
 
 
-def test_killed_training_continues_from_its_last_checkpoint_with_c(trained):
+def test_killed_training_continues_from_its_last_checkpoint_with_c(trained, cli):
     root, _, env = trained
     fold = root / "results" / "Dataset991_E2E" / "nnLandmarkTrainer_CPU_4epochs__nnLandmarkCPUPlans__3d_fullres" / "fold_1"
     args = (991, "3d_fullres", 1, "-tr", "nnLandmarkTrainer_CPU_4epochs", "-p", "nnLandmarkCPUPlans", "-device", "cpu")
@@ -45,7 +45,7 @@ def test_killed_training_continues_from_its_last_checkpoint_with_c(trained):
     assert 1 <= interrupted_at < 4
     first_logs = set(fold.glob("training_log_*.txt"))
     time.sleep(1.1)  # nnU-Net names its log by the second
-    run("nnLandmark_train", env, *args, "--c")
+    cli("nnLandmark_train", env, *args, "--c")
     final = torch.load(fold / "checkpoint_final.pth", weights_only=False)
     assert final["current_epoch"] == 4
     resumed_log = (set(fold.glob("training_log_*.txt")) - first_logs).pop().read_text()
@@ -55,7 +55,7 @@ def test_killed_training_continues_from_its_last_checkpoint_with_c(trained):
     assert (fold / "validation" / "summary.json").is_file()
 
 
-def test_killed_prediction_never_leaves_a_truncated_json_and_continues(trained, tmp_path):
+def test_killed_prediction_never_leaves_a_truncated_json_and_continues(trained, tmp_path, cli):
     root, raw, env = trained
     inputs, out = tmp_path / "in", tmp_path / "out"
     inputs.mkdir()
@@ -69,15 +69,15 @@ def test_killed_prediction_never_leaves_a_truncated_json_and_continues(trained, 
     assert 2 <= len(finished) < 12
     for path in finished:
         assert set(json.loads(path.read_text())["landmarks"]) == {"small_sphere", "medium_sphere", "large_sphere"}
-    run("nnLandmark_predict", env, *args, "--continue_prediction")
+    cli("nnLandmark_predict", env, *args, "--continue_prediction")
     assert len(list(out.glob("*.json"))) == 12
     assert all(path.stat().st_mtime_ns == mtime for path, mtime in finished.items())  # skipped, not redone
 
 
-def test_same_model_and_image_give_the_same_json(trained, tmp_path):
+def test_same_model_and_image_give_the_same_json(trained, tmp_path, cli):
     root, raw, env = trained
     for target in ("a", "b"):
-        run("nnLandmark_predict", env, "-i", raw / "imagesTs", "-o", tmp_path / target, "-d", 991, "-tr",
+        cli("nnLandmark_predict", env, "-i", raw / "imagesTs", "-o", tmp_path / target, "-d", 991, "-tr",
             "nnLandmarkTrainer_CPU", "-p", "nnLandmarkCPUPlans", "-device", "cpu", "--disable_tqdm")
     for file in (tmp_path / "a").glob("*.json"):
         assert file.read_bytes() == (tmp_path / "b" / file.name).read_bytes()
@@ -134,7 +134,7 @@ def empty_folder(model):
 
 @pytest.mark.parametrize("spoil", [truncate, segmentation_trainer, untrained_fold, two_channels, empty_folder,
                                    prior_without_the_case])
-def test_broken_models_and_inputs_fail_with_one_line(model_copy, tmp_path, capsys, spoil):
+def test_broken_models_and_inputs_fail_with_one_line(model_copy, tmp_path, spoil, fails_with):
     model, raw = model_copy
     message, extra = spoil(model)
     inputs = tmp_path / "in"
@@ -143,16 +143,15 @@ def test_broken_models_and_inputs_fail_with_one_line(model_copy, tmp_path, capsy
         shutil.copy(raw / "imagesTs" / "sphere_020_0000.nii.gz", inputs)
     if extra == "two channels":
         shutil.copy(raw / "imagesTs" / "sphere_020_0000.nii.gz", inputs / "sphere_020_0001.nii.gz")
-    err = fails_with(capsys, predict.main, predict_args(inputs, tmp_path / "out",
-                                                       *(extra if isinstance(extra, list) else [])))
+    err = fails_with(predict.main, predict_args(inputs, tmp_path / "out", *(extra if isinstance(extra, list) else [])))
     assert message in err
     assert not list((tmp_path / "out").glob("*.json"))
 
 
-def test_validation_of_an_unfinished_fold_is_refused(model_copy, capsys):
+def test_validation_of_an_unfinished_fold_is_refused(model_copy, fails_with):
     from nnlandmark.commands import train
-    err = fails_with(capsys, train.main, ["991", "3d_fullres", "2", "-tr", "nnLandmarkTrainer_CPU", "-p",
-                                          "nnLandmarkCPUPlans", "-device", "cpu", "--val"])
+    err = fails_with(train.main, ["991", "3d_fullres", "2", "-tr", "nnLandmarkTrainer_CPU", "-p",
+                                  "nnLandmarkCPUPlans", "-device", "cpu", "--val"])
     assert "fold_2: training of this fold has not finished, so --val cannot run" in err
 
 
@@ -170,7 +169,7 @@ def test_nan_image_is_refused_by_the_python_api(model_copy):
 
 
 def test_a_write_that_fails_leaves_neither_a_truncated_file_nor_its_temporary(tmp_path):
-    from nnlandmark.inference.prediction_files import write_text_atomic
+    from nnlandmark.io.atomic import write_text_atomic
     target = tmp_path / "case.json"
     target.write_text("previous prediction")
     with pytest.raises(TypeError):

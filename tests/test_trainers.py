@@ -1,51 +1,61 @@
 """Trainer registry, variants and the in-training landmark metric."""
+import math
+from types import SimpleNamespace
+
+import numpy as np
 import pytest
 import torch
 
 from nnlandmark.errors import LandmarkError
-from nnlandmark.trainers import all_trainer_classes, trainer_class_by_name
-from nnlandmark.trainers.nnLandmarkTrainer import nnLandmarkTrainer, patch_landmark_errors
-from nnlandmark.trainers.variants import nnLandmarkTrainer_MSE
+from nnlandmark.heatmaps import heatmap_targets, patch_landmark_errors
+from nnlandmark.losses import TopKBCECoordinateLoss, TopKBCEHeatmapLoss, TopKBCESpatialSoftmaxLoss
+from nnlandmark.trainers import trainer_class_by_name
+from nnlandmark.trainers.variants import nnLandmarkTrainer_CPU
 
 
-def test_paper_ablation_variants_change_one_attribute():
-    classes = all_trainer_classes()
-    for r in (7, 11, 19, 23):
-        assert classes[f"nnLandmarkTrainer_EDT{r}"].heatmap_radius == r
-    for k in (10, 50, 100):
-        assert classes[f"nnLandmarkTrainer_TopK{k}"].topk_percent == k
-    assert classes["nnLandmarkTrainer_5epochs"].epochs == 5
-    assert nnLandmarkTrainer.heatmap_radius == 15 and nnLandmarkTrainer.topk_percent == 20
-    assert (nnLandmarkTrainer.epochs, nnLandmarkTrainer.iterations) == (1000, 250)
-    assert issubclass(nnLandmarkTrainer_MSE, nnLandmarkTrainer)
-    assert nnLandmarkTrainer.coordinate_weight == 0 and classes["nnLandmarkTrainer_CPU_SoftArgmax"].coordinate_weight > 0
-    assert classes["nnLandmarkTrainer_CPU_SoftArgmax_Curve"].snapshot_every == 5
+def _loss_of(name, cone_radius=None):
+    """The loss trainer ``name`` builds, on a stand-in trainer with 7 landmarks (``cone_radius`` replaces the hook)."""
+    cls = trainer_class_by_name(name)
+    settings = {a: getattr(cls, a) for a in dir(cls) if not a.startswith("_") and not callable(getattr(cls, a))}
+    trainer = SimpleNamespace(**settings,
+                              num_landmarks=7, configuration_name="3d_fullres", print_to_log_file=lambda *a: None)
+    trainer.cone_radius = (lambda: cone_radius) if cone_radius else (lambda: cls.cone_radius(trainer))
+    return cls._build_loss(trainer)
+
+
+@pytest.mark.parametrize("name,radius,k_percent", [("nnLandmarkTrainer", 15, 20), ("nnLandmarkTrainer_EDT7", 7, 20),
+                                                    ("nnLandmarkTrainer_EDT23", 23, 20),
+                                                    ("nnLandmarkTrainer_TopK50", 15, 50)])
+def test_paper_ablation_variants_train_towards_the_cone_and_share_they_name(name, radius, k_percent):
+    """At logits -5 a voxel's BCE is 5.0067 t + 0.0067 (1 - t): the loss is the mean over the top k % voxels of the
+    cone t = max(0, 1 - d / radius) around the landmark, computed here by hand."""
+    seg = torch.zeros(1, 1, 32, 32, 32)
+    seg[0, 0, 14:17, 14:17, 14:17] = 1                             # landmark 1 at (15, 15, 15); the others absent
+    loss = _loss_of(name)
+    per_channel = loss.per_channel(torch.full((1, 7, 32, 32, 32), -5.0), heatmap_targets(seg, 7, loss.radius))
+    z, y, x = np.meshgrid(*[np.arange(32)] * 3, indexing="ij")
+    cone = np.clip(1 - np.sqrt((z - 15) ** 2 + (y - 15) ** 2 + (x - 15) ** 2) / radius, 0, None).ravel()
+    bce = cone * -math.log(1 / (1 + math.exp(5))) + (1 - cone) * -math.log(1 - 1 / (1 + math.exp(5)))
+    kept = np.sort(bce)[::-1][:int(round(bce.size * k_percent / 100))]
+    assert per_channel[0, 0].item() == pytest.approx(kept.mean(), rel=1e-4)
+    assert per_channel[0, 1].item() == pytest.approx(-math.log(1 - 1 / (1 + math.exp(5))), rel=1e-4)  # no cone
 
 
 def test_each_loss_option_builds_its_loss_with_the_trainer_settings():
-    from types import SimpleNamespace
-    from nnlandmark.losses.landmark_loss import (TopKBCECoordinateLoss, TopKBCEHeatmapLoss,
-                                                 TopKBCESpatialSoftmaxLoss)
     expected = {"nnLandmarkTrainer_CPU": TopKBCEHeatmapLoss,
                 "nnLandmarkTrainer_CPU_SoftArgmax": TopKBCECoordinateLoss,
                 "nnLandmarkTrainer_CPU_SpatialSoftmax": TopKBCESpatialSoftmaxLoss,
-                "nnLandmarkTrainer_CPU_SpatialSoftmax_Fine": TopKBCESpatialSoftmaxLoss}
+                "nnLandmarkTrainer_CPU_SpatialSoftmax_Fine": TopKBCESpatialSoftmaxLoss,
+                "nnLandmarkTrainer_CPU_SpatialSoftmax_Fine_Curve": TopKBCESpatialSoftmaxLoss}
     for name, loss_class in expected.items():
-        cls = trainer_class_by_name(name)
-        settings = {a: getattr(cls, a) for a in ("softmax_weight", "coordinate_weight", "topk_percent",
-                                                 "local_softmax_radius")}
-        trainer = SimpleNamespace(**settings, num_landmarks=7, heatmap_radius_here=lambda: 6.5,
-                                  configuration_name="3d_whole", print_to_log_file=print)
-        loss = nnLandmarkTrainer._build_loss(trainer)
+        loss = _loss_of(name, cone_radius=6.5)
         assert type(loss) is loss_class and (loss.num_landmarks, loss.radius, loss.k_percent) == (7, 6.5, 20.0)
-        assert getattr(loss, "local_radius", 0.0) == (3.0 if name.endswith("_Fine") else 0.0)
-    assert trainer_class_by_name("nnLandmarkTrainer_CPU_SpatialSoftmax_Curve").snapshot_every == 5
+        assert getattr(loss, "local_radius", 0.0) == (3.0 if "_Fine" in name else 0.0)
 
 
 def test_unknown_trainer_names_the_alternatives():
     with pytest.raises(LandmarkError, match="unknown trainer 'nnUNetTrainer'.*nnLandmarkTrainer_EDT7"):
         trainer_class_by_name("nnUNetTrainer")
-    assert trainer_class_by_name("nnLandmarkTrainer_TopK30").topk_percent == 30
 
 
 def test_patch_landmark_error_measures_peak_to_centre_distance():
@@ -61,21 +71,22 @@ def test_patch_landmark_error_measures_peak_to_centre_distance():
     assert total.tolist() == [2.0, 0.0] and count.tolist() == [1, 0]
 
 
-def test_a_target_margin_loads_larger_patches_and_trains_the_network_on_their_centre(tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_a_target_margin_loads_larger_patches_and_trains_the_network_on_their_centre(nnunet_dirs, monkeypatch,
+                                                                                      tiny_trainer):
     """... also with the soft-argmax term, whose landmark positions must be shifted into the network's patch."""
-    import numpy as np
-    from nnlandmark.losses.landmark_loss import TopKBCECoordinateLoss
     from nnlandmark.dataset_conversion.synthetic import make_synthetic_dataset
     from nnlandmark.planning import plan_and_preprocess
     from nnlandmark.trainers.run import build_trainer
-    from test_resenc import nnLandmarkTrainer_tiny
+    from nnlandmark.trainers.variants import TargetMargin
 
-    class nnLandmarkTrainer_tinyMargin4(nnLandmarkTrainer_tiny):  # noqa: F841  (found by name as a subclass)
-        target_margin, coordinate_weight = 4, 1.0
+    class nnLandmarkTrainer_tinyMargin4(TargetMargin, tiny_trainer):  # noqa: F841  (found by name as a subclass)
+        target_margin = 4
 
-    for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
-        monkeypatch.setenv(name, str(tmp_path / name))
-    make_synthetic_dataset(str(tmp_path / "nnUNet_raw"), 994, "Margin", n_train=5, n_test=0, size=32)
+        def _build_loss(self):
+            return TopKBCECoordinateLoss(self.num_landmarks, self.cone_radius())
+
+    make_synthetic_dataset(str(nnunet_dirs / "nnUNet_raw"), 994, "Margin", n_train=5, n_test=0, size=32)
     plan_and_preprocess(994, ("3d_fullres",))
     monkeypatch.setenv("nnUNet_n_proc_DA", "0")
     trainer = build_trainer(994, "3d_fullres", 0, "nnLandmarkTrainer_tinyMargin4", "nnUNetPlans", False,
@@ -93,22 +104,20 @@ def test_a_target_margin_loads_larger_patches_and_trains_the_network_on_their_ce
 
 
 def test_the_whole_volume_configuration_keeps_the_cone_radius_in_mm():
-    from types import SimpleNamespace
     plans = SimpleNamespace(get_configuration=lambda name: SimpleNamespace(spacing=[2.0, 2.0, 2.5]))
     whole = SimpleNamespace(configuration_name="3d_whole", heatmap_radius=15.0, plans_manager=plans,
                             configuration_manager=SimpleNamespace(spacing=[4.0, 4.0, 5.0]))
-    assert nnLandmarkTrainer.heatmap_radius_here(whole) == 7.5             # 15 voxels x 2 mm = 30 mm = 7.5 x 4 mm
+    assert nnLandmarkTrainer_CPU.cone_radius(whole) == 7.5             # 15 voxels x 2 mm = 30 mm = 7.5 x 4 mm
     fullres = SimpleNamespace(**{**vars(whole), "configuration_name": "3d_fullres"})
-    assert nnLandmarkTrainer.heatmap_radius_here(fullres) == 15.0          # the paper's radius elsewhere
+    assert nnLandmarkTrainer_CPU.cone_radius(fullres) == 15.0          # the paper's radius elsewhere
 
 
 def test_a_landmark_offset_centres_patches_up_to_that_far_from_the_sampled_landmark():
     """nnU-Net's loader centres a foreground patch on its landmark; the fine stage's crop moves it off-centre, uniformly
     within the offset along each axis, and keeps the landmark's label in the patch."""
-    import numpy as np
     from batchgeneratorsv2.transforms.spatial.spatial import SpatialTransform
-    from nnlandmark.trainers.nnLandmarkTrainer import off_centre_crop
-    from nnlandmark.losses.heatmap import landmark_centres
+    from nnlandmark.heatmaps import landmark_centres
+    from nnlandmark.trainers.variants import off_centre_crop
     plain = SpatialTransform((16, 16, 16), patch_center_dist_from_border=0, random_crop=False, p_rotation=0,
                              p_scaling=0, p_elastic_deform=0)
     loaded = (27, 27, 27)
@@ -131,21 +140,19 @@ def test_a_landmark_offset_centres_patches_up_to_that_far_from_the_sampled_landm
     assert np.abs(offsets.mean(0)).max() < 0.6 and offsets.std(0).min() > 1.5     # spread both ways on every axis
 
 
-def test_a_fine_stage_trainer_wires_landmark_patches_and_the_off_centre_crop_into_nnunets_pipeline(tmp_path,
+@pytest.mark.slow
+def test_a_fine_stage_trainer_wires_landmark_patches_and_the_off_centre_crop_into_nnunets_pipeline(nnunet_dirs,
                                                                                                   monkeypatch):
-    import numpy as np
     from batchgeneratorsv2.transforms.spatial.spatial import SpatialTransform
     from nnlandmark.dataset_conversion.synthetic import make_synthetic_dataset
     from nnlandmark.planning import plan_and_preprocess
     from nnlandmark.trainers.run import build_trainer
-    from test_resenc import nnLandmarkTrainer_tiny
+    from nnlandmark.trainers.variants import nnLandmarkTrainer_CPU_SpatialSoftmax_Fine
 
-    class nnLandmarkTrainer_tinyFine(nnLandmarkTrainer_tiny):  # noqa: F841  (found by name as a subclass)
-        landmark_offset, local_softmax_radius, softmax_weight = 5, 3.0, 1.0
+    class nnLandmarkTrainer_tinyFine(nnLandmarkTrainer_CPU_SpatialSoftmax_Fine):  # noqa: F841  (found by name)
+        epochs, iterations, val_iterations, landmark_offset = 1, 2, 1, 5
 
-    for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
-        monkeypatch.setenv(name, str(tmp_path / name))
-    make_synthetic_dataset(str(tmp_path / "nnUNet_raw"), 995, "Fine", n_train=5, n_test=0, size=32)
+    make_synthetic_dataset(str(nnunet_dirs / "nnUNet_raw"), 995, "Fine", n_train=5, n_test=0, size=32)
     plan_and_preprocess(995, ("3d_fullres",))
     monkeypatch.setenv("nnUNet_n_proc_DA", "0")
     trainer = build_trainer(995, "3d_fullres", 0, "nnLandmarkTrainer_tinyFine", "nnUNetPlans", False,

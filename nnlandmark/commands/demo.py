@@ -29,8 +29,11 @@ def run_demo(workdir: str, trainer: str = 'nnLandmarkTrainer_CPU', n_train: int 
     """The whole pipeline on the built-in synthetic dataset; returns the evaluation summary of the test cases."""
     import torch
     from nnlandmark.dataset_conversion.synthetic import make_synthetic_dataset
-    from nnlandmark.evaluation import evaluate, format_table, load_ground_truth
+    from nnlandmark.evaluation.pipeline import evaluate
+    from nnlandmark.evaluation.report import format_table
     from nnlandmark.inference.predictor import LandmarkPredictor
+    from nnlandmark.io.predictions import read_world_landmarks
+    from nnlandmark.landmark_set import LANDMARKS_WORLD_JSON
     from nnlandmark.planning import derive_cpu_plans, plan_and_preprocess
     from nnlandmark.trainers.run import train
 
@@ -47,7 +50,7 @@ def run_demo(workdir: str, trainer: str = 'nnLandmarkTrainer_CPU', n_train: int 
                                                     device=torch.device('cpu'))
     predictions = join(workdir, 'predictions')
     predictor.predict_folder(join(raw, 'imagesTs'), predictions)
-    truth = load_ground_truth(join(raw, 'all_landmarks_world.json'))
+    truth = read_world_landmarks(join(raw, LANDMARKS_WORLD_JSON))[0]
     test_cases = {f[:-len('_0000.nii.gz')] for f in os.listdir(join(raw, 'imagesTs'))}
     summary = evaluate(predictions, {c: truth[c] for c in test_cases}, out_dir=join(predictions, 'evaluation'))
     print(format_table(summary))

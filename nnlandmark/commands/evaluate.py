@@ -5,12 +5,6 @@ from pathlib import Path
 
 from nnlandmark.commands._cli import user_errors_as_one_line
 from nnlandmark.errors import LandmarkError
-from nnlandmark.evaluation import (evaluate_points, format_table, load_ground_truth, load_predictions,
-                                   pairs_from_dataset, parse_pairs, radial_errors, read_ground_truth, read_predictions,
-                                   warnings, write_summary)
-from nnlandmark.evaluation.biometry import format_biometry, write_biometry_csv
-from nnlandmark.evaluation.detection import detection_summary
-from nnlandmark.evaluation.io import read_json
 
 
 def _parser():
@@ -42,43 +36,11 @@ def _parser():
     return parser
 
 
-def _dataset_ending(gt) -> str:
-    path = Path(gt) / "dataset.json" if gt is not None else None
-    if path is None or not path.is_file():
-        return None
-    info = read_json(path)
-    ending = info.get("file_ending") if isinstance(info, dict) else None
-    return ending if isinstance(ending, str) and ending else None
-
-
-def _qc(args, summary, pred, truth, out_dir):
-    from nnlandmark.evaluation.qc import worst_cases, write_qc
-    gt_dir = Path(args.gt) if args.gt is not None and Path(args.gt).is_dir() else None
-    if args.images:
-        folders = [Path(args.images)]
-    elif gt_dir is not None and (gt_dir / "dataset.json").is_file():
-        folders = [gt_dir / "imagesTr", gt_dir / "imagesTs"]
-    else:
-        raise LandmarkError("--qc needs the images: give -images DIR or -gt a raw dataset folder")
-    cases = worst_cases(summary["per_case"], args.qc)
-    return write_qc(cases, pred, truth, folders, out_dir, _dataset_ending(gt_dir), summary["per_case"])
-
-
-def _single(args, pred, truth, pairs, out_dir, detection=None):
-    from nnlandmark.evaluation.plots import errors_boxplot, sdr_curve
-    summary, errors, bio = evaluate_points(pred, truth, tuple(args.thresholds), pairs)
-    if detection is not None:
-        summary["detection"] = detection
-    write_summary(summary, out_dir)
-    written = ["summary.json", "per_landmark.csv", "per_case.csv"]
-    if pairs:
-        write_biometry_csv(bio, out_dir)
-        written.append("biometry.csv")
-    errors_boxplot(errors, out_dir / "errors_boxplot.png")
-    sdr_curve({"prediction": errors}, out_dir / "sdr_curve.png", args.thresholds)
-    written += ["errors_boxplot.png", "sdr_curve.png"]
-    if args.qc > 0:
-        written.append(f"qc/ ({len(_qc(args, summary, pred, truth, out_dir))} case(s))")
+def _print_report(report) -> None:
+    from nnlandmark.evaluation.biometry import format_biometry
+    from nnlandmark.evaluation.detection import format_detection
+    from nnlandmark.evaluation.report import format_table, warnings
+    summary = report.summary
     for line in warnings(summary):
         print(f"warning: {line}", file=sys.stderr)
     for key, stats in summary.get("biometry", {}).get("pairs", {}).items():
@@ -87,35 +49,25 @@ def _single(args, pred, truth, pairs, out_dir, detection=None):
                   file=sys.stderr)
     print(format_table(summary))
     if "detection" in summary:
-        from nnlandmark.evaluation.detection import format_detection
         print("\n" + format_detection(summary["detection"]))
-    if pairs:
+    if "biometry" in summary:
         print("\nBiometry: " + summary["biometry"]["definition"])
         print(format_biometry(summary["biometry"]))
-    print(f"\nwritten: {out_dir / written[0]}, " + ", ".join(written[1:]))
-    return 0
+    pictures = [p for p in report.written if p.parent.name == "qc"]
+    names = [p.name for p in report.written[1:] if p not in pictures]
+    print(f"\nwritten: {report.written[0]}, " + ", ".join(names + [f"qc/ ({len(pictures)} case(s))"] * bool(pictures)))
 
 
-def _compare(args, folders, truth, out_dir):
-    from nnlandmark.evaluation.comparison import (common_pairs, compare, comparison_rows, format_comparison,
-                                                  method_names, write_comparison)
-    from nnlandmark.evaluation.plots import sdr_curve
-    methods = dict(zip(method_names(folders), (load_predictions(f) for f in folders)))
-    errors = compare(methods, truth)
-    n_common = sum(len(v) for v in common_pairs(methods, truth).values())
-    for name, pred in methods.items():
-        extra = len(radial_errors(pred, truth)) - n_common
+def _print_comparison(report) -> None:
+    from nnlandmark.evaluation.comparison import format_comparison
+    for name, extra in report.left_out.items():
         if extra:
             print(f"warning: {name}: {extra} (case, landmark) pair(s) not common to all folders, excluded",
                   file=sys.stderr)
-    rows = comparison_rows(errors)
-    write_comparison(rows, out_dir)
-    sdr_curve(errors, out_dir / "sdr_curve.png", args.thresholds)
-    print(f"Compared on {n_common} (case, landmark) pairs common to all {len(methods)} folders and the ground "
-          f"truth; MRE ± std (ddof 0) in world mm, SDR@t = % of pairs with error <= t mm.")
-    print(format_comparison(rows))
-    print(f"\nwritten: {out_dir / 'comparison.csv'}, sdr_curve.png")
-    return 0
+    print(f"Compared on {report.n_common} (case, landmark) pairs common to all {len(report.rows)} folders and the "
+          f"ground truth; MRE ± std (ddof 0) in world mm, SDR@t = % of pairs with error <= t mm.")
+    print(format_comparison(report.rows))
+    print(f"\nwritten: {report.written[0]}, " + ", ".join(p.name for p in report.written[1:]))
 
 
 @user_errors_as_one_line
@@ -127,30 +79,24 @@ def main(argv=None):
         raise LandmarkError("give either -pred FOLDER [FOLDER ...] or -d DATASET (cross-validation), not both")
     if args.qc < 0:
         raise LandmarkError(f"--qc must be >= 0, got {args.qc}")
+    from nnlandmark.evaluation.biometry import parse_pairs
+    from nnlandmark.evaluation.pipeline import compare_report, crossval_report, evaluate_report
+    options = dict(thresholds=tuple(args.thresholds), pairs=parse_pairs(args.pairs) if args.pairs else None,
+                   qc=args.qc, image_folders=[Path(args.images)] if args.images else None)
     if args.d is not None:
-        from nnlandmark.evaluation.crossval import collect_folds, cv_ground_truth
         from nnlandmark.paths import model_folder
         model = Path(model_folder(args.d, args.tr, args.p, args.c))
-        pred, folds = collect_folds(model)
-        detection = None
-        if args.gt is None:
-            truth, _, gt_source = cv_ground_truth(args.d)
-            args.gt = str(gt_source)
-        else:
-            truth = load_ground_truth(args.gt)
+        report, folds = crossval_report(model, args.d, args.gt, args.o, **options)
         print(f"Cross-validation of {model.name}: {len(folds)} fold(s) found ({', '.join(folds)}), "
-              f"{len(pred)} validation case(s) pooled")
-        out_dir = Path(args.o) if args.o else model / "crossval_evaluation"
+              f"{len(report.summary['per_case'])} validation case(s) pooled")
+    elif args.gt is None:
+        raise LandmarkError("-gt is required with -pred")
+    elif len(args.pred) > 1:
+        out_dir = Path(args.o) if args.o else Path(args.pred[0]).resolve().parent / "comparison"
+        _print_comparison(compare_report(args.pred, args.gt, out_dir, tuple(args.thresholds)))
+        return 0
     else:
-        if args.gt is None:
-            raise LandmarkError("-gt is required with -pred")
-        truth, true_presence = read_ground_truth(args.gt)
-        if len(args.pred) > 1:
-            out_dir = Path(args.o) if args.o else Path(args.pred[0]).resolve().parent / "comparison"
-            return _compare(args, args.pred, truth, out_dir)
-        pred, predicted_presence = read_predictions(args.pred[0])
-        detection = detection_summary(predicted_presence, true_presence)
-        out_dir = Path(args.o) if args.o else Path(args.pred[0]) / "evaluation"
-    gt_is_dataset = Path(args.gt).is_dir()
-    pairs = parse_pairs(args.pairs) if args.pairs else (pairs_from_dataset(args.gt) if gt_is_dataset else [])
-    return _single(args, pred, truth, pairs, out_dir, detection)
+        report = evaluate_report(args.pred[0], args.gt, Path(args.o) if args.o else Path(args.pred[0]) / "evaluation",
+                                 **options)
+    _print_report(report)
+    return 0

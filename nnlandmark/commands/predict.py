@@ -1,11 +1,12 @@
 """nnLandmark_predict -i INPUT_DIR -o OUTPUT_DIR -d ID [-c 3d_fullres] [-f FOLDS...] [-tr] [-p] [-chk] [-device] [--format json,mrk.json,fcsv,csv] [--save_labelmap] [--qc] [--search_around PRIOR --search_radius MM]"""
 import argparse
-from os.path import basename, join
+from os.path import join
 
 import torch
 
 from nnlandmark.commands._cli import user_errors_as_one_line
-from nnlandmark.landmark_files import FORMATS, parse_formats, write_formats_for_predictions
+from nnlandmark.io.landmark_files import FORMATS
+from nnlandmark.io.predictions import parse_formats
 from nnlandmark.paths import model_folder
 
 
@@ -45,24 +46,12 @@ def main(argv=None):
         parser.error("--search_radius must be positive")
     formats = parse_formats(args.format)
     from nnlandmark.inference.predictor import LandmarkPredictor
+    from nnlandmark.io.predictions import read_priors
+    priors = read_priors(args.search_around) if args.search_around else None
     predictor = LandmarkPredictor.from_model_folder(
         model_folder(args.d, args.tr, args.p, args.c), args.f, args.chk, tile_step_size=args.step_size,
-        device=torch.device(args.device), allow_tqdm=not args.disable_tqdm,
-        subvoxel=not args.integer_peaks)
-    if args.search_around:
-        from os.path import isfile
-        from nnlandmark.evaluation.io import load_ground_truth, load_predictions
-        load = load_ground_truth if isfile(args.search_around) else load_predictions
-        predictor.search_priors, predictor.search_radius_mm = load(args.search_around), args.search_radius
-    written = predictor.predict_folder(args.i, args.o, args.continue_prediction)
-    print(f"{len(written)} case(s) predicted into {args.o}")
-    if any(f != 'json' for f in formats):
-        write_formats_for_predictions(written, formats)
-    if args.save_labelmap:
-        from nnlandmark.inference.prediction_files import write_prediction_labelmaps
-        write_prediction_labelmaps(written, args.i, predictor.dataset_json['file_ending'])
-    if args.qc:
-        from nnlandmark.evaluation.qc import qc_for_predictions
-        cases = [basename(w)[:-len('.json')] for w in written]
-        pictures = qc_for_predictions(args.o, args.i, predictor.dataset_json['file_ending'], cases)
-        print(f"{len(pictures)} QC picture(s) in {join(args.o, 'qc')}")
+        device=torch.device(args.device), allow_tqdm=not args.disable_tqdm, subvoxel=not args.integer_peaks)
+    written = predictor.predict_folder(args.i, args.o, priors, args.search_radius, formats, args.save_labelmap,
+                                       args.qc, args.continue_prediction)
+    print(f"{len(written)} case(s) predicted into {args.o}" + (f"; QC pictures in {join(args.o, 'qc')}" if args.qc
+                                                                else ""))

@@ -14,7 +14,7 @@ import numpy as np
 
 from nnlandmark.dataset_conversion.dataset_writer import CaseSource, write_landmark_dataset
 from nnlandmark.errors import LandmarkError
-from nnlandmark.landmark_files import LANDMARK_FILE_ENDINGS, read_landmark_file
+from nnlandmark.io.landmark_files import LANDMARK_FILE_ENDINGS, read_landmark_file
 
 IMAGE_ENDINGS = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 _CHANNEL = re.compile(r"^(.+)_(\d{4})$")

@@ -3,7 +3,6 @@
 Everything is checked before the first file is written, and the dataset is built in a temporary folder that
 replaces ``DatasetXXX_Name`` only when complete, so a failed conversion never leaves half a dataset behind.
 """
-import json
 import os
 import re
 import shutil
@@ -16,15 +15,14 @@ import numpy as np
 import SimpleITK as sitk
 from tqdm import tqdm
 
-from nnlandmark.dataset_conversion.labelmap import landmarks_to_labelmap, overlapping_cubes
 from nnlandmark.errors import LandmarkError
-from nnlandmark.geometry import Geometry, lps_to_ras
-from nnlandmark.presence import DATASET_KEY as PRESENCE_KEY
+from nnlandmark.geometry import Geometry, empty_grid_like, lps_to_ras
+from nnlandmark.io.atomic import write_json_atomic
+from nnlandmark.io.images import read_image_header
+from nnlandmark.labelmaps import landmarks_to_labelmap, overlapping_cubes
+from nnlandmark.landmark_set import LANDMARKS_VOXEL_JSON, LANDMARKS_WORLD_JSON, MAY_BE_ABSENT_KEY, SPACING_JSON
 
 FILE_ENDING = ".nii.gz"
-LANDMARKS_VOXEL_JSON = "all_landmarks_voxel.json"
-LANDMARKS_WORLD_JSON = "all_landmarks_world.json"
-SPACING_JSON = "spacing.json"
 _CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -48,25 +46,6 @@ class _Checked:
     reference: sitk.Image           # channel 0 header (no pixels) for the label map geometry
     index: Dict[str, np.ndarray]    # name -> continuous ITK index
     world: Dict[str, np.ndarray]    # name -> LPS mm
-
-
-def read_image_header(path: str) -> sitk.ImageFileReader:
-    """The header of a 3D scalar image (no pixels read), or a LandmarkError naming the file."""
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(path)
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError as e:
-        raise LandmarkError(f"cannot read image {path}: {' '.join(str(e).split())[:200]}") from None
-    if reader.GetDimension() != 3 or reader.GetNumberOfComponents() != 1:
-        raise LandmarkError(f"{path} is a {reader.GetDimension()}D image with {reader.GetNumberOfComponents()} "
-                            f"component(s); nnlandmark needs 3D scalar volumes (one file per channel)")
-    return reader
-
-
-def _geometry_of(reader: sitk.ImageFileReader) -> Geometry:
-    return Geometry.of_sitk_stuff({"origin": reader.GetOrigin(), "spacing": reader.GetSpacing(),
-                                   "direction": reader.GetDirection()})
 
 
 def _inside(index: np.ndarray, size) -> np.ndarray:
@@ -115,13 +94,9 @@ def _check_case(case: CaseSource, n_channels: int) -> _Checked:
                 or not np.allclose(reader.GetOrigin(), readers[0].GetOrigin(), atol=1e-4)
                 or not np.allclose(reader.GetDirection(), readers[0].GetDirection(), atol=1e-5)):
             raise LandmarkError(f"channel {path} has another size or geometry than {case.images[0]}")
-    geometry = _geometry_of(readers[0])
+    geometry = Geometry.of_image(readers[0])
     index = _to_index(case, geometry, readers[0].GetSize())
-    reference = sitk.Image(list(readers[0].GetSize()), sitk.sitkUInt8)
-    reference.SetOrigin(readers[0].GetOrigin())
-    reference.SetSpacing(readers[0].GetSpacing())
-    reference.SetDirection(readers[0].GetDirection())
-    return _Checked(case, reference, index, {n: geometry.index_to_world(i) for n, i in index.items()})
+    return _Checked(case, empty_grid_like(readers[0]), index, {n: geometry.index_to_world(i) for n, i in index.items()})
 
 
 def _landmark_order(cases: Sequence[CaseSource], landmark_names: Optional[Sequence[str]]) -> List[str]:
@@ -210,11 +185,6 @@ def _write_image(source: str, target: str) -> None:
         sitk.WriteImage(image, target, useCompression=True)
 
 
-def _dump(content, path: str) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(content, f, indent=2)
-
-
 def write_landmark_dataset(cases: Sequence[CaseSource], raw_root: str, dataset_id: int, name: str, *,
                            landmark_names: Optional[Sequence[str]] = None, test_cases: Sequence[str] = (),
                            channel_names: Optional[Dict[str, str]] = None, splits: Optional[list] = None,
@@ -225,7 +195,7 @@ def write_landmark_dataset(cases: Sequence[CaseSource], raw_root: str, dataset_i
     ``test_cases``), dataset.json with the landmarks as labels 1..N in ``landmark_names`` order, the landmark
     positions as continuous ITK index and LPS mm (null where absent), spacing.json and, given ``splits`` or
     ``folds``, splits_final.json (copied into nnUNet_preprocessed by nnLandmark_plan_and_preprocess).
-    ``may_be_absent`` names the landmarks whose absence in a case is real (see nnlandmark.presence)."""
+    ``may_be_absent`` names the landmarks whose absence in a case is real (see nnlandmark.landmark_set)."""
     _check_cases(cases)
     names = _landmark_order(cases, landmark_names)
     labels = {n: i + 1 for i, n in enumerate(names)}
@@ -269,15 +239,18 @@ def write_landmark_dataset(cases: Sequence[CaseSource], raw_root: str, dataset_i
                         "labels": {"background": 0, **labels}, "numTraining": len(train),
                         "file_ending": FILE_ENDING, **(dataset_json_extra or {})}
         if may_be_absent:
-            dataset_json[PRESENCE_KEY] = [n for n in names if n in set(may_be_absent)]
-        _dump(dataset_json, join(partial, "dataset.json"))
-        _dump({c.source.case: {n: c.index[n].tolist() if n in c.index else None for n in names} for c in checked},
+            dataset_json[MAY_BE_ABSENT_KEY] = [n for n in names if n in set(may_be_absent)]
+        write_json_atomic(dataset_json, join(partial, "dataset.json"))
+        write_json_atomic({c.source.case: {n: c.index[n].tolist() if n in c.index else None for n in names}
+                           for c in checked},
               join(partial, LANDMARKS_VOXEL_JSON))
-        _dump({c.source.case: {n: c.world[n].tolist() if n in c.world else None for n in names} for c in checked},
+        write_json_atomic({c.source.case: {n: c.world[n].tolist() if n in c.world else None for n in names}
+                           for c in checked},
               join(partial, LANDMARKS_WORLD_JSON))
-        _dump({c.source.case: list(c.reference.GetSpacing()) for c in checked}, join(partial, SPACING_JSON))
+        write_json_atomic({c.source.case: list(c.reference.GetSpacing()) for c in checked},
+                          join(partial, SPACING_JSON))
         if splits is not None:
-            _dump(splits, join(partial, "splits_final.json"))
+            write_json_atomic(splits, join(partial, "splits_final.json"))
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise

@@ -4,7 +4,6 @@ Each case holds three spheres (radius 3, 5 and 7 voxels; bright, dark and medium
 positions on a smooth, noisy background; the landmarks are the sphere centres. The geometry is non-trivial (origin offset, a
 flipped axis) so that world coordinates are exercised.
 """
-import json
 import os
 from os.path import join
 from typing import Dict, Optional
@@ -13,8 +12,10 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from nnlandmark.dataset_conversion.labelmap import landmarks_to_labelmap
-from nnlandmark.geometry import Geometry
+from nnlandmark.geometry import Geometry, voxel_grid_itk
+from nnlandmark.io.atomic import write_json_atomic
+from nnlandmark.labelmaps import landmarks_to_labelmap
+from nnlandmark.landmark_set import LANDMARKS_VOXEL_JSON, LANDMARKS_WORLD_JSON
 
 LANDMARKS = {"small_sphere": 3.0, "medium_sphere": 5.0, "large_sphere": 7.0}  # name -> radius in voxels
 INTENSITY = {"small_sphere": 2.0, "medium_sphere": -1.5, "large_sphere": 1.0}  # added to the background
@@ -30,7 +31,7 @@ def _case(rng: np.random.Generator, size: int, spacing, absent=()):
         pairs = [(a, b) for a in LANDMARKS for b in LANDMARKS if a < b]
         if all(np.linalg.norm(centres[a] - centres[b]) > LANDMARKS[a] + LANDMARKS[b] + 4 for a, b in pairs):
             break
-    xyz = np.stack(np.meshgrid(*[np.arange(size)] * 3, indexing="ij"), -1)[..., ::-1]  # array (z,y,x) -> (x,y,z)
+    xyz = voxel_grid_itk((size,) * 3)
     background = ndimage.gaussian_filter(rng.normal(0, 1, (size,) * 3), 4) * 3
     image = background + rng.normal(0, 0.15, (size,) * 3)
     centres = {n: c for n, c in centres.items() if n not in absent}
@@ -73,8 +74,6 @@ def make_synthetic_dataset(raw_root: str, dataset_id: int = 990, name: str = "Sy
                     "description": "nnlandmark synthetic spheres; landmarks are sphere centres"}
     if absent_fraction:
         dataset_json["landmarks_may_be_absent"] = sorted(absent_fraction)
-    for file, content in (("dataset.json", dataset_json), ("all_landmarks_voxel.json", voxel),
-                          ("all_landmarks_world.json", world)):
-        with open(join(folder, file), "w") as f:
-            json.dump(content, f, indent=2)
+    for file, content in (("dataset.json", dataset_json), (LANDMARKS_VOXEL_JSON, voxel), (LANDMARKS_WORLD_JSON, world)):
+        write_json_atomic(content, join(folder, file))
     return folder

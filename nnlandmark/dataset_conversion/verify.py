@@ -1,16 +1,17 @@
 """Checks that a raw nnU-Net dataset really encodes landmarks: one blob per label, known label values."""
 import os
-from os.path import basename, join, isfile
+from os.path import join, isfile
 from typing import Dict, List, Set
 
 import numpy as np
 import SimpleITK as sitk
-from batchgenerators.utilities.file_and_folder_operations import load_json, load_pickle, subfiles
+from batchgenerators.utilities.file_and_folder_operations import load_json, subfiles
 from tqdm import tqdm
 
-from nnlandmark.dataset_conversion.dataset_writer import read_image_header
-from nnlandmark.dataset_conversion.labelmap import count_blobs
 from nnlandmark.errors import LandmarkError
+from nnlandmark.io.images import preprocessed_case_properties, read_image_header
+from nnlandmark.labelmaps import count_blobs
+from nnlandmark.landmark_set import landmark_labels
 
 
 def _check_image(label_path: str, image_path: str, check_values: bool) -> None:
@@ -37,7 +38,7 @@ def verify_landmark_dataset(raw_dataset_folder: str, check_image_values: bool = 
     if not isfile(dataset_json_file):
         raise LandmarkError(f"{dataset_json_file} not found")
     dataset_json = load_json(dataset_json_file)
-    names = {int(v): n for n, v in dataset_json['labels'].items() if int(v) != 0}
+    names = {v: n for n, v in landmark_labels(dataset_json, dataset_json_file).items()}
     label_files = subfiles(join(raw_dataset_folder, 'labelsTr'), suffix=dataset_json['file_ending'])
     if not label_files:
         raise LandmarkError(f"no label files in {join(raw_dataset_folder, 'labelsTr')}")
@@ -65,9 +66,8 @@ def verify_landmark_dataset(raw_dataset_folder: str, check_image_values: bool = 
 
 def labels_in_preprocessed(preprocessed_folder: str) -> Dict[str, Set[int]]:
     """{case: labels with voxels} of a preprocessed configuration, from nnU-Net's ``class_locations``."""
-    from glob import glob
-    return {basename(p)[:-len('.pkl')]: {int(v) for v, where in load_pickle(p)['class_locations'].items() if len(where)}
-            for p in glob(join(preprocessed_folder, '*.pkl'))}
+    return {case: {int(v) for v, where in properties['class_locations'].items() if len(where)}
+            for case, properties in preprocessed_case_properties(preprocessed_folder).items()}
 
 
 def landmarks_lost_in_preprocessing(preprocessed_folder: str, present: Dict[str, Set[int]],

@@ -1,19 +1,17 @@
 """Biometry: how wrong a clinical distance between two landmarks comes out, |‖â−b̂‖ − ‖a−b‖| in world mm.
 
 World positions already carry per-axis spacing and direction, so plain Euclidean distances are correct
-for anisotropic and oblique images (DESIGN.md §3).
+for anisotropic and oblique images (docs/design.md, "Metrics").
 """
 import csv
-import json
 from pathlib import Path
-from typing import List, NamedTuple, Optional, Sequence, Tuple
+from typing import List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
-from nnlandmark.errors import LandmarkError
 from nnlandmark.evaluation.metrics import Landmarks
-
-Pair = Tuple[str, str]
+from nnlandmark.io.atomic import read_json
+from nnlandmark.landmark_set import Pair, biometry_pairs, checked_pairs
 
 DEFINITION = ("Biometry error for a landmark pair (a, b) is |‖â − b̂‖ − ‖a − b‖| in world mm, per case where "
               "both landmarks are in prediction and ground truth; mean ± std (ddof 0) per pair and pooled.")
@@ -31,34 +29,15 @@ def pair_key(pair: Pair) -> str:
     return f"{pair[0]}:{pair[1]}"
 
 
-def _check(pairs, where: str) -> List[Pair]:
-    out = []
-    for p in pairs:
-        if (not isinstance(p, (list, tuple)) or len(p) != 2 or not all(isinstance(n, str) and n for n in p)
-                or p[0] == p[1]):
-            raise LandmarkError(f"{where}: a biometry pair must be two different landmark names, got {p!r}")
-        out.append((p[0], p[1]))
-    return out
-
-
 def parse_pairs(texts: Sequence[str]) -> List[Pair]:
     """Command-line ``a:b c:d`` -> [("a", "b"), ("c", "d")]."""
-    return _check([t.split(":") for t in texts], "--pairs")
+    return checked_pairs([t.split(":") for t in texts], "--pairs")
 
 
 def pairs_from_dataset(folder) -> List[Pair]:
     """``biometry_pairs`` of a raw dataset's dataset.json ([] when the key or the file is absent)."""
     path = Path(folder) / "dataset.json"
-    if not path.is_file():
-        return []
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise LandmarkError(f"cannot read JSON file {path}: {e}") from None
-    pairs = info.get("biometry_pairs", []) if isinstance(info, dict) else []
-    if not isinstance(pairs, list):
-        raise LandmarkError(f"{path}: 'biometry_pairs' must be a list of [name, name] pairs")
-    return _check(pairs, f"{path}: biometry_pairs")
+    return biometry_pairs(read_json(path), str(path)) if path.is_file() else []
 
 
 def biometry_errors(pred: Landmarks, gt: Landmarks, pairs: Sequence[Pair]) -> List[BiometryError]:

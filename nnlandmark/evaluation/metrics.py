@@ -1,4 +1,4 @@
-"""Radial error, MRE, std and SDR in world millimetres, with the definitions stated (DESIGN.md §3)."""
+"""Radial error, MRE, std and SDR in world millimetres, with the definitions stated (docs/design.md, "Metrics")."""
 from typing import Dict, Iterable, List, Mapping, NamedTuple, Sequence
 
 import numpy as np

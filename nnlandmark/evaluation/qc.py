@@ -13,9 +13,12 @@ from typing import Mapping, Optional, Sequence, Tuple
 import numpy as np
 import SimpleITK as sitk
 from matplotlib.figure import Figure
+from tqdm import tqdm
 
 from nnlandmark.errors import LandmarkError
-from nnlandmark.geometry import Geometry
+from nnlandmark.geometry import Geometry, volume_in_itk_order
+from nnlandmark.io.images import read_image
+from nnlandmark.io.predictions import read_predictions
 
 PANEL, HEADER, DPI = 200, 24, 100
 PRED_STYLE = dict(marker="x", color=(1.0, 0.0, 0.0), markersize=10, markeredgewidth=2, linestyle="none")
@@ -37,16 +40,13 @@ def find_case_image(case: str, folders: Sequence, ending: Optional[str] = None) 
 
 def read_volume(path) -> Tuple[np.ndarray, Geometry]:
     """ITK-ordered (i, j, k) intensity volume and its geometry."""
-    try:
-        image = sitk.ReadImage(str(path))
-    except RuntimeError as e:
-        raise LandmarkError(f"cannot read image {path}: {' '.join(str(e).split())[:300]}") from None
+    image = read_image(path)
     array = sitk.GetArrayFromImage(image)
     if array.ndim == 4:
         array = array[..., 0]
     if array.ndim != 3:
         raise LandmarkError(f"{path}: QC needs a 3D image, got array shape {array.shape}")
-    return np.transpose(array, (2, 1, 0)).astype(np.float32), Geometry.of_image(image)
+    return volume_in_itk_order(array).astype(np.float32), Geometry.of_image(image)
 
 
 def _slice(volume: np.ndarray, axis: int, index: float) -> Tuple[np.ndarray, int]:
@@ -106,7 +106,6 @@ def worst_cases(per_case: Mapping[str, float], n: int) -> list:
 def write_qc(cases: Sequence[str], pred: Mapping, gt: Mapping, image_folders: Sequence, out_dir,
              ending: Optional[str] = None, per_case: Optional[Mapping[str, float]] = None) -> list:
     """out_dir/qc/CASE.png for each case; the image is looked up as CASE_0000<ending> in image_folders."""
-    from tqdm import tqdm
     written = []
     for case in tqdm(cases, desc="QC pictures", disable=None):
         volume, geometry = read_volume(find_case_image(case, image_folders, ending))
@@ -118,6 +117,5 @@ def write_qc(cases: Sequence[str], pred: Mapping, gt: Mapping, image_folders: Se
 
 def qc_for_predictions(pred_dir, image_dir, ending: Optional[str] = None, cases: Optional[Sequence[str]] = None) -> list:
     """nnLandmark_predict --qc: PRED_DIR/qc/CASE.png for the given (default: all) predicted cases, no ground truth."""
-    from nnlandmark.evaluation.io import load_predictions
-    pred = load_predictions(pred_dir)
+    pred = read_predictions(pred_dir)[0]
     return write_qc(sorted(pred) if cases is None else list(cases), pred, {}, [image_dir], pred_dir, ending)

@@ -1,10 +1,13 @@
-"""Sliding-window landmark prediction on top of nnUNetPredictor (paper §2, DESIGN.md §1).
+"""Sliding-window landmark prediction on top of nnUNetPredictor (paper §2, docs/design.md).
 
 Heatmaps stay in preprocessed space (N channels, fp16, folds averaged); only the per-channel peak is mapped
-back to the original image, so memory never holds a full-resolution copy of every channel.
+back to the original image, so memory never holds a full-resolution copy of every channel. Everything the
+``nnLandmark_predict`` command does is one call of :meth:`LandmarkPredictor.predict_folder`.
 """
 import os
-from os.path import join, isdir, isfile
+from copy import copy
+from itertools import combinations
+from os.path import isdir, isfile, join
 from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
@@ -18,13 +21,20 @@ from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 from tqdm import tqdm
 
 from nnlandmark.errors import LandmarkError
-from nnlandmark.geometry import Geometry
-from nnlandmark.inference.coordinates import original_zyx_to_preprocessed, preprocessed_to_original_index
-from nnlandmark.inference.peaks import channel_maxima, refine_peaks, restrict_to_balls, tiles_near_balls
-from nnlandmark.inference.prediction_files import case_prediction, find_input_cases, write_json_atomic
+from nnlandmark.evaluation.qc import qc_for_predictions
+from nnlandmark.geometry import Geometry, preprocessed_to_original_index, world_to_preprocessed
+from nnlandmark.heatmaps import channel_maxima, refine_peaks, restrict_to_balls, tiles_near_balls
+from nnlandmark.io.atomic import write_json_atomic
+from nnlandmark.io.images import find_input_cases, images_to_nnunet_array
+from nnlandmark.io.predictions import (Points, case_prediction, parse_formats, read_prediction,
+                                       write_prediction_formats)
+from nnlandmark.labelmaps import write_prediction_labelmap
+from nnlandmark.landmark_set import channel_permutation, landmark_labels, mirror_pairs
+from nnlandmark.network import build_network_for, load_checkpoint
 from nnlandmark.presence import read_thresholds
 
 ImageInput = Union[str, Sequence[str], sitk.Image, Sequence[sitk.Image]]
+SEARCH_RADIUS_MM = 20.0
 
 
 class LandmarkPredictor(nnUNetPredictor):
@@ -32,19 +42,18 @@ class LandmarkPredictor(nnUNetPredictor):
 
     def __init__(self, tile_step_size: float = 0.5, use_gaussian: bool = True, use_mirroring: bool = True,
                  device: torch.device = torch.device('cpu'), verbose: bool = False, allow_tqdm: bool = True,
-                 subvoxel: bool = True):
+                 subvoxel: bool = True, presence_thresholds: Optional[Dict[str, float]] = None):
         super().__init__(tile_step_size, use_gaussian, use_mirroring, perform_everything_on_device=True,
                          device=device, verbose=verbose, verbose_preprocessing=False, allow_tqdm=allow_tqdm)
         self.subvoxel = subvoxel  # False: the paper's integer argmax
-        self.presence_thresholds: Optional[Dict[str, float]] = None  # from nnLandmark_calibrate; None: all present
-        self.search_priors: Optional[Dict[str, Dict[str, np.ndarray]]] = None  # {case: {name: world LPS}}
-        self.search_radius_mm = 20.0  # with priors: each landmark's maximum is read within this distance of its prior
-        self._balls = None  # (centres, radii) in preprocessed voxels while a case with priors is predicted
+        self.presence_thresholds = presence_thresholds  # {name: likelihood} (nnLandmark_calibrate); None: all present
+        self.tile_balls = None  # set only on the short-lived copy that reads one case around priors (_searching)
 
     @classmethod
     def from_model_folder(cls, model_folder: str, folds: Optional[Sequence[Union[int, str]]] = None,
                           checkpoint_name: str = 'checkpoint_final.pth', **kwargs) -> "LandmarkPredictor":
-        from nnlandmark.trainers import all_trainer_classes, trainer_class_by_name
+        """The folds (default: all trained) of a model folder; ``presence_thresholds`` default to the model's
+        calibration (landmark_thresholds.json). Other keyword arguments go to the constructor."""
         for name in ('plans.json', 'dataset.json'):
             if not isfile(join(model_folder, name)):
                 raise LandmarkError(f"{join(model_folder, name)} not found: is this a trained nnlandmark model folder?")
@@ -55,22 +64,15 @@ class LandmarkPredictor(nnUNetPredictor):
         checkpoints = [load_checkpoint(join(model_folder, f'fold_{f}', checkpoint_name)) for f in folds]
         plans_manager = PlansManager(load_json(join(model_folder, 'plans.json')))
         dataset_json = load_json(join(model_folder, 'dataset.json'))
-        trainer_name = checkpoints[0].get('trainer_name')
-        if trainer_name not in all_trainer_classes():
-            raise LandmarkError(f"{join(model_folder, f'fold_{folds[0]}', checkpoint_name)} was trained by "
-                                f"'{trainer_name}', not by an nnlandmark trainer: segmentation models are predicted "
-                                f"with nnUNetv2_predict")
         configuration_manager = plans_manager.get_configuration(checkpoints[0]['init_args']['configuration'])
-        network = trainer_class_by_name(trainer_name).build_network_architecture(
-            plans_manager, configuration_manager,
-            determine_num_input_channels(plans_manager, configuration_manager, dataset_json),
-            plans_manager.get_label_manager(dataset_json).num_segmentation_heads, enable_deep_supervision=False)
+        network = build_network_for(plans_manager, configuration_manager, dataset_json)
         parameters = [c['network_weights'] for c in checkpoints]
         network.load_state_dict(parameters[0])
+        kwargs.setdefault('presence_thresholds', read_thresholds(model_folder))
         predictor = cls(**kwargs)
         predictor.manual_initialization(network, plans_manager, configuration_manager, parameters, dataset_json,
-                                        trainer_name, checkpoints[0].get('inference_allowed_mirroring_axes'))
-        predictor.presence_thresholds = read_thresholds(model_folder)
+                                        checkpoints[0]['trainer_name'],
+                                        checkpoints[0].get('inference_allowed_mirroring_axes'))
         return predictor
 
     def _internal_maybe_mirror_and_predict(self, x: torch.Tensor) -> torch.Tensor:
@@ -78,8 +80,6 @@ class LandmarkPredictor(nnUNetPredictor):
         also swaps the paired channels back (only those axes are allowed then)."""
         if not (self.use_mirroring and self.allowed_mirroring_axes):
             return self.network(x)
-        from itertools import combinations
-        from nnlandmark.trainers.mirroring import channel_permutation, mirror_pairs
         swap = channel_permutation(self.dataset_json) if mirror_pairs(self.dataset_json) else None
         axes = [a + 2 for a in self.allowed_mirroring_axes]
         combos = [c for i in range(len(axes)) for c in combinations(axes, i + 1)]
@@ -91,7 +91,7 @@ class LandmarkPredictor(nnUNetPredictor):
 
     @property
     def landmark_labels(self) -> Dict[str, int]:
-        return {n: int(v) for n, v in self.dataset_json['labels'].items() if int(v) != 0}
+        return landmark_labels(self.dataset_json)
 
     @torch.inference_mode()
     def _internal_predict_sliding_window_return_logits(self, data: torch.Tensor, slicers, do_on_device: bool = True):
@@ -115,37 +115,47 @@ class LandmarkPredictor(nnUNetPredictor):
     def _internal_get_sliding_window_slicers(self, image_size):
         """nnU-Net's tiles; while searching around priors, only those that overlap a search ball."""
         slicers = super()._internal_get_sliding_window_slicers(image_size)
-        if self._balls is None or any(i < p for i, p in zip(image_size, self.configuration_manager.patch_size)):
+        if self.tile_balls is None or any(i < p for i, p in zip(image_size, self.configuration_manager.patch_size)):
             return slicers  # (nnU-Net pads images smaller than the patch, which shifts the tiles)
-        return tiles_near_balls(slicers, *self._balls, image_size)
+        return tiles_near_balls(slicers, *self.tile_balls, image_size)
 
-    def predict_heatmaps(self, data: torch.Tensor) -> torch.Tensor:
-        """(C, *preprocessed) image -> (N, *preprocessed) heatmaps in [0, 1], averaged over the loaded folds."""
+    def _searching(self, balls) -> "LandmarkPredictor":
+        """A shallow copy that runs only the tiles near ``balls``: nnU-Net picks the tiles inside its sliding-window
+        call, and the copy carries the balls into that one call without this predictor keeping per-call state."""
+        searcher = copy(self)
+        searcher.tile_balls = balls
+        return searcher
+
+    def predict_heatmaps(self, data: torch.Tensor, balls=None) -> torch.Tensor:
+        """(C, *preprocessed) image -> (N, *preprocessed) heatmaps in [0, 1], averaged over the loaded folds; with
+        ``balls`` (centres, radii in preprocessed voxels) only the tiles that overlap them run."""
+        predictor = self if balls is None else self._searching(balls)
         if self.list_of_parameters is None:  # network handed over by a trainer, weights already loaded
-            return self.predict_sliding_window_return_logits(data).cpu()
-        return self.predict_logits_from_preprocessed_data(data)
+            return predictor.predict_sliding_window_return_logits(data).cpu()
+        return predictor.predict_logits_from_preprocessed_data(data)
 
-    def predict_preprocessed(self, data: torch.Tensor, properties: dict,
-                             prior: Optional[Dict[str, np.ndarray]] = None) -> Dict[str, dict]:
-        """Landmarks of one preprocessed case: {name: {label, voxel, world, likelihood}} in the original image.
-        ``prior`` ({name: world LPS}, e.g. a coarse model's prediction) restricts each named landmark's maximum to
-        ``search_radius_mm`` around it."""
+    def predict_preprocessed(self, data: torch.Tensor, properties: dict, prior: Optional[Dict[str, np.ndarray]] = None,
+                             search_radius_mm: float = SEARCH_RADIUS_MM) -> Dict[str, dict]:
+        """Landmarks of one preprocessed case: {name: {label, voxel, world, likelihood, present}} in the original
+        image. ``prior`` ({name: world LPS}, e.g. a coarse model's prediction) restricts each named landmark's maximum
+        to ``search_radius_mm`` around it."""
         if 'sitk_stuff' not in properties:
             raise LandmarkError("world coordinates need image geometry: use SimpleITKIO (the default for "
                                 ".nii.gz/.nrrd/.mha) as the dataset's reader")
         geometry = Geometry.of_sitk_stuff(properties['sitk_stuff'])
-        balls = self._search_balls(prior, geometry, data.shape[1:], properties) if prior else None
-        self._balls = balls
-        try:
-            heat = self.predict_heatmaps(data)
-        finally:
-            self._balls = None
+        balls = None
+        if prior:
+            world = np.array([prior.get(n, [np.nan] * 3) for n in self.landmark_labels], float)
+            balls = (world_to_preprocessed(world, geometry, data.shape[1:], properties,
+                                           self.plans_manager.transpose_forward),
+                     search_radius_mm / np.asarray(self.configuration_manager.spacing, float))
+        heat = self.predict_heatmaps(data, balls)
         if balls:
             names = list(self.landmark_labels)
             with torch.inference_mode():  # heat is an inference tensor: changed in place only in that mode
                 for channel in restrict_to_balls(heat, *balls):
                     print(f"WARNING: the prior of landmark '{names[channel]}' lies more than "
-                          f"{self.search_radius_mm} mm outside the image; searched the whole image")
+                          f"{search_radius_mm} mm outside the image; searched the whole image")
         peaks, likelihood = channel_maxima(heat)
         if self.subvoxel:
             peaks = refine_peaks(heat, peaks)
@@ -156,16 +166,10 @@ class LandmarkPredictor(nnUNetPredictor):
                        'likelihood': float(likelihood[i]), 'present': bool(likelihood[i] >= thresholds.get(name, 0.0))}
                 for i, (name, label) in enumerate(self.landmark_labels.items())}
 
-    def _search_balls(self, prior: Dict[str, np.ndarray], geometry: Geometry, shape, properties: dict):
-        """Each landmark's prior (world LPS; missing: NaN) as a centre in preprocessed voxels, and the search radius
-        in voxels along each axis."""
-        world = np.array([prior.get(n, [np.nan] * 3) for n in self.landmark_labels], float)
-        zyx = geometry.world_to_index(world)[:, ::-1]
-        centres = original_zyx_to_preprocessed(zyx, shape, properties, self.plans_manager.transpose_forward)
-        return centres, self.search_radius_mm / np.asarray(self.configuration_manager.spacing, float)
-
-    def predict(self, image: ImageInput, case: Optional[str] = None) -> dict:
-        """One case from a file path (or one path per channel) or a SimpleITK image -> the prediction dict."""
+    def predict(self, image: ImageInput, case: Optional[str] = None, prior: Optional[Dict[str, np.ndarray]] = None,
+                search_radius_mm: float = SEARCH_RADIUS_MM) -> dict:
+        """One case from a file path (or one path per channel) or a SimpleITK image -> the prediction dict (the
+        CASE.json schema); ``prior`` as in :meth:`predict_preprocessed`."""
         images = [image] if isinstance(image, (str, os.PathLike, sitk.Image)) else list(image)
         expected = determine_num_input_channels(self.plans_manager, self.configuration_manager, self.dataset_json)
         if len(images) != expected:
@@ -182,47 +186,40 @@ class LandmarkPredictor(nnUNetPredictor):
         if not np.all(np.isfinite(data)):
             where = source if isinstance(images[0], sitk.Image) else ", ".join(str(i) for i in images)
             raise LandmarkError(f"image {where} contains NaN or infinite values")
-        prior = None
-        if self.search_priors is not None:
-            if case not in self.search_priors:
-                raise LandmarkError(f"case '{case or source}' has no prior positions (--search_around)")
-            prior = self.search_priors[case]
-        landmarks = self.predict_preprocessed(torch.from_numpy(data), properties, prior)
+        landmarks = self.predict_preprocessed(torch.from_numpy(data), properties, prior, search_radius_mm)
         return case_prediction(case or source, source, landmarks)
 
-    def predict_folder(self, input_dir: str, output_dir: str, continue_prediction: bool = False) -> List[str]:
-        """Every case in an nnU-Net style input folder (CASE_0000.ext, ...) -> OUTPUT_DIR/CASE.json."""
+    def predict_folder(self, input_dir: str, output_dir: str, priors: Optional[Points] = None,
+                       search_radius_mm: float = SEARCH_RADIUS_MM, formats: Union[str, Sequence[str]] = 'json',
+                       save_labelmap: bool = False, qc: bool = False, continue_prediction: bool = False) -> List[str]:
+        """Every case in an nnU-Net style input folder (CASE_0000.ext, ...) -> OUTPUT_DIR/CASE.json, plus
+        CASE.mrk.json / CASE.fcsv / CASE.csv for the other ``formats``, CASE<file_ending> (a cube per landmark on the
+        input grid) with ``save_labelmap`` and qc/CASE.png with ``qc``. ``priors`` {case: {name: world LPS}} search
+        each landmark within ``search_radius_mm`` of its prior (every case needs one). ``continue_prediction`` keeps
+        the CASE.json files already there. Returns the CASE.json paths."""
+        formats = parse_formats(formats if isinstance(formats, str) else ",".join(formats))
         if not isdir(input_dir):
             raise LandmarkError(f"input folder {input_dir} does not exist")
+        ending = self.dataset_json['file_ending']
         n_channels = determine_num_input_channels(self.plans_manager, self.configuration_manager, self.dataset_json)
-        cases = find_input_cases(input_dir, self.dataset_json['file_ending'], n_channels)
+        cases = find_input_cases(input_dir, ending, n_channels)
+        without_prior = sorted(set(cases) - set(priors)) if priors is not None else []
+        if without_prior:
+            raise LandmarkError(f"case '{without_prior[0]}' has no prior positions (--search_around)")
         os.makedirs(output_dir, exist_ok=True)
         written = []
         for case, files in tqdm(cases.items(), desc='cases', disable=not self.allow_tqdm):
             target = join(output_dir, f'{case}.json')
-            if not (continue_prediction and isfile(target)):
-                write_json_atomic(self.predict(files, case=case), target)
+            if continue_prediction and isfile(target):
+                prediction = read_prediction(target)
+            else:
+                prediction = self.predict(files, case, priors[case] if priors is not None else None,
+                                          search_radius_mm)
+                write_json_atomic(prediction, target)
+            write_prediction_formats(prediction, output_dir, formats)
+            if save_labelmap:
+                write_prediction_labelmap(prediction, files[0], join(output_dir, case + ending))
             written.append(target)
+        if qc:
+            qc_for_predictions(output_dir, input_dir, ending, list(cases))
         return written
-
-
-def load_checkpoint(path: str) -> dict:
-    if not isfile(path):
-        raise LandmarkError(f"checkpoint {path} not found: train this fold first or pick another with -f/-chk")
-    try:
-        checkpoint = torch.load(path, map_location='cpu', weights_only=False)
-    except Exception as e:  # truncated or not a torch file
-        raise LandmarkError(f"checkpoint {path} cannot be read ({type(e).__name__}); it may be truncated") from e
-    if not isinstance(checkpoint, dict) or 'network_weights' not in checkpoint:
-        raise LandmarkError(f"{path} is not an nnU-Net checkpoint")
-    return checkpoint
-
-
-def images_to_nnunet_array(images: Sequence[sitk.Image]):
-    """SimpleITK image(s) -> (C, z, y, x) float32 array and properties, exactly as nnU-Net's SimpleITKIO."""
-    reference = images[0]
-    data = np.stack([sitk.GetArrayFromImage(i) for i in images]).astype(np.float32)
-    properties = {'sitk_stuff': {'spacing': reference.GetSpacing(), 'origin': reference.GetOrigin(),
-                                 'direction': reference.GetDirection()},
-                  'spacing': list(reference.GetSpacing())[::-1]}
-    return data, properties

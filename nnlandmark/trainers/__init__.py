@@ -1,4 +1,4 @@
-"""Our trainers, found by name from this package only (nnU-Net's name lookup is not used, DESIGN.md §6)."""
+"""Our trainers, found by name from this package only (nnU-Net's name lookup is not used, docs/design.md)."""
 from nnlandmark.errors import LandmarkError
 from nnlandmark.trainers.nnLandmarkTrainer import nnLandmarkTrainer
 from nnlandmark.trainers import variants  # noqa: F401  (registers the variants as subclasses)

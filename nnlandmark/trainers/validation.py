@@ -1,4 +1,4 @@
-"""Final validation of a fold: predict the validation cases, write CASE.json, summarise MRE in mm."""
+"""Final validation of a fold: predict the validation cases, write CASE.json, evaluate them in mm."""
 import os
 from os.path import join
 
@@ -6,14 +6,17 @@ import numpy as np
 import torch
 from torch import distributed as dist
 
-from nnlandmark.evaluation import evaluate, format_table
-from nnlandmark.evaluation.io import load_label_folder
-from nnlandmark.inference.prediction_files import case_prediction, write_json_atomic
+from nnlandmark.evaluation.pipeline import evaluate
+from nnlandmark.evaluation.report import format_table
 from nnlandmark.inference.predictor import LandmarkPredictor
+from nnlandmark.io.atomic import write_json_atomic
+from nnlandmark.io.predictions import case_prediction
+from nnlandmark.labelmaps import read_label_maps
 
 
 def validate_fold(trainer) -> dict:
-    """Uses the trainer's network as is; ground truth are the label cubes in ``gt_segmentations``."""
+    """Uses the trainer's network as is; ground truth are the label cubes in ``gt_segmentations`` (presence from the
+    dataset's ``landmarks_may_be_absent``), so the summary also has the detection report where it applies."""
     predictor = LandmarkPredictor(device=trainer.device, allow_tqdm=False)
     predictor.manual_initialization(trainer.network, trainer.plans_manager, trainer.configuration_manager, None,
                                     trainer.dataset_json, trainer.__class__.__name__,
@@ -33,10 +36,10 @@ def validate_fold(trainer) -> dict:
         dist.barrier()
     if trainer.local_rank != 0:
         return {}
-    labels = {n: int(v) for n, v in trainer.dataset_json['labels'].items() if int(v) != 0}
-    gt = load_label_folder(join(trainer.preprocessed_dataset_folder_base, 'gt_segmentations'), labels,
-                           trainer.dataset_json['file_ending'])
-    summary = evaluate(output_folder, {k: gt[k] for k in val_keys if k in gt}, out_dir=output_folder)
+    base = trainer.preprocessed_dataset_folder_base
+    points, presence = read_label_maps(join(base, 'dataset.json'), [join(base, 'gt_segmentations')])
+    truth = ({k: points[k] for k in val_keys if k in points}, {k: presence[k] for k in val_keys if k in presence})
+    summary = evaluate(output_folder, truth, out_dir=output_folder, plots=False)
     trainer.print_to_log_file("Final validation of this fold:\n" + format_table(summary), add_timestamp=False)
     trainer.logger.log_summary('final_val/mre_mm', summary['mre_mm'])
     return summary

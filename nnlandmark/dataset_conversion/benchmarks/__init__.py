@@ -9,6 +9,8 @@ import warnings
 from os.path import dirname, join
 from typing import Dict, List
 
+from nnlandmark.dataset_conversion.dataset_writer import ConversionWarning
+
 BENCHMARKS = ("afids", "mml", "pddca", "feta", "lfc")
 
 
@@ -22,7 +24,6 @@ def split_file(benchmark: str) -> str:
 
 def shipped_test_cases(benchmark: str, found: Dict[str, object], source_dir: str) -> List[str]:
     """The test cases listed in splits/<benchmark>.json that the download has; warns about the others."""
-    from nnlandmark.dataset_conversion.dataset_writer import ConversionWarning
     with open(split_file(benchmark), encoding="utf-8") as f:
         listed = json.load(f)["test"]
     absent = [c for c in listed if c not in found]

@@ -32,7 +32,6 @@ are under their data use agreements, which you must accept before downloading. C
 Data 10:449) and Abbass et al. 2022 (Brain Structure and Function), plus Lau et al. 2023 (SNSX), Abbass et al. 2023
 (LHSCPD), and acknowledge HCP (Van Essen et al. 2012) and OASIS-1 (Marcus et al. 2007) as their terms require.
 """
-import csv
 import glob
 import hashlib
 import os
@@ -44,7 +43,7 @@ import numpy as np
 
 from nnlandmark.dataset_conversion.dataset_writer import CaseSource, write_landmark_dataset
 from nnlandmark.errors import LandmarkError
-from nnlandmark.landmark_files import read_text_lines
+from nnlandmark.io.landmark_files import read_fcsv_rows
 
 DEFAULT_NAME = "AFIDs"
 DEFAULT_ID = 801
@@ -99,24 +98,9 @@ def _number(value: str) -> Optional[int]:
 def read_afids_fcsv(path: str) -> Tuple[Dict[str, Tuple[float, float, float]], str, List[str]]:
     """AFIDs fcsv -> ({LANDMARKS name: (x, y, z)} in the file's system, "RAS" or "LPS", [names without position])."""
     _exists(path, "landmark file")
-    lines = read_text_lines(path)
-    system, points, missing = "RAS", {}, []  # AFIDs files are RAS; say so in the header or not
-    for number, line in enumerate(lines, start=1):
-        where = f"{path} line {number}"
-        if not line.strip():
-            continue
-        if line.startswith("#"):
-            key, _, value = line[1:].partition("=")
-            if key.strip().lower() == "coordinatesystem":
-                value = value.strip().upper()
-                if value not in ("0", "RAS", "1", "LPS"):
-                    raise LandmarkError(f"{where}: unsupported CoordinateSystem '{value}' (RAS/0 or LPS/1)")
-                system = "RAS" if value in ("0", "RAS") else "LPS"
-            continue
-        fields = next(csv.reader([line]))
-        if len(fields) < 14:
-            raise LandmarkError(f"{where}: {len(fields)} fields, an fcsv row has at least 14 "
-                                f"(id,x,y,z,ow,ox,oy,oz,vis,sel,lock,label,desc,associatedNodeID)")
+    fcsv = read_fcsv_rows(path, max_fields=None)
+    points, missing = {}, []
+    for where, fields in fcsv.rows:
         name = LANDMARKS[_afid_number(fields, where) - 1]
         if name in points or name in missing:
             raise LandmarkError(f"{where}: AFID '{name}' appears twice")
@@ -131,7 +115,7 @@ def read_afids_fcsv(path: str) -> Tuple[Dict[str, Tuple[float, float, float]], s
     if not points and not missing:
         raise LandmarkError(f"{path} holds no AFIDs rows")
     missing += [n for n in LANDMARKS if n not in points and n not in missing]
-    return points, system, missing
+    return points, fcsv.system or "RAS", missing  # AFIDs files are RAS, whether the header says so or not
 
 
 def _is_template(relative: str) -> bool:

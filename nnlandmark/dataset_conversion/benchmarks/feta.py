@@ -55,7 +55,7 @@ from scipy import ndimage
 from nnlandmark.dataset_conversion.dataset_writer import CaseSource, ConversionWarning, write_landmark_dataset
 from nnlandmark.dataset_conversion.benchmarks import shipped_test_cases, split_file
 from nnlandmark.errors import LandmarkError
-from nnlandmark.geometry import Geometry, numpy_to_itk_index
+from nnlandmark.geometry import Geometry, itk_order
 
 DEFAULT_NAME = "FeTA_2_4"
 DEFAULT_ID = 804
@@ -153,7 +153,7 @@ def _read_case(meas: str, image: str, transform_file: str, subject: str, notes: 
             if problem:
                 notes["malformed"].append(f"{subject} {abbr} ({problem})")
             continue
-        world = geometry.index_to_world(numpy_to_itk_index(ends))  # LPS mm, re-aligned space
+        world = geometry.index_to_world(itk_order(ends))  # LPS mm, re-aligned space
         if sign * world[0, axis] < sign * world[1, axis]:
             world = world[::-1]
         if int(np.argmax(np.abs(world[0] - world[1]))) != axis:

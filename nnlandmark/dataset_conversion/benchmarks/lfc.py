@@ -39,7 +39,6 @@ doi:10.1109/JBHI.2025.3559702, and Gong et al. 2025, "Domain generalized medical
 boundary-aware pre-training", AAAI 39(3):3140-3148.
 """
 import glob
-import json
 import re
 import warnings
 from os.path import basename, isdir, isfile, join
@@ -49,7 +48,7 @@ import numpy as np
 
 from nnlandmark.dataset_conversion.dataset_writer import CaseSource, ConversionWarning, write_landmark_dataset
 from nnlandmark.errors import LandmarkError
-from nnlandmark.geometry import lps_to_ras
+from nnlandmark.io.landmark_files import markup_control_points, read_markups
 
 DEFAULT_NAME = "LFC"
 DEFAULT_ID = 805
@@ -97,40 +96,15 @@ def _numbered_files(folder: str) -> Dict[int, str]:
                         f"1..6 ({', '.join(m[2] for m in MEASUREMENTS.values())})")
 
 
-def _read_line(path: str) -> Tuple[List[Optional[List[float]]], str]:
-    """The two control points of a Slicer Line markup (None where undefined) and their coordinate system."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise LandmarkError(f"{path} is not a readable markups JSON ({type(e).__name__}: {e})") from None
-    markups = doc.get("markups") if isinstance(doc, dict) else None
-    if not isinstance(markups, list) or len(markups) != 1 or not isinstance(markups[0], dict):
+def _read_line(path: str) -> List[Optional[np.ndarray]]:
+    """The two control points of a Slicer Line markup in world LPS mm (None where undefined)."""
+    markups = read_markups(path)
+    if len(markups) != 1:
         raise LandmarkError(f"{path} is not a Slicer markups file with one markup (a Line)")
-    markup = markups[0]
-    system = str(markup.get("coordinateSystem", "LPS")).upper()
-    if system not in ("LPS", "RAS"):
-        raise LandmarkError(f"{path}: unsupported coordinateSystem '{system}' (LPS or RAS)")
-    if markup.get("coordinateUnits", "mm") != "mm":
-        raise LandmarkError(f"{path}: coordinateUnits '{markup.get('coordinateUnits')}', only mm is supported")
-    control = markup.get("controlPoints")
-    if not isinstance(control, list) or len(control) != 2:
-        count = len(control) if isinstance(control, list) else "no"
-        raise LandmarkError(f"{path}: {count} control points, a measurement line has 2")
-    points = []
-    for n, cp in enumerate(control, start=1):
-        position = cp.get("position", "") if isinstance(cp, dict) else ""
-        if position in ("", None) or cp.get("positionStatus", "defined") != "defined":
-            points.append(None)
-            continue
-        try:
-            point = [float(v) for v in position]
-        except (TypeError, ValueError):
-            point = []
-        if len(point) != 3 or not np.all(np.isfinite(point)):
-            raise LandmarkError(f"{path}: control point {n} position {position!r} is not three finite numbers")
-        points.append(point)
-    return points, system
+    points = markup_control_points(markups[0], path)
+    if len(points) != 2:
+        raise LandmarkError(f"{path}: {len(points)} control points, a measurement line has 2")
+    return [point for _, point in points]
 
 
 def _read_case(split: str, split_dir: str, folder: str, notes: List[str]) -> CaseSource:
@@ -147,13 +121,12 @@ def _read_case(split: str, split_dir: str, folder: str, notes: List[str]) -> Cas
             missing += names
             notes.append(f"{case} {prefix} (no file {k}.mrk.json)")
             continue
-        points, system = _read_line(files[k])
-        for name, point in zip(names, points):
+        for name, point in zip(names, _read_line(files[k])):
             if point is None:
                 missing.append(name)
                 notes.append(f"{case} {name} (undefined in {basename(files[k])})")
             else:
-                landmarks[name] = (lps_to_ras(point) if system == "RAS" else np.asarray(point)).tolist()
+                landmarks[name] = point.tolist()
     return CaseSource(case=case, images=[image], landmarks=landmarks, coordinate_system="LPS",
                       source=folder, missing=missing)
 

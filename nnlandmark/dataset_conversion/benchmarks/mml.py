@@ -39,9 +39,9 @@ from typing import List, Optional, Tuple
 import numpy as np
 import SimpleITK as sitk
 
-from nnlandmark.dataset_conversion.dataset_writer import (CaseSource, ConversionWarning, read_image_header,
-                                                       write_landmark_dataset)
+from nnlandmark.dataset_conversion.dataset_writer import CaseSource, ConversionWarning, write_landmark_dataset
 from nnlandmark.errors import LandmarkError
+from nnlandmark.io.images import read_image_header
 
 DEFAULT_NAME = "MML"
 DEFAULT_ID = 802

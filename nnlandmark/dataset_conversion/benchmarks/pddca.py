@@ -35,7 +35,7 @@ from typing import Dict, List, Tuple
 from nnlandmark.dataset_conversion.dataset_writer import CaseSource, write_landmark_dataset
 from nnlandmark.dataset_conversion.benchmarks import shipped_test_cases, split_file
 from nnlandmark.errors import LandmarkError
-from nnlandmark.landmark_files import read_fcsv
+from nnlandmark.io.landmark_files import read_fcsv
 
 DEFAULT_NAME = "PDDCA"
 DEFAULT_ID = 803

@@ -1,13 +1,25 @@
-"""Heatmap regression losses that take nnU-Net's augmented label patch as target (paper §2)."""
-from contextlib import contextmanager
-from typing import Optional
+"""Heatmap regression losses that take nnU-Net's augmented label patch as target (paper §2).
+
+The target is the label patch (B, 1, *spatial), or ``[label patch, annotated]`` with ``annotated`` (B, N) bool: a
+(sample, landmark) pair that is False was not annotated in that case and does not contribute (a landmark nobody
+annotated must not be trained towards "nothing here"). nnU-Net's ``train_step`` moves both to the device.
+"""
+from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nnlandmark.losses.heatmap import (centre_crop, edt_heatmaps, landmark_centres, soft_argmax,
-                                       spatial_softmax_cross_entropy)
+from nnlandmark.heatmaps import centre_crop, edt_heatmaps, inside, landmark_centres, soft_argmax
+
+Target = Union[torch.Tensor, Sequence[torch.Tensor]]
+
+
+def spatial_softmax_cross_entropy(logits: torch.Tensor, target: torch.Tensor):
+    """(B, N) cross-entropy between each channel's softmax over all voxels and its target normalised to sum 1 (0 for
+    a channel whose target is empty)."""
+    log_p = logits.flatten(2).log_softmax(-1)
+    return -(target.flatten(2) * log_p).sum(-1) / target.flatten(2).sum(-1).clamp(min=1e-12)
 
 
 class TopKBCEHeatmapLoss(nn.Module):
@@ -16,29 +28,18 @@ class TopKBCEHeatmapLoss(nn.Module):
     def __init__(self, num_landmarks: int, radius: float = 15.0, k_percent: float = 20.0):
         super().__init__()
         self.num_landmarks, self.radius, self.k_percent = num_landmarks, radius, k_percent
-        self.annotated: Optional[torch.Tensor] = None  # (B, N) bool while a batch with unannotated landmarks runs
-
-    @contextmanager
-    def annotated_only(self, annotated: Optional[torch.Tensor]):
-        """Within the block, (sample, landmark) pairs that are False do not contribute: a landmark nobody annotated
-        in a case must not be trained towards 'nothing here'. nnU-Net calls ``loss(output, target)`` with two
-        arguments, so the mask travels this way."""
-        self.annotated = annotated
-        try:
-            yield
-        finally:
-            self.annotated = None
 
     def per_voxel(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.binary_cross_entropy_with_logits(logits, target, reduction="none")
 
-    def forward(self, logits: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
-        """``seg`` may be larger than ``logits`` (a margin around the patch): the heatmaps are built on all of it and
-        then cropped to the centre, so landmarks just outside the patch still cast their cones into it."""
+    def forward(self, logits: torch.Tensor, target: Target) -> torch.Tensor:
+        """The label patch may be larger than ``logits`` (a margin around the patch): the heatmaps are built on all of
+        it and then cropped to the centre, so landmarks just outside the patch still cast their cones into it."""
+        seg, annotated = (target, None) if isinstance(target, torch.Tensor) else target
         centres, present = landmark_centres(seg, self.num_landmarks)
-        target = centre_crop(edt_heatmaps(centres, present, seg.shape[2:], self.radius), logits.shape[2:])
+        heat = centre_crop(edt_heatmaps(centres, present, seg.shape[2:], self.radius), logits.shape[2:])
         offset = torch.tensor([(s - o) // 2 for s, o in zip(seg.shape[2:], logits.shape[2:])], device=centres.device)
-        return self.combine(logits, target, centres - offset, present)
+        return self.combine(logits, heat, centres - offset, present, annotated)
 
     def per_channel(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """(B, N) loss: the mean of the highest ``k_percent`` % per-voxel losses of each (sample, channel)."""
@@ -48,20 +49,22 @@ class TopKBCEHeatmapLoss(nn.Module):
             loss = loss.topk(k, dim=-1, sorted=False).values
         return loss.mean(-1)
 
-    def weighted_mean(self, per_pair: torch.Tensor, weight: Optional[torch.Tensor] = None) -> torch.Tensor:
+    @staticmethod
+    def weighted_mean(per_pair: torch.Tensor, annotated: Optional[torch.Tensor],
+                      weight: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Mean of a (B, N) loss over the (sample, landmark) pairs that count: annotated ones, times ``weight``."""
-        if self.annotated is not None:
-            annotated = self.annotated.to(per_pair.device, per_pair.dtype)
+        if annotated is not None:
+            annotated = annotated.to(per_pair.device, per_pair.dtype)
             weight = annotated if weight is None else weight * annotated
         if weight is None:
             return per_pair.mean()
         return (per_pair * weight).sum() / weight.sum().clamp(min=1)
 
-    def combine(self, logits: torch.Tensor, target: torch.Tensor, centres: torch.Tensor,
-                present: torch.Tensor) -> torch.Tensor:
+    def combine(self, logits: torch.Tensor, heat: torch.Tensor, centres: torch.Tensor, present: torch.Tensor,
+                annotated: Optional[torch.Tensor]) -> torch.Tensor:
         """The loss of a batch from its logits and heatmap targets; ``centres`` (B, N, D) in the network's patch are
         for subclasses that add a coordinate term."""
-        return self.weighted_mean(self.per_channel(logits.float(), target.float()))
+        return self.weighted_mean(self.per_channel(logits.float(), heat.float()), annotated)
 
 
 class WeightedTermLoss(TopKBCEHeatmapLoss):
@@ -76,10 +79,10 @@ class WeightedTermLoss(TopKBCEHeatmapLoss):
     def term(self, logits: torch.Tensor, target: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def combine(self, logits, target, centres, present) -> torch.Tensor:
+    def combine(self, logits, heat, centres, present, annotated) -> torch.Tensor:
         counts = (present & inside(centres, logits.shape[2:])).float()
-        return super().combine(logits, target, centres, present) + \
-            self.weight * self.weighted_mean(self.term(logits.float(), target.float(), centres), counts)
+        return super().combine(logits, heat, centres, present, annotated) + \
+            self.weight * self.weighted_mean(self.term(logits.float(), heat.float(), centres), annotated, counts)
 
 
 class TopKBCECoordinateLoss(WeightedTermLoss):
@@ -132,7 +135,3 @@ class MSEHeatmapLoss(TopKBCEHeatmapLoss):
     def per_voxel(self, logits, target):
         return (torch.sigmoid(logits) - target) ** 2
 
-
-def inside(centres: torch.Tensor, spatial_shape) -> torch.Tensor:
-    """(B, N) bool: the (B, N, D) voxel positions lie within a patch of ``spatial_shape``."""
-    return ((centres >= 0) & (centres <= torch.tensor(spatial_shape, device=centres.device) - 1)).all(-1)

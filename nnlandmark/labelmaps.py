@@ -1,13 +1,24 @@
-"""Landmarks <-> nnU-Net label maps with one 3x3x3 cube per landmark (paper §2), sub-voxel encoded."""
+"""Landmarks <-> nnU-Net label maps with one 3x3x3 cube per landmark (paper §2), sub-voxel encoded.
+
+Used by conversion (painting training labels), planning checks (blobs per label), evaluation (ground truth read back
+from label maps) and prediction (``--save_labelmap``).
+"""
+import os
 from itertools import combinations, product
-from typing import Dict, List, Mapping, Tuple
+from pathlib import Path
+from typing import Dict, List, Mapping, Sequence, Tuple
 
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
+from tqdm import tqdm
 
 from nnlandmark.errors import LandmarkError
-from nnlandmark.geometry import numpy_to_itk_index
+from nnlandmark.geometry import Geometry, empty_grid_like, itk_order, numpy_order
+from nnlandmark.io.atomic import read_json, written_atomically
+from nnlandmark.io.images import read_image
+from nnlandmark.io.predictions import Points, Presence
+from nnlandmark.landmark_set import landmark_labels, may_be_absent
 
 CUBE_HALF_WIDTH = 1  # 3x3x3 cubes
 _CUBE_OFFSETS = np.array(list(product(range(-CUBE_HALF_WIDTH, CUBE_HALF_WIDTH + 1), repeat=3)))
@@ -85,12 +96,12 @@ def landmarks_to_labelmap(reference: sitk.Image, landmarks_index: Mapping[str, n
     if lost and strict:
         raise LandmarkError(f"landmark '{lost[0]}' has no voxel left: its neighbours are closer to all of its cube "
                             f"(two landmarks at the same position?)")
-    seg = np.zeros(size_xyz[::-1], dtype=np.uint8 if max(labels.values(), default=0) < 256 else np.uint16)
+    seg = np.zeros(numpy_order(size_xyz), dtype=np.uint8 if max(labels.values(), default=0) < 256 else np.uint16)
     for name, voxels in blobs.items():
         voxels = np.array(voxels)
         if subvoxel and len(voxels) < wanted[name]:
             voxels = fit_centre_of_mass(voxels, np.asarray(landmarks_index[name], float))
-        seg[voxels[:, 2], voxels[:, 1], voxels[:, 0]] = labels[name]
+        seg[tuple(numpy_order(voxels).T)] = labels[name]
     image = sitk.GetImageFromArray(seg)
     image.CopyInformation(reference)
     return image
@@ -137,13 +148,18 @@ def prediction_labelmap(image_path: str, prediction: dict) -> sitk.Image:
         reader.ReadImageInformation()
     except RuntimeError:
         raise LandmarkError(f"cannot read image {image_path}") from None
-    reference = sitk.Image(list(reader.GetSize()[:3]), sitk.sitkUInt8)
-    reference.SetOrigin(reader.GetOrigin()[:3])
-    reference.SetSpacing(reader.GetSpacing()[:3])
-    reference.SetDirection(np.asarray(reader.GetDirection()).reshape(reader.GetDimension(), -1)[:3, :3].ravel())
     entries = {name: e for name, e in prediction["landmarks"].items() if e.get("present", True)}
-    return landmarks_to_labelmap(reference, {name: np.asarray(e["voxel"], float) for name, e in entries.items()},
+    return landmarks_to_labelmap(empty_grid_like(reader), {name: np.asarray(e["voxel"], float)
+                                                          for name, e in entries.items()},
                                  {name: int(e["label"]) for name, e in entries.items()}, strict=False, subvoxel=False)
+
+
+def write_prediction_labelmap(prediction: dict, image_path: str, target: str) -> str:
+    """``prediction_labelmap`` written to ``target`` (compressed, atomically)."""
+    folder, name = os.path.split(target)
+    with written_atomically(target, os.path.join(folder, f".tmp{os.getpid()}.{name}")) as tmp:  # ending kept for ITK
+        sitk.WriteImage(prediction_labelmap(image_path, prediction), tmp, useCompression=True)
+    return target
 
 
 def landmarks_from_labelmap(seg_zyx: np.ndarray, labels: Mapping[str, int]) -> Dict[str, np.ndarray]:
@@ -153,10 +169,44 @@ def landmarks_from_labelmap(seg_zyx: np.ndarray, labels: Mapping[str, int]) -> D
         return {}
     centres = ndimage.center_of_mass(np.ones_like(seg_zyx, dtype=np.uint8), seg_zyx,
                                      [value for _, value in present])
-    return {name: numpy_to_itk_index(c) for (name, _), c in zip(present, centres)}
+    return {name: itk_order(np.asarray(c, float)) for (name, _), c in zip(present, centres)}
 
 
 def count_blobs(seg_zyx: np.ndarray, value: int) -> int:
     """Number of 26-connected components of one label value."""
     _, n = ndimage.label(seg_zyx == value, structure=np.ones((3, 3, 3)))
     return n
+
+
+def read_label_folder(folder, labels: Mapping[str, int], ending: str) -> Points:
+    """Every ``CASE<ending>`` label map in a folder -> world landmarks (cube centres of mass)."""
+    points = {}
+    for file in tqdm(sorted(Path(folder).glob(f"*{ending}")), desc=f"reading label maps in {Path(folder).name}",
+                     leave=False):
+        image = read_image(file)
+        geometry = Geometry.of_image(image)
+        index = landmarks_from_labelmap(sitk.GetArrayFromImage(image), labels)
+        points[file.name[:-len(ending)]] = {name: geometry.index_to_world(ijk) for name, ijk in index.items()}
+    return points
+
+
+def read_label_maps(dataset_json: Path, folders: Sequence) -> Tuple[Points, Presence]:
+    """(points, presence) from the label maps in ``folders`` of the dataset ``dataset_json`` describes; a missing cube
+    counts as absent only for the landmarks it declares ``landmarks_may_be_absent`` (otherwise it just means "not
+    annotated"). A case in two folders is an error, no label map at all too."""
+    info = read_json(dataset_json)
+    labels = landmark_labels(info, str(dataset_json))
+    ending = info.get("file_ending")
+    if not isinstance(ending, str) or not ending:
+        raise LandmarkError(f"{dataset_json}: no 'file_ending'")
+    absent_ok = may_be_absent(info)
+    points, presence = {}, {}
+    for folder in folders:
+        for case, landmarks in read_label_folder(folder, labels, ending).items():
+            if case in points:
+                raise LandmarkError(f"{folder}: case '{case}' appears in more than one of {[str(f) for f in folders]}")
+            points[case] = landmarks
+            presence[case] = {n: n in landmarks for n in labels if n in landmarks or n in absent_ok}
+    if not points:
+        raise LandmarkError(f"no label files ending in '{ending}' in {', '.join(str(f) for f in folders)}")
+    return points, presence

@@ -1,4 +1,4 @@
-"""Landmark files in the formats users' tools read: 3D Slicer .mrk.json and .fcsv, CSV and JSON (DESIGN.md §4).
+"""Landmark files in the formats users' tools read: 3D Slicer .mrk.json and .fcsv, CSV and JSON (docs/design.md, "File formats").
 
 Writers take world LPS millimetres. Readers return world LPS (RAS files converted) except for CSV/JSON in voxel
 coordinates, which stay continuous ITK indices: ``read_landmark_file`` says which in ``coordinate_system``.
@@ -6,16 +6,14 @@ coordinates, which stay continuous ITK indices: ``read_landmark_file`` says whic
 import csv
 import io
 import json
-import os
 from dataclasses import dataclass, field
-from os.path import join
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from nnlandmark.errors import LandmarkError
 from nnlandmark.geometry import lps_to_ras
-from nnlandmark.inference.prediction_files import write_text_atomic
+from nnlandmark.io.atomic import read_json, read_text_lines, write_text_atomic
 
 MRK_SCHEMA = ("https://raw.githubusercontent.com/slicer/slicer/main/Modules/Loadable/Markups/Resources/"
               "Schema/markups-schema-v1.0.3.json#")
@@ -98,16 +96,8 @@ def write_csv(path: str, landmarks: Dict[str, Sequence[float]],
     write_text_atomic(buf.getvalue(), path)
 
 
-def read_text_lines(path: str) -> List[str]:
-    """A text annotation file's lines (UTF-8, a BOM tolerated), or a LandmarkError naming the file."""
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            return f.read().splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise LandmarkError(f"{path} cannot be read ({type(e).__name__}: {e})") from None
-
-
-def _finite_point(values, where: str) -> np.ndarray:
+def finite_point(values, where: str) -> np.ndarray:
+    """Three finite numbers as a (3,) array, or a LandmarkError saying where."""
     try:
         point = np.array([float(v) for v in values], float)
     except (TypeError, ValueError):
@@ -117,21 +107,13 @@ def _finite_point(values, where: str) -> np.ndarray:
     return point
 
 
-def read_mrk_json(path: str) -> Dict[str, np.ndarray]:
-    """Slicer markups JSON -> {label: world LPS mm}; undefined points are left out, RAS files converted."""
-    return _read_mrk_json(path).points
-
-
-def _read_mrk_json(path: str) -> "LandmarkFile":
-    try:
-        with open(path) as f:
-            doc = json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise LandmarkError(f"{path} is not a readable markups JSON ({type(e).__name__}: {e})") from None
+def read_markups(path: str) -> List[dict]:
+    """The markups of a Slicer ``.mrk.json`` (each checked: an object with LPS/RAS mm coordinates and a list of
+    control points), for any markup type."""
+    doc = read_json(path, "markups JSON")
     markups = doc.get("markups") if isinstance(doc, dict) else None
     if not isinstance(markups, list):
         raise LandmarkError(f"{path} is not a Slicer markups file: no 'markups' list")
-    landmarks, missing = {}, []
     for m, markup in enumerate(markups):
         if not isinstance(markup, dict):
             raise LandmarkError(f"{path}: markup {m} is not an object")
@@ -141,26 +123,50 @@ def _read_mrk_json(path: str) -> "LandmarkFile":
         units = markup.get("coordinateUnits", "mm")
         if units != "mm":
             raise LandmarkError(f"{path}: markup {m} has coordinateUnits '{units}', only mm is supported")
-        points = markup.get("controlPoints", [])
-        if not isinstance(points, list):
+        if not isinstance(markup.get("controlPoints", []), list):
             raise LandmarkError(f"{path}: markup {m} controlPoints is not a list")
-        for n, cp in enumerate(points, start=1):
-            if not isinstance(cp, dict):
-                raise LandmarkError(f"{path}: control point {n} of markup {m} is not an object")
-            name = str(cp.get("label") or cp.get("id") or n)
+    return markups
+
+
+def markup_control_points(markup: dict, path: str, m: int = 0) -> List[Tuple[str, Optional[np.ndarray]]]:
+    """(label, world LPS mm or None where undefined) of each control point of one checked markup (``read_markups``);
+    a point without label is named by its id, else by its number."""
+    system = str(markup.get("coordinateSystem", "LPS")).upper()
+    points = []
+    for n, cp in enumerate(markup.get("controlPoints", []), start=1):
+        if not isinstance(cp, dict):
+            raise LandmarkError(f"{path}: control point {n} of markup {m} is not an object")
+        name = str(cp.get("label") or cp.get("id") or n)
+        position = cp.get("position", "")
+        if position == "" or position is None or cp.get("positionStatus", "defined") != "defined":
+            points.append((name, None))
+            continue
+        point = finite_point(position if isinstance(position, list) else [position],
+                             f"{path}: control point '{name}'")
+        points.append((name, lps_to_ras(point) if system == "RAS" else point))
+    return points
+
+
+def read_mrk_json(path: str) -> Dict[str, np.ndarray]:
+    """Slicer markups JSON -> {label: world LPS mm}; undefined points are left out, RAS files converted."""
+    return _read_mrk_json(path).points
+
+
+def _read_mrk_json(path: str) -> LandmarkFile:
+    landmarks, missing = {}, []
+    for m, markup in enumerate(read_markups(path)):
+        for name, point in markup_control_points(markup, path, m):
             if name in landmarks or name in missing:
                 raise LandmarkError(f"{path}: landmark '{name}' appears twice")
-            position = cp.get("position", "")
-            if position == "" or position is None or cp.get("positionStatus", "defined") != "defined":
+            if point is None:
                 missing.append(name)
-                continue
-            point = _finite_point(position if isinstance(position, list) else [position],
-                                  f"{path}: control point '{name}'")
-            landmarks[name] = lps_to_ras(point) if system == "RAS" else point
+            else:
+                landmarks[name] = point
     return LandmarkFile(landmarks, "LPS", missing)
 
 
-def _fcsv_system(value: str, where: str) -> str:
+def fcsv_system(value: str, where: str) -> str:
+    """An fcsv ``CoordinateSystem`` value (RAS, LPS, 0 = RAS, 1 = LPS) -> "RAS" / "LPS"."""
     value = value.strip().upper()
     systems = {"RAS": "RAS", "0": "RAS", "LPS": "LPS", "1": "LPS"}
     if value not in systems:
@@ -168,16 +174,19 @@ def _fcsv_system(value: str, where: str) -> str:
     return systems[value]
 
 
-def read_fcsv(path: str) -> Dict[str, np.ndarray]:
-    """Slicer fcsv (version 4.x or 5.x) -> {label: world LPS mm}. ``CoordinateSystem`` RAS/0 or LPS/1,
-    missing -> LPS; rows have 14 to 16 fields; a row with an empty label is named by its id."""
-    return _read_fcsv(path).points
+@dataclass
+class FcsvRows:
+    """An fcsv file split into what its header says and its rows of fields (each with "PATH line N")."""
+    system: Optional[str]          # "RAS"/"LPS" as declared, None when the header does not say
+    version: Optional[str]
+    status_column: Optional[int]   # the positionStatus field, named in '# columns' or implied by version 5.x
+    rows: List[Tuple[str, List[str]]]
 
 
-def _read_fcsv(path: str) -> "LandmarkFile":
-    lines = read_text_lines(path)
-    system, version, status_column, landmarks, missing = "LPS", None, None, {}, []
-    for number, line in enumerate(lines, start=1):
+def read_fcsv_rows(path: str, max_fields: Optional[int] = 16) -> FcsvRows:
+    """Header and rows of a Slicer fcsv (version 4.x or 5.x); every row has 14 to ``max_fields`` (None: any) fields."""
+    system, version, status_column, rows = None, None, None, []
+    for number, line in enumerate(read_text_lines(path), start=1):
         where = f"{path} line {number}"
         if not line.strip():
             continue
@@ -189,28 +198,44 @@ def _read_fcsv(path: str) -> "LandmarkFile":
                 if version.split(".")[0] not in ("4", "5"):
                     raise LandmarkError(f"{where}: unsupported fcsv version '{version}' (4.x or 5.x)")
             elif key == "coordinatesystem":
-                system = _fcsv_system(value, where)
+                system = fcsv_system(value, where)
             elif key == "columns":
                 columns = [c.strip() for c in value.split(",")]
                 status_column = columns.index("positionStatus") if "positionStatus" in columns else None
             continue
         fields = next(csv.reader([line]))
-        if not 14 <= len(fields) <= 16:
-            raise LandmarkError(f"{where}: {len(fields)} fields, an fcsv row has 14 to 16 "
+        if len(fields) < 14 or (max_fields is not None and len(fields) > max_fields):
+            allowed = "at least 14" if max_fields is None else f"14 to {max_fields}"
+            raise LandmarkError(f"{where}: {len(fields)} fields, an fcsv row has {allowed} "
                                 f"({FCSV_COLUMNS}[,positionStatus,autoCreated])")
-        # positionStatus (Slicer 5): named in '# columns', else the 15th field of a 5.x row; 4.x rows (AFIDs)
-        # may carry other text there
-        status = status_column if status_column is not None else (
-            14 if version is not None and version.startswith("5") else None)
+        rows.append((where, fields))
+    # positionStatus (Slicer 5): named in '# columns', else the 15th field of a 5.x row; 4.x rows (AFIDs) may carry
+    # other text there
+    if status_column is None and version is not None and version.startswith("5"):
+        status_column = 14
+    return FcsvRows(system, version, status_column, rows)
+
+
+def read_fcsv(path: str) -> Dict[str, np.ndarray]:
+    """Slicer fcsv (version 4.x or 5.x) -> {label: world LPS mm}. ``CoordinateSystem`` RAS/0 or LPS/1,
+    missing -> LPS; rows have 14 to 16 fields; a row with an empty label is named by its id."""
+    return _read_fcsv(path).points
+
+
+def _read_fcsv(path: str) -> LandmarkFile:
+    fcsv = read_fcsv_rows(path)
+    landmarks, missing = {}, []
+    for where, fields in fcsv.rows:
         name = fields[11] or fields[0]
         if name in landmarks or name in missing:
             raise LandmarkError(f"{where}: landmark '{name}' appears twice")
+        status = fcsv.status_column
         if status is not None and len(fields) > status and fields[status].strip() in ("undefined", "preview"):
             missing.append(name)
             continue
-        point = _finite_point(fields[1:4], where)
-        landmarks[name] = lps_to_ras(point) if system == "RAS" else point
-    if version is None and not landmarks:
+        point = finite_point(fields[1:4], where)
+        landmarks[name] = lps_to_ras(point) if fcsv.system == "RAS" else point
+    if fcsv.version is None and not landmarks:
         raise LandmarkError(f"{path} is not an fcsv file: no '# Markups fiducial file version' header and no rows")
     return LandmarkFile(landmarks, "LPS", missing)
 
@@ -263,7 +288,7 @@ def _read_csv(path: str) -> LandmarkFile:
         if not any(values):
             missing.append(name)
         else:
-            points[name] = _finite_point(values, f"{where} landmark '{name}'")
+            points[name] = finite_point(values, f"{where} landmark '{name}'")
     if not points and not missing:
         raise LandmarkError(f"{path} holds no landmark rows")
     return LandmarkFile(points, system, missing)
@@ -282,11 +307,7 @@ def _no_duplicate_keys(path: str):
 def _read_json(path: str) -> LandmarkFile:
     """``{name: [x, y, z] | null}`` or ``{"coordinate_system": ..., "landmarks": {name: [x, y, z] | {"world": [...]}
     | null}}`` (the second form also reads nnlandmark's own prediction files)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f, object_pairs_hook=_no_duplicate_keys(path))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise LandmarkError(f"{path} is not a readable JSON file ({type(e).__name__}: {e})") from None
+    doc = read_json(path, object_pairs_hook=_no_duplicate_keys(path))
     if not isinstance(doc, dict):
         raise LandmarkError(f"{path}: expected an object {{name: [x, y, z]}}")
     system = None
@@ -303,7 +324,7 @@ def _read_json(path: str) -> LandmarkFile:
         if value is None or value == "":
             missing.append(str(name))
         else:
-            points[str(name)] = _finite_point(value if isinstance(value, list) else [value],
+            points[str(name)] = finite_point(value if isinstance(value, list) else [value],
                                               f"{path}: landmark '{name}'")
     if not points and not missing:
         raise LandmarkError(f"{path} holds no landmarks")
@@ -333,49 +354,3 @@ def read_landmark_file(path: str, coordinate_system: Optional[str] = None) -> La
         result.points = {name: lps_to_ras(p) for name, p in result.points.items()}
         result.coordinate_system = "LPS"
     return result
-
-
-def parse_formats(text: str) -> List[str]:
-    """'json,fcsv' -> ['json', 'fcsv']; an unknown name is a LandmarkError listing the allowed ones."""
-    formats = [f.strip().lower().lstrip(".") for f in text.split(",") if f.strip()]
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown or not formats:
-        raise LandmarkError(f"unknown --format {', '.join(unknown) or repr(text)}: choose from {', '.join(FORMATS)}")
-    return list(dict.fromkeys(formats))
-
-
-def write_prediction_formats(case_prediction: dict, output_dir: str, formats: Iterable[str]) -> List[str]:
-    """A prediction dict (the CASE.json schema) -> OUTPUT_DIR/CASE.mrk.json, CASE.fcsv, CASE.csv for the requested
-    formats ('json' is CASE.json itself and is written by the predictor). Returns the paths written."""
-    formats = parse_formats(",".join(formats)) if not isinstance(formats, str) else parse_formats(formats)
-    if case_prediction.get("coordinate_system", "LPS") != "LPS":
-        raise LandmarkError(f"case '{case_prediction.get('case')}': prediction coordinate_system must be LPS")
-    case = case_prediction["case"]
-    entries = case_prediction["landmarks"]
-    world = {name: entry["world"] for name, entry in entries.items()}
-    written = []
-    for fmt in formats:
-        if fmt == "json":
-            continue
-        target = join(output_dir, f"{case}.{fmt}")
-        if fmt == "mrk.json":
-            write_mrk_json(target, world)
-        elif fmt == "fcsv":
-            write_fcsv(target, world)
-        else:
-            write_csv(target, world, voxel={name: entry["voxel"] for name, entry in entries.items()})
-        written.append(target)
-    return written
-
-
-def write_formats_for_predictions(prediction_jsons: Iterable[str], formats: Sequence[str]) -> List[str]:
-    """Each written CASE.json -> the extra formats next to it."""
-    written = []
-    for path in prediction_jsons:
-        try:
-            with open(path) as f:
-                prediction = json.load(f)
-        except (OSError, json.JSONDecodeError) as e:
-            raise LandmarkError(f"prediction {path} cannot be read ({type(e).__name__})") from None
-        written += write_prediction_formats(prediction, os.path.dirname(path), formats)
-    return written

@@ -1,0 +1,168 @@
+"""Heatmaps in torch: targets (label patch -> per-landmark centre of mass -> linear EDT cone) and decoding (channel
+maxima, sub-voxel refinement, search balls), shared by the losses, the trainer's validation and the predictor.
+
+Positions here are in the tensor's own axis order (preprocessed numpy order); geometry.py maps them elsewhere.
+"""
+import itertools
+from typing import Optional
+
+import numpy as np
+import torch
+
+REFINE_RADIUS = 3     # voxels around the integer maximum that may contribute
+REFINE_DROP = 0.15    # voxels more than this below the maximum get no weight
+
+
+def voxel_coordinates(spatial, device) -> torch.Tensor:
+    """(V, D) float positions of every voxel of a patch, in the order of ``tensor.flatten()``."""
+    grids = torch.meshgrid(*[torch.arange(s, device=device, dtype=torch.float32) for s in spatial], indexing="ij")
+    return torch.stack([g.reshape(-1) for g in grids], dim=-1)
+
+
+def landmark_centres(seg: torch.Tensor, num_landmarks: int):
+    """Centre of mass of each label 1..N in a (B, 1, *spatial) label patch.
+
+    Returns ``centres`` (B, N, D) in voxel units of the patch (axis order of the tensor) and
+    ``present`` (B, N) bool. One scatter_add over the flattened patch, no loop over labels or samples.
+    """
+    b = seg.shape[0]
+    spatial = seg.shape[2:]
+    labels = seg.reshape(b, -1).long().clamp(min=0, max=num_landmarks + 1)  # out-of-range -> overflow bin
+    coords = voxel_coordinates(spatial, seg.device)  # (V, D)
+    ones = torch.ones_like(labels, dtype=torch.float32)
+    counts = torch.zeros(b, num_landmarks + 2, device=seg.device).scatter_add_(1, labels, ones)
+    sums = torch.zeros(b, num_landmarks + 2, len(spatial), device=seg.device)
+    sums.scatter_add_(1, labels[..., None].expand(-1, -1, len(spatial)), coords.expand(b, -1, -1))
+    counts, sums = counts[:, 1:num_landmarks + 1], sums[:, 1:num_landmarks + 1]
+    present = counts > 0
+    centres = sums / counts.clamp(min=1)[..., None]
+    return centres, present
+
+
+def squared_distances(centres: torch.Tensor, spatial_shape, scale=None) -> torch.Tensor:
+    """(..., *spatial) squared distance from every voxel to each (..., D) centre, axis ``a`` measured in units of
+    ``scale[a]`` voxels (default 1). A broadcast sum of per-axis terms: no (V, D) grid of voxel positions."""
+    lead = centres.shape[:-1]
+    sq = 0
+    for axis, size in enumerate(spatial_shape):
+        diff = torch.arange(size, device=centres.device, dtype=centres.dtype) - centres[..., axis, None]
+        if scale is not None:
+            diff = diff / float(scale[axis])
+        view = [*lead] + [1] * len(spatial_shape)
+        view[len(lead) + axis] = size
+        sq = sq + (diff ** 2).reshape(view)
+    return sq
+
+
+def edt_heatmaps(centres: torch.Tensor, present: torch.Tensor, spatial_shape, radius: float) -> torch.Tensor:
+    """(B, N, *spatial) heatmaps: 1 at the centre, linearly to 0 at ``radius`` voxels, 0 outside/absent.
+    Everything after the squared distances works in place on one output tensor."""
+    heat = squared_distances(centres, spatial_shape).sqrt_().mul_(-1 / radius).add_(1).clamp_(min=0)
+    return heat.mul_(present.to(heat.dtype).reshape(*present.shape, *([1] * len(spatial_shape))))
+
+
+def heatmap_targets(seg: torch.Tensor, num_landmarks: int, radius: float) -> torch.Tensor:
+    """Label patch (B, 1, *spatial) -> heatmap targets (B, N, *spatial)."""
+    centres, present = landmark_centres(seg, num_landmarks)
+    return edt_heatmaps(centres, present, seg.shape[2:], radius)
+
+
+def soft_argmax(logits: torch.Tensor) -> torch.Tensor:
+    """(B, N, *spatial) logits -> (B, N, D) expected voxel position under each channel's spatial softmax."""
+    return logits.flatten(2).float().softmax(-1) @ voxel_coordinates(logits.shape[2:], logits.device)
+
+
+def centre_crop(x: torch.Tensor, spatial_shape) -> torch.Tensor:
+    """The central ``spatial_shape`` of a (B, C, *spatial) tensor (a view)."""
+    slices = [slice((size - want) // 2, (size - want) // 2 + want) for size, want in zip(x.shape[2:], spatial_shape)]
+    return x[(slice(None), slice(None), *slices)]
+
+
+def inside(centres: torch.Tensor, spatial_shape) -> torch.Tensor:
+    """(B, N) bool: the (B, N, D) voxel positions lie within a patch of ``spatial_shape``."""
+    return ((centres >= 0) & (centres <= torch.tensor(spatial_shape, device=centres.device) - 1)).all(-1)
+
+
+def channel_maxima(heat: torch.Tensor):
+    """(N, *spatial) -> integer peak positions (N, D) as numpy and the maxima (N,)."""
+    values, flat_index = heat.flatten(1).max(dim=1)  # in the stack's own dtype: no float32 copy of it
+    peaks = np.stack(np.unravel_index(flat_index.numpy(), heat.shape[1:]), -1)
+    return peaks, values.float().numpy()
+
+
+def restrict_to_balls(heat: torch.Tensor, centres: np.ndarray, radius_voxels: np.ndarray) -> list:
+    """Set each channel's heatmap to -1 outside an ellipsoid (a ball in mm) around its prior position, in place.
+
+    ``centres`` (N, D) in the stack's voxels, NaN rows leave the channel unrestricted; ``radius_voxels`` (D,) is the
+    radius along each axis. Used by a coarse-to-fine cascade: the fine model's maximum is read only near the
+    coarse model's landmark, so channels that fire on look-alike structures elsewhere do no harm. Returns the
+    channels left unrestricted because their ball holds no voxel of the volume.
+    """
+    searchable = balls_inside(centres, radius_voxels, heat.shape[1:])
+    for channel, centre in enumerate(centres):
+        if not searchable[channel]:
+            continue
+        sq = squared_distances(torch.tensor(centre, dtype=torch.float32), heat.shape[1:], radius_voxels)
+        heat[channel].masked_fill_(sq > 1, -1)
+    return [c for c in range(len(centres)) if not searchable[c] and not np.isnan(centres[c]).any()]
+
+
+def balls_inside(centres: np.ndarray, radius_voxels: np.ndarray, shape) -> np.ndarray:
+    """(N,) bool: the ellipsoid holds at least one voxel of the volume (NaN centre: False). The voxel nearest to the
+    centre in the ellipsoid's metric is the centre rounded and clipped into the volume, axis by axis."""
+    with np.errstate(invalid='ignore'):
+        nearest = np.clip(np.round(centres), 0, np.asarray(shape) - 1)
+        return (((nearest - centres) / radius_voxels) ** 2).sum(1) <= 1
+
+
+def tiles_near_balls(slicers: list, centres: np.ndarray, radius_voxels: np.ndarray, shape) -> list:
+    """The sliding-window tiles (nnU-Net slicers) that overlap some ball's bounding box: all that a search around
+    priors reads, since every tile covering a voxel of a ball is kept, so the heatmap inside the balls is unchanged.
+    All tiles when some channel has no ball in the volume (it is searched everywhere). So a voxel no kept tile covers
+    lies outside every ball, and ``restrict_to_balls`` overwrites it (the heatmap there is 0/0 = NaN until then)."""
+    if not balls_inside(centres, radius_voxels, shape).all():
+        return slicers
+    low, high = centres - radius_voxels, centres + radius_voxels
+    kept = []
+    for tile in slicers:
+        start = np.array([s.start for s in tile[1:]])
+        stop = np.array([s.stop for s in tile[1:]])
+        if ((start <= high) & (stop - 1 >= low)).all(1).any():
+            kept.append(tile)
+    return kept
+
+
+def refine_peaks(heat: torch.Tensor, peaks: np.ndarray, radius: int = REFINE_RADIUS,
+                 drop: float = REFINE_DROP) -> np.ndarray:
+    """Weighted centroid of ``max(h - (h_peak - drop), 0)`` in a (2r+1)^D window around each peak.
+
+    The centre of a symmetric peak or plateau, not its first voxel: beats the integer argmax floor of
+    about 0.48 voxel mean error for uniformly distributed true positions. One gather of N windows straight from
+    the (fp16) stack, no copy of it and no loop over channels; voxels outside the volume count as 0.
+    """
+    n, dims = heat.shape[0], heat.ndim - 1
+    offsets = np.array(list(itertools.product(range(-radius, radius + 1), repeat=dims)))  # (K, D)
+    positions = peaks[:, None, :] + offsets[None]                                          # (N, K, D)
+    shape = np.array(heat.shape[1:])
+    inside = torch.from_numpy(np.all((positions >= 0) & (positions < shape), -1))
+    clipped = np.clip(positions, 0, shape - 1)
+    index = (torch.arange(n)[:, None], *[torch.from_numpy(clipped[..., d]) for d in range(dims)])
+    window = heat[index].float() * inside                                                   # (N, K)
+    peak_values = window[:, len(offsets) // 2:len(offsets) // 2 + 1]
+    weights = (window - (peak_values - drop)).clamp(min=0).numpy()
+    return (weights[..., None] * positions).sum(1) / weights.sum(1, keepdims=True)
+
+
+def patch_landmark_errors(logits: torch.Tensor, seg: torch.Tensor, num_landmarks: int,
+                          within: Optional[float] = None):
+    """Per-landmark sum and count of voxel distances between each channel's maximum and the target centre,
+    over the landmarks present in the patches. ``within``: the maximum within that many voxels of the centre (a fine
+    stage's model is read within a ball around a coarse landmark)."""
+    centres, present = landmark_centres(seg, num_landmarks)
+    spatial = logits.shape[2:]
+    if within is not None:
+        logits = logits.masked_fill(squared_distances(centres, spatial) > within ** 2, float('-inf'))
+    flat_argmax = logits.flatten(2).argmax(-1)  # (B, N)
+    peaks = torch.stack(torch.unravel_index(flat_argmax, spatial), -1).float()
+    distances = torch.linalg.norm(peaks - centres, dim=-1) * present
+    return distances.sum(0), present.sum(0)
