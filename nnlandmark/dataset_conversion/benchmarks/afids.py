@@ -36,12 +36,14 @@ import glob
 import hashlib
 import os
 import re
+import sys
 from os.path import basename, isdir, join
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from nnlandmark.dataset_conversion.dataset_writer import CaseSource, write_landmark_dataset
+from nnlandmark.dataset_conversion.benchmarks import write_benchmark_dataset
+from nnlandmark.dataset_conversion.dataset_writer import CaseSource
 from nnlandmark.errors import LandmarkError
 from nnlandmark.io.landmark_files import read_fcsv_rows
 
@@ -49,6 +51,12 @@ DEFAULT_NAME = "AFIDs"
 DEFAULT_ID = 801
 SPLIT_SEED = 12345
 PAPER_TEST_FRACTION = (22, 132)  # 22 test of 132 cases (paper §3.2)
+CHANNEL = "T1"
+DATASET_INFO = {
+    "description": "AFIDs: 32 anatomical fiducials on T1w MRI (AFIDs-HCP, AFIDs-OASIS, LHSCPD, SNSX); "
+                   f"seeded stratified test split (seed {SPLIT_SEED}), not the paper's case list",
+    "reference": "Taha et al. 2023, Scientific Data 10:449; Abbass et al. 2022, Brain Struct Funct",
+    "licence": "annotations, LHSCPD and SNSX: CC BY 4.0; HCP and OASIS-1 images: their data use terms"}
 
 # AFID 1..32, named after the protocol descriptions (afids-utils template.fcsv), spaces -> "_".
 LANDMARKS = (
@@ -216,12 +224,5 @@ def collect_cases(source_dir: str) -> Tuple[List[CaseSource], List[str]]:
 def convert(source_dir: str, raw_root: str, dataset_id: int = DEFAULT_ID, name: str = DEFAULT_NAME,
             overwrite: bool = False) -> str:
     """afids-data -> ``raw_root/Dataset801_AFIDs`` (T1w channel, 32 labels in AFID order, stratified test split)."""
-    cases, test = collect_cases(source_dir)
-    return write_landmark_dataset(
-        cases, raw_root, dataset_id, name, landmark_names=LANDMARKS, test_cases=test, channel_names={"0": "T1"},
-        overwrite=overwrite,
-        dataset_json_extra={
-            "description": "AFIDs: 32 anatomical fiducials on T1w MRI (AFIDs-HCP, AFIDs-OASIS, LHSCPD, SNSX); "
-                           f"seeded stratified test split (seed {SPLIT_SEED}), not the paper's case list",
-            "reference": "Taha et al. 2023, Scientific Data 10:449; Abbass et al. 2022, Brain Struct Funct",
-            "licence": "annotations, LHSCPD and SNSX: CC BY 4.0; HCP and OASIS-1 images: their data use terms"})
+    return write_benchmark_dataset(sys.modules[__name__], *collect_cases(source_dir), raw_root, dataset_id, name,
+                                   overwrite)

@@ -44,6 +44,7 @@ Payette et al. 2021 (Scientific Data 8:167) and Sanchez et al. 2024, "Fetal Tiss
 Biometry - MICCAI 2024", Zenodo, doi:10.5281/zenodo.11192452.
 """
 import glob
+import sys
 import warnings
 from os.path import basename, dirname, isdir, isfile, join
 from typing import Dict, List, Tuple
@@ -52,13 +53,22 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from nnlandmark.dataset_conversion.dataset_writer import CaseSource, ConversionWarning, write_landmark_dataset
-from nnlandmark.dataset_conversion.benchmarks import shipped_test_cases, split_file
+from nnlandmark.dataset_conversion.benchmarks import shipped_test_cases, split_file, write_benchmark_dataset
+from nnlandmark.dataset_conversion.dataset_writer import CaseSource, ConversionWarning
 from nnlandmark.errors import LandmarkError
 from nnlandmark.geometry import Geometry, itk_order
 
 DEFAULT_NAME = "FeTA_2_4"
 DEFAULT_ID = 804
+CHANNEL = "T2w"
+DATASET_INFO = {
+    "description": "FeTA 2.4 (Kispi) super-resolution T2w fetal brain MRI with the FeTA 2024 biometry "
+                   "landmarks, mapped from the re-aligned space into the original images; '_1' = anterior "
+                   "(LCC), superior (HV), right (bBIP, sBIP, TCD); seeded substitute split "
+                   "(splits/feta.json), not the paper's case list",
+    "reference": "Payette et al. 2021, Scientific Data 8:167; Sanchez et al. 2024, FeTA Biometry - MICCAI "
+                 "2024, Zenodo, doi:10.5281/zenodo.11192452",
+    "licence": "research and education only under the FeTA Synapse terms (syn25649159); no redistribution"}
 BIOMETRY_DIR = join("derivatives", "biometry")
 # label in *_meas.nii.gz -> (abbreviation, measurement, LPS axis and sign that order the endpoints: "_1" is the one
 # with the larger sign * coordinate, i.e. anterior (-y), superior (+z), right (-x))
@@ -202,17 +212,5 @@ def collect_cases(source_dir: str) -> Tuple[List[CaseSource], List[str]]:
 def convert(source_dir: str, raw_root: str, dataset_id: int = DEFAULT_ID, name: str = DEFAULT_NAME,
             overwrite: bool = False) -> str:
     """feta_2.4 -> ``raw_root/Dataset804_FeTA_2_4`` (T2w channel, 10 labels, the 15 test cases of splits/feta.json)."""
-    cases, test = collect_cases(source_dir)
-    return write_landmark_dataset(
-        cases, raw_root, dataset_id, name, landmark_names=LANDMARKS, test_cases=test, channel_names={"0": "T2w"},
-        overwrite=overwrite,
-        dataset_json_extra={
-            "biometry_pairs": [list(pair) for pair in BIOMETRY_PAIRS],
-            "biometry_names": BIOMETRY_NAMES,
-            "description": "FeTA 2.4 (Kispi) super-resolution T2w fetal brain MRI with the FeTA 2024 biometry "
-                           "landmarks, mapped from the re-aligned space into the original images; '_1' = anterior "
-                           "(LCC), superior (HV), right (bBIP, sBIP, TCD); seeded substitute split "
-                           "(splits/feta.json), not the paper's case list",
-            "reference": "Payette et al. 2021, Scientific Data 8:167; Sanchez et al. 2024, FeTA Biometry - MICCAI "
-                         "2024, Zenodo, doi:10.5281/zenodo.11192452",
-            "licence": "research and education only under the FeTA Synapse terms (syn25649159); no redistribution"})
+    return write_benchmark_dataset(sys.modules[__name__], *collect_cases(source_dir), raw_root, dataset_id, name,
+                                   overwrite)

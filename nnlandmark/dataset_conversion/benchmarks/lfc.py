@@ -40,18 +40,27 @@ boundary-aware pre-training", AAAI 39(3):3140-3148.
 """
 import glob
 import re
+import sys
 import warnings
 from os.path import basename, isdir, isfile, join
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from nnlandmark.dataset_conversion.dataset_writer import CaseSource, ConversionWarning, write_landmark_dataset
+from nnlandmark.dataset_conversion.benchmarks import write_benchmark_dataset
+from nnlandmark.dataset_conversion.dataset_writer import CaseSource, ConversionWarning
 from nnlandmark.errors import LandmarkError
 from nnlandmark.io.landmark_files import markup_control_points, read_markups
 
 DEFAULT_NAME = "LFC"
 DEFAULT_ID = 805
+CHANNEL = "T2"
+DATASET_INFO = {
+    "description": "LFC fetal brain T2 MRI, 12 landmarks = the two ends (first, second control point) of 6 "
+                   "biometric lines; official split: train/ -> imagesTr, valid/ -> imagesTs",
+    "reference": "Gong et al. 2025, IEEE JBHI 29(8):5712-5721, doi:10.1109/JBHI.2025.3559702; Gong et al. "
+                 "2025, AAAI 39(3):3140-3148 (DGMLD)",
+    "licence": "none stated by the distributors; research use, cite the references"}
 TRAIN_SPLIT = "train"
 TEST_SPLITS = ("valid", "test")
 # measurement number -> (landmark prefix, measurement, the authors' abbreviation)
@@ -178,15 +187,5 @@ def collect_cases(source_dir: str) -> Tuple[List[CaseSource], List[str]]:
 def convert(source_dir: str, raw_root: str, dataset_id: int = DEFAULT_ID, name: str = DEFAULT_NAME,
             overwrite: bool = False) -> str:
     """LFC_dataset -> ``raw_root/Dataset805_LFC`` (T2 channel, 12 labels, valid/ as the test cases)."""
-    cases, test = collect_cases(source_dir)
-    return write_landmark_dataset(
-        cases, raw_root, dataset_id, name, landmark_names=LANDMARKS, test_cases=test, channel_names={"0": "T2"},
-        overwrite=overwrite,
-        dataset_json_extra={
-            "biometry_pairs": [list(pair) for pair in BIOMETRY_PAIRS],
-            "biometry_names": BIOMETRY_NAMES,
-            "description": "LFC fetal brain T2 MRI, 12 landmarks = the two ends (first, second control point) of 6 "
-                           "biometric lines; official split: train/ -> imagesTr, valid/ -> imagesTs",
-            "reference": "Gong et al. 2025, IEEE JBHI 29(8):5712-5721, doi:10.1109/JBHI.2025.3559702; Gong et al. "
-                         "2025, AAAI 39(3):3140-3148 (DGMLD)",
-            "licence": "none stated by the distributors; research use, cite the references"})
+    return write_benchmark_dataset(sys.modules[__name__], *collect_cases(source_dir), raw_root, dataset_id, name,
+                                   overwrite)

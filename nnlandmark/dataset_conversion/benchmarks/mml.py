@@ -31,6 +31,7 @@ detection", Neurocomputing 567:127051, 2024, and respect the authors' terms of u
 import glob
 import os
 import re
+import sys
 import tempfile
 import warnings
 from os.path import basename, isdir, join
@@ -39,12 +40,17 @@ from typing import List, Optional, Tuple
 import numpy as np
 import SimpleITK as sitk
 
-from nnlandmark.dataset_conversion.dataset_writer import CaseSource, ConversionWarning, write_landmark_dataset
+from nnlandmark.dataset_conversion.benchmarks import write_benchmark_dataset
+from nnlandmark.dataset_conversion.dataset_writer import CaseSource, ConversionWarning
 from nnlandmark.errors import LandmarkError
 from nnlandmark.io.images import read_image_header
 
 DEFAULT_NAME = "MML"
 DEFAULT_ID = 802
+CHANNEL = "CT"
+DATASET_INFO = {"description": "MML: 14 mandibular molar landmarks on CT; official train/test split, ",
+                "reference": "He et al. 2024, Neurocomputing 567:127051",
+                "licence": "no data licence stated by the distributors; cite the reference"}
 LANDMARKS = (
     "left_cuspid_cusp", "left_2nd_molar_crown", "left_2nd_molar_mesial_root", "left_2nd_molar_distal_root",
     "left_3rd_molar_crown", "left_3rd_molar_mesial_root", "left_3rd_molar_distal_root",
@@ -153,12 +159,8 @@ def convert(source_dir: str, raw_root: str, dataset_id: int = DEFAULT_ID, name: 
     os.makedirs(raw_root, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".mml_spacing_", dir=raw_root) as scratch:
         cases, test = collect_cases(source_dir, scratch, complete_only=complete_only, include_val=include_val)
-        return write_landmark_dataset(
-            cases, raw_root, dataset_id, name, landmark_names=LANDMARKS, test_cases=test,
-            channel_names={"0": "CT"}, overwrite=overwrite,
-            dataset_json_extra={
-                "description": "MML: 14 mandibular molar landmarks on CT; official train/test split, "
-                              + ("complete-annotation subset" if complete_only else "all cases, absent landmarks null")
-                              + ("; val cases in training" if include_val else "; val cases left out"),
-                "reference": "He et al. 2024, Neurocomputing 567:127051",
-                "licence": "no data licence stated by the distributors; cite the reference"})
+        description = (DATASET_INFO["description"]
+                       + ("complete-annotation subset" if complete_only else "all cases, absent landmarks null")
+                       + ("; val cases in training" if include_val else "; val cases left out"))
+        return write_benchmark_dataset(sys.modules[__name__], cases, test, raw_root, dataset_id, name, overwrite,
+                                       description=description)

@@ -29,16 +29,23 @@ Medical Physics 44(5):2020-2036. The images stem from the RTOG 0522 trial.
 import filecmp
 import glob
 import os
+import sys
 from os.path import basename, dirname, isdir, isfile, join
 from typing import Dict, List, Tuple
 
-from nnlandmark.dataset_conversion.dataset_writer import CaseSource, write_landmark_dataset
-from nnlandmark.dataset_conversion.benchmarks import shipped_test_cases, split_file
+from nnlandmark.dataset_conversion.benchmarks import shipped_test_cases, split_file, write_benchmark_dataset
+from nnlandmark.dataset_conversion.dataset_writer import CaseSource
 from nnlandmark.errors import LandmarkError
 from nnlandmark.io.landmark_files import read_fcsv
 
 DEFAULT_NAME = "PDDCA"
 DEFAULT_ID = 803
+CHANNEL = "CT"
+DATASET_INFO = {
+    "description": "PDDCA 1.4.1: 5 bony landmarks on head-and-neck CT; seeded 26/7 substitute split "
+                   "(splits/pddca.json), not the paper's case list",
+    "reference": "Raudaschl et al. 2017, Medical Physics 44(5):2020-2036",
+    "licence": "no formal licence; public domain database by G. C. Sharp et al. (MGH), cite the reference"}
 LANDMARKS = ("chin", "mand_l", "mand_r", "occ_bone", "odont_proc")
 IMAGE = "img.nrrd"
 SPLIT_FILE = split_file("pddca")
@@ -106,12 +113,5 @@ def collect_cases(source_dir: str) -> Tuple[List[CaseSource], List[str]]:
 def convert(source_dir: str, raw_root: str, dataset_id: int = DEFAULT_ID, name: str = DEFAULT_NAME,
             overwrite: bool = False) -> str:
     """PDDCA-1.4.1 -> ``raw_root/Dataset803_PDDCA`` (CT channel, 5 labels, the 7 test cases of splits/pddca.json)."""
-    cases, test = collect_cases(source_dir)
-    return write_landmark_dataset(
-        cases, raw_root, dataset_id, name, landmark_names=LANDMARKS, test_cases=test, channel_names={"0": "CT"},
-        overwrite=overwrite,
-        dataset_json_extra={
-            "description": "PDDCA 1.4.1: 5 bony landmarks on head-and-neck CT; seeded 26/7 substitute split "
-                           "(splits/pddca.json), not the paper's case list",
-            "reference": "Raudaschl et al. 2017, Medical Physics 44(5):2020-2036",
-            "licence": "no formal licence; public domain database by G. C. Sharp et al. (MGH), cite the reference"})
+    return write_benchmark_dataset(sys.modules[__name__], *collect_cases(source_dir), raw_root, dataset_id, name,
+                                   overwrite)
