@@ -75,11 +75,12 @@ def tiny_trainer():
 
 @pytest.fixture(scope="session")
 def write_prediction():
-    """``write_prediction(folder, case, {name: world LPS xyz})``: a CASE.json as the predictor writes it."""
-    def write(folder, case, points):
+    """``write_prediction(folder, case, {name: world LPS xyz}, absent=names)``: a CASE.json as the predictor writes
+    it, with the ``absent`` landmarks reported ``"present": false``."""
+    def write(folder, case, points, absent=()):
         folder.mkdir(parents=True, exist_ok=True)
-        landmarks = {name: {"label": i + 1, "voxel": [0, 0, 0], "world": list(map(float, xyz)), "likelihood": 0.9}
-                     for i, (name, xyz) in enumerate(points.items())}
+        landmarks = {name: {"label": i + 1, "voxel": [0, 0, 0], "world": list(map(float, xyz)), "likelihood": 0.9,
+                            "present": name not in absent} for i, (name, xyz) in enumerate(points.items())}
         (folder / f"{case}.json").write_text(json.dumps(
             {"case": case, "image": f"{case}_0000.nii.gz", "coordinate_system": "LPS", "landmarks": landmarks}))
     return write

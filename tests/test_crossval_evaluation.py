@@ -86,3 +86,22 @@ def test_cv_ground_truth_from_preprocessed_label_maps_says_which_landmarks_are_t
     points, presence, source = cv_ground_truth(NAME)
     assert source == pre and presence == {"a": {"L": True, "M": False}}
     np.testing.assert_allclose(points["a"]["L"], [2, 2, 2])
+
+
+def test_cv_keeps_the_detection_report_of_absent_landmarks(cv_model, write_prediction):
+    """Landmark M may be absent: truly absent in b and d, predicted absent in b and c."""
+    root, model = cv_model
+    raw = root / "nnUNet_raw" / NAME
+    raw.mkdir()
+    (raw / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "L": 1, "M": 2}, "file_ending": ".nii.gz",
+                                                  "landmarks_may_be_absent": ["M"]}))
+    truth = {c: {"L": [0, 0, 0], "M": None if c in "bd" else [9, 9, 9]} for c in "abcd"}
+    (raw / "all_landmarks_world.json").write_text(json.dumps(truth))
+    for fold, case in (("fold_0", "a"), ("fold_0", "b"), ("fold_1", "c"), ("fold_2", "d")):
+        write_prediction(model / fold / "validation", case, {"L": [0, 0, 1], "M": [9, 9, 9]},
+                         absent=("M",) if case in "bc" else ())
+    assert main(["-d", NAME]) == 0
+    summary = json.loads((model / "crossval_evaluation" / "summary.json").read_text())
+    m = summary["detection"]["per_landmark"]["M"]                  # a: TP, b: TN, c: FN, d: FP
+    assert (m["tp"], m["fp"], m["fn"], m["tn"]) == (1, 1, 1, 1) and m["precision"] == 0.5 and m["recall"] == 0.5
+    assert summary["per_landmark"]["M"]["n"] == 1 and summary["mre_mm"] == pytest.approx(1.0 * 4 / 5)

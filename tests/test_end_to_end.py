@@ -8,6 +8,8 @@ from scipy import ndimage
 
 from nnlandmark.io.landmark_files import read_fcsv, read_mrk_json
 
+MODEL = "nnLandmarkTrainer_CPU__nnLandmarkCPUPlans__3d_fullres"
+
 
 @pytest.fixture(scope="module")
 def predictions(trained, cli):
@@ -64,7 +66,7 @@ def test_python_api_matches_the_command_for_a_path_and_a_simpleitk_image(trained
 
     root, raw, _ = trained
     predictor = LandmarkPredictor.from_model_folder(
-        root / "results" / "Dataset991_E2E" / "nnLandmarkTrainer_CPU__nnLandmarkCPUPlans__3d_fullres", [0],
+        root / "results" / "Dataset991_E2E" / MODEL, [0],
         device=torch.device("cpu"), allow_tqdm=False)
     image = raw / "imagesTs" / "sphere_021_0000.nii.gz"
     from_path = predictor.predict(str(image))
@@ -97,3 +99,43 @@ def test_search_around_a_prior_reads_each_maximum_near_it(trained, predictions, 
         assert error(restricted, "small_sphere", "large_sphere") <= 8.0   # restricted: pulled into the prior's ball
         for name in ("medium_sphere", "large_sphere"):  # a prior at the free maximum: its whole window is inside
             np.testing.assert_allclose(restricted[name]["world"], free[case][name]["world"], atol=1e-6)
+
+
+def test_integer_peaks_give_the_papers_whole_voxels_near_the_refined_ones(trained, predictions, cli):
+    root, raw, env = trained
+    cli("nnLandmark_predict", env, "-i", raw / "imagesTs", "-o", root / "integer", "-d", 991, "-tr",
+        "nnLandmarkTrainer_CPU", "-p", "nnLandmarkCPUPlans", "-device", "cpu", "--disable_tqdm", "--integer_peaks")
+    refined, whole = [], []   # 1 mm isotropic, uncropped, untransposed: preprocessed voxels are the image's voxels
+    for case in (f"sphere_{i:03d}" for i in range(20, 24)):
+        for name, entry in json.loads((root / "integer" / f"{case}.json").read_text())["landmarks"].items():
+            whole.append(entry["voxel"])
+            refined.append(json.loads((predictions / f"{case}.json").read_text())["landmarks"][name]["voxel"])
+    whole, refined = np.array(whole), np.array(refined)
+    np.testing.assert_allclose(whole, np.rint(whole), atol=1e-9)
+    assert np.abs(refined - np.rint(refined)).max() > 0.05 and np.abs(whole - refined).max() < 1.0
+
+
+def test_two_folds_are_ensembled_by_averaging_their_heatmaps(trained, tmp_path):
+    """Fold 1 is fold 0 with every output bias raised by 1: its sigmoid heatmaps are higher but peak at the same
+    voxels, so the ensemble peaks there too with a likelihood halfway between the two folds'."""
+    import shutil
+    import torch
+    from nnlandmark.inference.predictor import LandmarkPredictor
+    root, raw, _ = trained
+    model = tmp_path / MODEL
+    shutil.copytree(root / "results" / "Dataset991_E2E" / MODEL, model, ignore=shutil.ignore_patterns("validation"))
+    checkpoint = torch.load(model / "fold_0" / "checkpoint_final.pth", weights_only=False)
+    bias = [k for k in checkpoint["network_weights"] if "seg_layers" in k and k.endswith("bias")][-1]
+    checkpoint["network_weights"][bias] += 1.0
+    (model / "fold_1").mkdir()
+    torch.save(checkpoint, model / "fold_1" / "checkpoint_final.pth")
+    image = str(raw / "imagesTs" / "sphere_022_0000.nii.gz")
+    landmarks = {folds: LandmarkPredictor.from_model_folder(model, folds, device=torch.device("cpu"), allow_tqdm=False,
+                                                            subvoxel=False).predict(image)["landmarks"]
+                 for folds in ((0,), (1,), None)}             # None: every trained fold
+    for name, ensemble in landmarks[None].items():
+        low, high = landmarks[(0,)][name], landmarks[(1,)][name]
+        assert low["likelihood"] < ensemble["likelihood"] < high["likelihood"]
+        assert ensemble["likelihood"] == pytest.approx((low["likelihood"] + high["likelihood"]) / 2, abs=2e-3)
+        np.testing.assert_allclose(ensemble["voxel"], low["voxel"], atol=1.01)
+        np.testing.assert_allclose(ensemble["voxel"], high["voxel"], atol=1.01)

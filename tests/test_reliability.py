@@ -52,6 +52,9 @@ def test_killed_training_continues_from_its_last_checkpoint_with_c(trained, cli)
     epochs = [int(line.split("Epoch ")[1]) for line in resumed_log.splitlines() if "Epoch " in line
               and line.split("Epoch ")[1].strip().isdigit()]
     assert epochs[0] == interrupted_at and epochs[-1] == 3  # continued, did not start again at epoch 0
+    ema = final["logging"]["ema_val_landmark_error_vox"]        # the whole run's log, restored across --c
+    best = torch.load(fold / "checkpoint_best.pth", weights_only=False)
+    assert len(ema) == 4 and best["_best_ema"] == min(ema) and best["current_epoch"] == int(np.argmin(ema)) + 1
     assert (fold / "validation" / "summary.json").is_file()
 
 

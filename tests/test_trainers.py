@@ -169,3 +169,38 @@ def test_a_fine_stage_trainer_wires_landmark_patches_and_the_off_centre_crop_int
     batch = next(loader)
     assert np.isfinite(trainer.train_step(batch)["loss"])
     assert trainer.validation_step(batch)["error_count"].sum() >= 1
+
+
+def _bare(name, **attributes):
+    """An instance of trainer ``name`` without nnU-Net's set-up, holding only ``attributes``."""
+    cls = trainer_class_by_name(name)
+    trainer = cls.__new__(cls)
+    trainer.__dict__.update(output_folder="out", print_to_log_file=lambda *a: None, **attributes)
+    return trainer
+
+
+def _epochs_saved(trainer, ema_per_epoch):
+    """Call save_epoch_checkpoints after each epoch's EMA error; returns {epoch: checkpoint files written}."""
+    saved = {}
+    trainer.save_checkpoint = lambda filename: saved.setdefault(trainer.current_epoch, []).append(
+        filename.rsplit("/", 1)[-1])
+    for epoch, ema in enumerate(ema_per_epoch):
+        trainer.current_epoch = epoch
+        trainer.logger = SimpleNamespace(get_value=lambda key, step: ema)
+        trainer.save_epoch_checkpoints()
+    return saved
+
+
+def test_best_checkpoint_follows_the_lowest_ema_landmark_error_also_after_a_resume():
+    trainer = _bare("nnLandmarkTrainer_CPU", save_every=3, num_epochs=8, _best_ema=None)
+    assert _epochs_saved(trainer, [5.0, 3.0, float("nan"), 4.0, 2.5]) == {
+        0: ["checkpoint_best.pth"], 1: ["checkpoint_best.pth"], 2: ["checkpoint_latest.pth"],
+        4: ["checkpoint_best.pth"]}
+    # --c restores _best_ema from the checkpoint (nnU-Net's load_checkpoint): a worse epoch keeps the best
+    resumed = _bare("nnLandmarkTrainer_CPU", save_every=3, num_epochs=8, _best_ema=2.5)
+    assert _epochs_saved(resumed, [9.0, 2.75, 2.0]) == {2: ["checkpoint_latest.pth", "checkpoint_best.pth"]}
+
+
+def test_curve_variants_keep_a_snapshot_every_five_epochs():
+    trainer = _bare("nnLandmarkTrainer_CPU_SpatialSoftmax_Curve", save_every=100, num_epochs=12, _best_ema=1.0)
+    assert _epochs_saved(trainer, [2.0] * 12) == {4: ["checkpoint_epoch_0005.pth"], 9: ["checkpoint_epoch_0010.pth"]}
