@@ -1,4 +1,18 @@
-"""Small helpers shared by the benchmark scripts: markdown tables, JSON results, timing on CPU or CUDA."""
+"""The harness every benchmark script shares: environment, data, train, predict, evaluate, JSON + markdown table.
+
+- environment: ``nnunet_env`` (nnU-Net's three folders under a work folder, for our console scripts),
+  ``use_nnunet_folders`` (the same in this process), ``training_env``, ``environment`` (what the JSON records);
+- data: ``spheres`` (the demo's spheres), ``scene_dataset`` (scans drawn by benchmarks/_scenes.py), ``plan_cpu``,
+  ``planned_spheres``, ``edit_json``;
+- train: ``train_cpu``, ``fold_folder``, ``epoch_seconds``;
+- predict + evaluate: ``predict_test_cases``;
+- results: ``benchmark_parser``, ``add_device_option``, ``default_out``, ``markdown_table``, ``write_json``,
+  ``write_results``; timing: ``timed``, ``stdout_to_stderr``.
+
+``--device`` is added (``add_device_option``) only by the scripts that move their training or prediction there; the
+others train and predict on CPU.
+"""
+import argparse
 import contextlib
 import json
 import os
@@ -10,11 +24,34 @@ from datetime import date
 from os.path import abspath, basename, dirname, join
 from pathlib import Path
 
+from nnlandmark.landmark_set import LANDMARKS_WORLD_JSON
+from nnlandmark.paths import CPU_PLANS
+
 RESULTS = join(dirname(abspath(__file__)), 'results')
+NNUNET_FOLDERS = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
+DEVICES = ('cpu', 'cuda')
 
 
+# ------------------------------------------------------------------------------------------------ results, CLI
 def default_out(script: str) -> str:
-    return join(RESULTS, basename(script).replace('.py', '.json'))
+    """benchmarks/results/NAME.json for a script path (NAME.py) or a plain name."""
+    name = basename(script)
+    return join(RESULTS, (name[:-len('.py')] if name.endswith('.py') else name) + '.json')
+
+
+def benchmark_parser(doc: str, out=None, workdir=None) -> argparse.ArgumentParser:
+    """The script's parser: its docstring's first paragraph as description, ``--out`` (default ``out``) and, given a
+    default ``workdir``, ``--workdir`` (where the nnU-Net folders and predictions of a training benchmark go)."""
+    parser = argparse.ArgumentParser(description=doc.split('\n\n')[0])
+    if workdir is not None:
+        parser.add_argument('--workdir', default=workdir)
+    parser.add_argument('--out', default=out)
+    return parser
+
+
+def add_device_option(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--device cpu|cuda``: only for scripts whose code moves their work (``help`` says which) to that device."""
+    parser.add_argument('--device', default='cpu', choices=DEVICES, help=help)
 
 
 def environment(device: str) -> dict:
@@ -24,10 +61,16 @@ def environment(device: str) -> dict:
             'torch': torch.__version__, 'torch_threads': torch.get_num_threads(), 'python': platform.python_version()}
 
 
-def write_json(path: str, data: dict) -> None:
+def write_json(path: str, data) -> None:
     os.makedirs(dirname(abspath(path)), exist_ok=True)
     with open(path, 'w') as f:
         json.dump(data, f, indent=2)
+
+
+def write_results(path: str, data) -> None:
+    """The JSON file, and a last stdout line that names it."""
+    write_json(path, data)
+    print(f"\nwritten: {path}")
 
 
 def markdown_table(headers, rows) -> str:
@@ -36,6 +79,7 @@ def markdown_table(headers, rows) -> str:
     return '\n'.join(lines)
 
 
+# ------------------------------------------------------------------------------------------------ timing
 def sync(device) -> None:
     import torch
     if str(device).startswith('cuda'):
@@ -66,6 +110,27 @@ def stdout_to_stderr():
         os.close(saved)
 
 
+# ------------------------------------------------------------------------------------------------ environment
+def nnunet_env(workdir) -> dict:
+    """This process's environment with nnU-Net's three folders under ``workdir``, for our console scripts."""
+    return {**os.environ, **{v: str(Path(workdir) / v) for v in NNUNET_FOLDERS}}
+
+
+def use_nnunet_folders(workdir) -> None:
+    """nnU-Net's three folders under ``workdir``, made and set in this process's environment (in-process planning
+    and trainers)."""
+    for variable in NNUNET_FOLDERS:
+        os.environ[variable] = join(workdir, variable)
+        os.makedirs(os.environ[variable], exist_ok=True)
+
+
+def training_env(env: dict, results=None) -> dict:
+    """``env`` for a training: one augmentation worker process (nnUNet_n_proc_DA=1); ``results``: another
+    nnUNet_results folder, for a second arm trained on the same preprocessed data."""
+    return {**env, "nnUNet_n_proc_DA": "1", **({"nnUNet_results": str(results)} if results is not None else {})}
+
+
+# ------------------------------------------------------------------------------------------------ data
 def run_command(env: dict, command: str, *args) -> str:
     """One of our console scripts from this interpreter's environment; its output ends the run if it fails."""
     bin_dir = os.path.dirname(sys.executable)
@@ -75,9 +140,46 @@ def run_command(env: dict, command: str, *args) -> str:
     return result.stdout
 
 
-CPU_PLANS = "nnLandmarkCPUPlans"
+def plan_cpu(env: dict, dataset: int, *extra) -> None:
+    """nnLandmark_plan_and_preprocess with the CPU plans (``extra``: e.g. --cpu_whole_volume)."""
+    run_command(env, "nnLandmark_plan_and_preprocess", "-d", dataset, "--cpu_plans", *extra)
 
 
+def spheres(env, dataset: int, name: str, **options) -> Path:
+    """The demo's synthetic spheres as raw dataset ``dataset`` in ``env``'s nnUNet_raw (``options``:
+    make_synthetic_dataset's, e.g. n_train, n_test, seed); its folder."""
+    from nnlandmark.dataset_conversion.synthetic import make_synthetic_dataset
+    return Path(make_synthetic_dataset(env["nnUNet_raw"], dataset, name, **options))
+
+
+def planned_spheres(workdir: str, dataset: int, name: str, n_train: int, **cpu_plans) -> str:
+    """In this process: nnU-Net's folders under ``workdir``, the demo's spheres (``n_train`` cases, no test cases),
+    nnU-Net's planning and preprocessing (3d_fullres), then the CPU plans (``cpu_plans``: derive_cpu_plans'
+    options); returns the CPU plans identifier."""
+    use_nnunet_folders(workdir)
+    from nnlandmark.planning import derive_cpu_plans, plan_and_preprocess
+    spheres(os.environ, dataset, name, n_train=n_train, n_test=0)
+    return derive_cpu_plans(dataset, plan_and_preprocess(dataset, ('3d_fullres',)), **cpu_plans)
+
+
+def scene_dataset(env: dict, dataset: int, name: str, images, truth: dict, n_train: int, **options) -> Path:
+    """A raw dataset of scans written by ``_scenes.write_scans`` into ``images`` ({case: {landmark: ITK index}} in
+    ``truth``); the cases after the first ``n_train`` are its test cases. ``options`` go to write_landmark_dataset."""
+    from nnlandmark.dataset_conversion.dataset_writer import CaseSource, write_landmark_dataset
+    cases = [CaseSource(case, [str(Path(images) / f"{case}.nii.gz")], points, "voxel", case)
+             for case, points in truth.items()]
+    return Path(write_landmark_dataset(cases, env["nnUNet_raw"], dataset, name, overwrite=True,
+                                       test_cases=list(truth)[n_train:], **options))
+
+
+def edit_json(path, change) -> None:
+    """Rewrite a JSON file (a dataset.json between two arms of a benchmark) with ``change(content)`` applied."""
+    content = json.loads(Path(path).read_text())
+    change(content)
+    Path(path).write_text(json.dumps(content))
+
+
+# ------------------------------------------------------------------------------------------------ train, predict
 def train_cpu(env: dict, raw, trainer: str, configuration: str = "3d_fullres", device: str = "cpu"):
     """Train fold 0 of the raw dataset folder ``raw`` with the CPU plans (on CPU unless told); its fold folder."""
     run_command(env, "nnLandmark_train", Path(raw).name, configuration, 0, "-tr", trainer, "-p", CPU_PLANS,
@@ -103,5 +205,5 @@ def predict_test_cases(env: dict, raw, trainer: str, out, *extra, configuration:
     raw = Path(raw)
     run_command(env, "nnLandmark_predict", "-i", raw / "imagesTs", "-o", out, "-d", raw.name, "-tr", trainer,
                 "-p", CPU_PLANS, "-c", configuration, "-device", device, "--disable_tqdm", *extra)
-    run_command(env, "nnLandmark_evaluate", "-pred", out, "-gt", raw / "all_landmarks_world.json")
+    run_command(env, "nnLandmark_evaluate", "-pred", out, "-gt", raw / LANDMARKS_WORLD_JSON)
     return json.loads((Path(out) / "evaluation" / "summary.json").read_text())

@@ -9,24 +9,23 @@ calibrated on fold 0's validation cases, evaluated on the held-out test cases.
 
     python benchmarks/absent_landmarks.py [--workdir DIR] [--out FILE]      (about 20 CPU minutes)
 """
-import argparse
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
-from _common import CPU_PLANS, predict_test_cases, run_command, train_cpu
+from nnlandmark.paths import CPU_PLANS
+
+from _common import (benchmark_parser, default_out, edit_json, markdown_table, nnunet_env, plan_cpu,
+                     predict_test_cases, run_command, spheres, train_cpu, training_env, write_json)
 
 DATASET = 981
 TRAINER = "nnLandmarkTrainer_CPU"
 
 
-def prepare(workdir: Path, env: dict) -> Path:
-    from nnlandmark.dataset_conversion.synthetic import make_synthetic_dataset
-    raw = Path(make_synthetic_dataset(env["nnUNet_raw"], DATASET, "Absent", n_train=30, n_test=10, seed=5,
-                                      absent_fraction={"medium_sphere": 0.3}))
+def prepare(env: dict) -> Path:
+    raw = spheres(env, DATASET, "Absent", n_train=30, n_test=10, seed=5, absent_fraction={"medium_sphere": 0.3})
     rng = np.random.default_rng(0)
     for label_file in sorted((raw / "labelsTr").glob("*.nii.gz")):
         if rng.uniform() < 0.4:  # unannotate the small sphere: the sphere stays in the image
@@ -36,7 +35,7 @@ def prepare(workdir: Path, env: dict) -> Path:
             out = sitk.GetImageFromArray(seg)
             out.CopyInformation(image)
             sitk.WriteImage(out, str(label_file))
-    run_command(env, "nnLandmark_plan_and_preprocess", "-d", DATASET, "--cpu_plans")
+    plan_cpu(env, DATASET)
     return raw
 
 
@@ -56,28 +55,25 @@ def train_and_test(env: dict, raw: Path, workdir: Path, label: str) -> dict:
             "medium_tp_fp_fn_tn": [medium["tp"], medium["fp"], medium["fn"], medium["tn"]]}
 
 
+def every_missing_cube_is_absent(info: dict) -> None:
+    info["landmarks_may_be_absent"] = ["small_sphere", "medium_sphere"]  # missing cube = "nothing here"
+
+
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", default="absent_landmarks_benchmark")
-    parser.add_argument("--out", default="benchmarks/results/absent_landmarks.json")
-    args = parser.parse_args()
+    args = benchmark_parser(__doc__, out=default_out(__file__), workdir="absent_landmarks_benchmark").parse_args()
     workdir = Path(args.workdir).resolve()
-    env = {**os.environ, **{v: str(workdir / v) for v in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}}
-    raw = prepare(workdir, env)
-    rows = [train_and_test({**env, "nnUNet_n_proc_DA": "1"}, raw, workdir, "masked")]
+    env = nnunet_env(workdir)
+    raw = prepare(env)
+    rows = [train_and_test(training_env(env), raw, workdir, "masked")]
     for info_file in (Path(env["nnUNet_preprocessed"]) / raw.name / "dataset.json", raw / "dataset.json"):
-        info = json.loads(info_file.read_text())
-        info["landmarks_may_be_absent"] = ["small_sphere", "medium_sphere"]  # missing cube = "nothing here"
-        info_file.write_text(json.dumps(info))
-    rows.append(train_and_test({**env, "nnUNet_n_proc_DA": "1", "nnUNet_results": str(workdir / "results_paper")},
-                               raw, workdir, "paper"))
-    print("| run | MRE all (mm) | small MRE (mm) | small likelihood | medium precision | medium recall |")
-    print("|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['run']} | {r['mre_mm']:.2f} | {r['small_mre_mm']:.2f} | {r['small_likelihood_mean']:.3f} | "
-              f"{r['medium_precision']:.2f} | {r['medium_recall']:.2f} |")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(rows, indent=2))
+        edit_json(info_file, every_missing_cube_is_absent)
+    rows.append(train_and_test(training_env(env, workdir / "results_paper"), raw, workdir, "paper"))
+    print(markdown_table(["run", "MRE all (mm)", "small MRE (mm)", "small likelihood", "medium precision",
+                          "medium recall"],
+                         [[r["run"], f"{r['mre_mm']:.2f}", f"{r['small_mre_mm']:.2f}",
+                           f"{r['small_likelihood_mean']:.3f}", f"{r['medium_precision']:.2f}",
+                           f"{r['medium_recall']:.2f}"] for r in rows]))
+    write_json(args.out, rows)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Learning efficiency on CPU: test MRE vs training minutes (issue: performance, 4).
 
-Data: ``--data study`` (default), a synthetic set that looks like a real study (benchmarks/_study.py: 32 landmarks,
+Data: ``--data study`` (default), a synthetic set that looks like a real study (benchmarks/_scenes.py: 32 landmarks,
 80x96x80 at 2 mm, smooth deformations, two pairs 2.3-4.2 mm apart; predicting every landmark at its mean training
 position gives the "mean shape" row, fitting that shape affinely to each test case's true landmarks the "affine
 oracle" row), or ``--data demo`` (the demo's three spheres, 64³ at 1 mm).
@@ -29,42 +29,41 @@ markdown table, a JSON file and a chart (the JSON's name with .png).
                                              [--workdir DIR] [--out FILE]
                                                           (study: about 25 CPU minutes per trained run)
 """
-import argparse
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
-from _common import epoch_seconds, fold_folder, markdown_table, predict_test_cases, run_command, train_cpu, write_json
+from nnlandmark.landmark_set import LANDMARKS_WORLD_JSON
+from nnlandmark.paths import CPU_PLANS, WHOLE_VOLUME
+
+from _common import (add_device_option, benchmark_parser, default_out, epoch_seconds, fold_folder, markdown_table,
+                     nnunet_env, plan_cpu, predict_test_cases, scene_dataset, spheres, train_cpu, training_env,
+                     write_json)
 
 DATASET = {"study": 986, "demo": 987}
-RUNS = {"patch": ("nnLandmarkTrainer_CPU_Curve", "3d_fullres"), "whole": ("nnLandmarkTrainer_CPU_Curve", "3d_whole"),
-        "softargmax": ("nnLandmarkTrainer_CPU_SoftArgmax_Curve", "3d_whole"),
-        "spatialsoftmax": ("nnLandmarkTrainer_CPU_SpatialSoftmax_Curve", "3d_whole"),
+# the _Curve trainers (trainers/variants.py: the EpochSnapshots mixin) keep a checkpoint every 5 epochs
+RUNS = {"patch": ("nnLandmarkTrainer_CPU_Curve", "3d_fullres"), "whole": ("nnLandmarkTrainer_CPU_Curve", WHOLE_VOLUME),
+        "softargmax": ("nnLandmarkTrainer_CPU_SoftArgmax_Curve", WHOLE_VOLUME),
+        "spatialsoftmax": ("nnLandmarkTrainer_CPU_SpatialSoftmax_Curve", WHOLE_VOLUME),
         "fine": ("nnLandmarkTrainer_CPU_SpatialSoftmax_Fine_Curve", "3d_fullres")}
-COARSE = [run for run, (_, configuration) in RUNS.items() if configuration == "3d_whole"]
+COARSE = [run for run, (_, configuration) in RUNS.items() if configuration == WHOLE_VOLUME]
 FINE = [run for run, (_, configuration) in RUNS.items() if configuration == "3d_fullres"]
 
 
 def prepare(data: str, env: dict, workdir: Path, n_train: int, n_test: int) -> Path:
     """Write and preprocess the data set, unless a previous run in this workdir did (trained models are reused too)."""
-    from nnlandmark.dataset_conversion.dataset_writer import CaseSource, write_landmark_dataset
-    from nnlandmark.dataset_conversion.synthetic import make_synthetic_dataset
     dataset = DATASET[data]
-    done = list(Path(env["nnUNet_preprocessed"]).glob(f"Dataset{dataset}_*/nnLandmarkCPUPlans_3d_whole"))
+    done = list(Path(env["nnUNet_preprocessed"]).glob(f"Dataset{dataset}_*/{CPU_PLANS}_{WHOLE_VOLUME}"))
     if done:
         return Path(env["nnUNet_raw"]) / done[0].parent.name
     if data == "demo":
-        raw = Path(make_synthetic_dataset(env["nnUNet_raw"], dataset, "CurveDemo", n_train=n_train, n_test=n_test))
+        raw = spheres(env, dataset, "CurveDemo", n_train=n_train, n_test=n_test)
     else:
-        from _study import write_study_cases
+        from _scenes import write_study_cases
         truth = write_study_cases(workdir / "images", n_train + n_test)
-        cases = [CaseSource(case, [str(workdir / "images" / f"{case}.nii.gz")], points, "voxel", case)
-                 for case, points in truth.items()]
-        raw = Path(write_landmark_dataset(cases, env["nnUNet_raw"], dataset, "Study", overwrite=True,
-                                          test_cases=[c.case for c in cases[n_train:]]))
-    run_command(env, "nnLandmark_plan_and_preprocess", "-d", dataset, "--cpu_plans", "--cpu_whole_volume")
+        raw = scene_dataset(env, dataset, "Study", workdir / "images", truth, n_train)
+    plan_cpu(env, dataset, "--cpu_whole_volume")
     return raw
 
 
@@ -73,7 +72,7 @@ def reference_mres(raw: Path) -> dict:
     mean training position, what a model must beat. "affine oracle": the mean shape under the affine map that best
     fits each test case's TRUE landmarks (least squares): a model that knew every case's pose, scale and shear
     exactly but nothing of its local deformation."""
-    world = json.loads((raw / "all_landmarks_world.json").read_text())
+    world = json.loads((raw / LANDMARKS_WORLD_JSON).read_text())
     test = {p.name[:-len("_0000.nii.gz")] for p in (raw / "imagesTs").glob("*_0000.nii.gz")}
     names = list(next(iter(world.values())))
     mean = {n: np.mean([world[c][n] for c in world if c not in test and world[c][n] is not None], 0) for n in names}
@@ -150,7 +149,7 @@ def plot_curves(result: dict, path: str, goal_mm: float = 3.0) -> None:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--data", choices=list(DATASET), default="study")
     parser.add_argument("--runs", nargs="+", choices=[*RUNS, "cascade"], default=["whole"])
     parser.add_argument("--search-radius", type=float, default=16.0, help="mm around the coarse landmarks (cascade)")
@@ -162,17 +161,15 @@ def main():
                         help="the 3d_fullres run read around the coarse landmarks (cascade)")
     parser.add_argument("--cases", type=int, nargs=2, default=(30, 10), metavar=("TRAIN", "TEST"))
     parser.add_argument("--workdir", default="learning_efficiency_benchmark")
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
-                        help="train and predict here (the minutes are then GPU minutes)")
-    parser.add_argument("--out", default=None)
+    add_device_option(parser, "train and predict here (the minutes are then GPU minutes)")
     args = parser.parse_args()
     workdir = Path(args.workdir).resolve() / args.data
-    env = {**os.environ, **{v: str(workdir / v) for v in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}}
+    env = nnunet_env(workdir)
     raw = prepare(args.data, env, workdir, *args.cases)
     references = reference_mres(raw)
     points = []
     for label in args.runs:
-        points += curve({**env, "nnUNet_n_proc_DA": "1"}, raw, label, workdir, args.search_radius,
+        points += curve(training_env(env), raw, label, workdir, args.search_radius,
                         args.coarse, args.coarse_epoch, args.fine, args.device)
     print(f"\nno image: mean shape (every landmark at its mean training position) MRE {references['mean_shape']:.2f} "
           f"mm; affine oracle (the mean shape fitted affinely to each test case's true landmarks) MRE "
@@ -182,7 +179,7 @@ def main():
                            f"{p['sdr_4mm']:.1f}"] for p in points]))
     result = {"data": args.data, "mean_shape_mre_mm": references["mean_shape"],
               "affine_oracle_mre_mm": references["affine_oracle"], "points": points}
-    out = args.out or f"benchmarks/results/learning_efficiency_{args.data}.json"
+    out = args.out or default_out(f"learning_efficiency_{args.data}")
     write_json(out, result)
     plot_curves(result, str(Path(out).with_suffix(".png")))
     print(f"written: {out} and its .png chart")

@@ -8,13 +8,11 @@ offsets is E|u|, u ~ U[-0.5, 0.5]^3, about 0.48 voxel.
 
     .venv/bin/python benchmarks/localisation_floor.py [--landmarks 1000] [--device cuda] [--out FILE]
 """
-import argparse
-
 import numpy as np
 import torch
 from scipy import ndimage
 
-from _common import default_out, environment, markdown_table, write_json
+from _common import add_device_option, benchmark_parser, default_out, environment, markdown_table, write_results
 
 TARGET = 0.30
 CONDITIONS = [('ideal cone', 0.0, 0.0), ('noise 0.05', 0.05, 0.0), ('noise 0.10', 0.10, 0.0),
@@ -22,7 +20,7 @@ CONDITIONS = [('ideal cone', 0.0, 0.0), ('noise 0.05', 0.05, 0.0), ('noise 0.10'
 
 
 def heatmaps(centres: np.ndarray, size: int, radius: float, noise: float, blur: float, rng, device) -> torch.Tensor:
-    from nnlandmark.losses.heatmap import edt_heatmaps
+    from nnlandmark.heatmaps import edt_heatmaps
     c = torch.tensor(centres[None], dtype=torch.float32, device=device)
     heat = edt_heatmaps(c, torch.ones(c.shape[:2], dtype=torch.bool, device=device), (size,) * 3, radius)[0].cpu()
     if blur:
@@ -33,15 +31,15 @@ def heatmaps(centres: np.ndarray, size: int, radius: float, noise: float, blur: 
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = benchmark_parser(__doc__, out=default_out(__file__))
     parser.add_argument('--landmarks', type=int, default=1000, help='heatmaps (channels) per condition')
     parser.add_argument('--size', type=int, default=32, help='cubic heatmap edge in voxels')
     parser.add_argument('--radius', type=float, default=15.0)
-    parser.add_argument('--device', default='cpu', choices=('cpu', 'cuda'), help='where the targets are built')
+    add_device_option(parser, 'where the targets are built (edt_heatmaps); the peaks are read on CPU, as the '
+                      'predictor reads them')
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--out', default=default_out(__file__))
     args = parser.parse_args()
-    from nnlandmark.inference.peaks import channel_maxima, refine_peaks
+    from nnlandmark.heatmaps import channel_maxima, refine_peaks
 
     rng = np.random.default_rng(args.seed)
     offsets = rng.uniform(-0.5, 0.5, (200_000, 3))
@@ -66,10 +64,9 @@ def main():
           f"E|u| = {floor:.3f})\n")
     print(markdown_table(['heatmap', 'integer argmax MRE', 'refined MRE', 'integer p95', 'refined p95',
                           f'refined <= {TARGET}'], table))
-    write_json(args.out, {'environment': environment(args.device), 'landmarks': args.landmarks, 'size': args.size,
-                          'radius': args.radius, 'seed': args.seed, 'target_refined_mre': TARGET,
-                          'integer_floor_uniform': floor, 'rows': rows})
-    print(f"\nwritten: {args.out}")
+    write_results(args.out, {'environment': environment(args.device), 'landmarks': args.landmarks,
+                             'size': args.size, 'radius': args.radius, 'seed': args.seed, 'target_refined_mre': TARGET,
+                             'integer_floor_uniform': floor, 'rows': rows})
 
 
 if __name__ == '__main__':

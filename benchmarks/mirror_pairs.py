@@ -8,61 +8,36 @@ prediction). MRE on held-out cases, and how often an eye lands on the other eye 
 
     python benchmarks/mirror_pairs.py [--workdir DIR] [--out FILE]      (about 20 CPU minutes)
 """
-import argparse
 import json
-import os
 from pathlib import Path
 
 import numpy as np
-import SimpleITK as sitk
-from scipy import ndimage
 
-from _common import predict_test_cases, run_command, train_cpu
+from nnlandmark.landmark_set import LANDMARKS_WORLD_JSON
+
+from _common import (benchmark_parser, default_out, edit_json, markdown_table, nnunet_env, plan_cpu,
+                     predict_test_cases, scene_dataset, train_cpu, training_env, write_json)
+from _scenes import HEAD_ORIGIN, head, write_scans
 
 DATASET = 982
-SIZE = 64
-
-
-def make_case(rng, path: Path) -> dict:
-    """One head; returns landmark positions as continuous ITK index (x = patient left-right)."""
-    centre = np.array([SIZE / 2, SIZE / 2, SIZE / 2]) + rng.uniform(-4, 4, 3)
-    half_width = rng.uniform(9, 13)  # eye distance from the mid-plane
-    eye_y, eye_z = centre[1] + rng.uniform(6, 10), centre[2] + rng.uniform(2, 6)
-    points = {"left_eye": np.array([centre[0] + half_width, eye_y, eye_z]) + rng.normal(0, 0.7, 3),
-              "right_eye": np.array([centre[0] - half_width, eye_y, eye_z]) + rng.normal(0, 0.7, 3),
-              "nose": np.array([centre[0], centre[1] + rng.uniform(12, 15), centre[2] - rng.uniform(0, 3)]),
-              "chin": np.array([centre[0], centre[1] + rng.uniform(8, 12), centre[2] - rng.uniform(12, 16)])}
-    xyz = np.stack(np.meshgrid(*[np.arange(SIZE)] * 3, indexing="ij"), -1)[..., ::-1]
-    head = np.linalg.norm((xyz - centre) / [22, 20, 24], axis=-1) <= 1
-    image = ndimage.gaussian_filter(rng.normal(0, 1, (SIZE,) * 3), 3) * 2 + 1.5 * head
-    for name, radius, value in (("left_eye", 3, 2.0), ("right_eye", 3, 2.0), ("nose", 3.5, -2.0), ("chin", 4, 1.2)):
-        image += value * (np.linalg.norm(xyz - points[name], axis=-1) <= radius)
-    itk = sitk.GetImageFromArray((image + rng.normal(0, 0.2, image.shape)).astype(np.float32))
-    itk.SetOrigin((-32.0, -32.0, -32.0))
-    sitk.WriteImage(itk, str(path))
-    return points
+TRAINER = "nnLandmarkTrainer_CPU"
 
 
 def prepare(workdir: Path, env: dict) -> Path:
-    from nnlandmark.dataset_conversion.dataset_writer import CaseSource, write_landmark_dataset
-    rng = np.random.default_rng(7)
+    """32 heads (the first 24 for training), written as a raw dataset that declares the eyes a mirror pair."""
     images = workdir / "images"
-    images.mkdir(parents=True, exist_ok=True)
-    cases = [CaseSource(f"head_{i:03d}", [str(images / f"head_{i:03d}.nii.gz")], {}, "voxel", f"head_{i:03d}")
-             for i in range(32)]
-    for case in cases:
-        case.landmarks = make_case(rng, Path(case.images[0]))
-    raw = write_landmark_dataset(cases, env["nnUNet_raw"], DATASET, "Heads", test_cases=[c.case for c in cases[24:]],
-                                 overwrite=True, dataset_json_extra={"mirror_pairs": [["left_eye", "right_eye"]]})
-    run_command(env, "nnLandmark_plan_and_preprocess", "-d", DATASET, "--cpu_plans")
-    return Path(raw)
+    truth = write_scans(images, 32, head, np.random.default_rng(7), "head", origin=HEAD_ORIGIN)
+    raw = scene_dataset(env, DATASET, "Heads", images, truth, 24,
+                        dataset_json_extra={"mirror_pairs": [["left_eye", "right_eye"]]})
+    plan_cpu(env, DATASET)
+    return raw
 
 
 def train_and_test(env: dict, raw: Path, workdir: Path, label: str) -> dict:
-    train_cpu(env, raw, "nnLandmarkTrainer_CPU")
+    train_cpu(env, raw, TRAINER)
     predictions = workdir / f"predictions_{label}"
-    summary = predict_test_cases(env, raw, "nnLandmarkTrainer_CPU", predictions)
-    truth = json.loads((raw / "all_landmarks_world.json").read_text())
+    summary = predict_test_cases(env, raw, TRAINER, predictions)
+    truth = json.loads((raw / LANDMARKS_WORLD_JSON).read_text())
     swapped = 0
     for file in predictions.glob("head_*.json"):
         pred = json.loads(file.read_text())["landmarks"]
@@ -78,28 +53,18 @@ def train_and_test(env: dict, raw: Path, workdir: Path, label: str) -> dict:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", default="mirror_pairs_benchmark")
-    parser.add_argument("--out", default="benchmarks/results/mirror_pairs.json")
-    args = parser.parse_args()
+    args = benchmark_parser(__doc__, out=default_out(__file__), workdir="mirror_pairs_benchmark").parse_args()
     workdir = Path(args.workdir).resolve()
-    env = {**os.environ, **{v: str(workdir / v) for v in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}}
+    env = nnunet_env(workdir)
     raw = prepare(workdir, env)
-    train_env = {**env, "nnUNet_n_proc_DA": "1"}
-    rows = [train_and_test(train_env, raw, workdir, "mirror_pairs")]
-    info_file = Path(env["nnUNet_preprocessed"]) / raw.name / "dataset.json"
-    info = json.loads(info_file.read_text())
-    info.pop("mirror_pairs")
-    info_file.write_text(json.dumps(info))
-    rows.append(train_and_test({**train_env, "nnUNet_results": str(workdir / "results_no_mirroring")}, raw, workdir,
+    rows = [train_and_test(training_env(env), raw, workdir, "mirror_pairs")]
+    edit_json(Path(env["nnUNet_preprocessed"]) / raw.name / "dataset.json", lambda info: info.pop("mirror_pairs"))
+    rows.append(train_and_test(training_env(env, workdir / "results_no_mirroring"), raw, workdir,
                                "no_mirroring (paper)"))
-    print("| run | MRE (mm) | eyes MRE (mm) | eyes on the wrong side | SDR@2mm (%) |")
-    print("|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['run']} | {r['mre_mm']:.2f} | {r['eyes_mre_mm']:.2f} | {r['eyes_on_the_wrong_side']}/"
-              f"{r['eyes_total']} | {r['sdr_2mm']:.1f} |")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(rows, indent=2))
+    print(markdown_table(["run", "MRE (mm)", "eyes MRE (mm)", "eyes on the wrong side", "SDR@2mm (%)"],
+                         [[r["run"], f"{r['mre_mm']:.2f}", f"{r['eyes_mre_mm']:.2f}",
+                           f"{r['eyes_on_the_wrong_side']}/{r['eyes_total']}", f"{r['sdr_2mm']:.1f}"] for r in rows]))
+    write_json(args.out, rows)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ but cast a cone into it, and how much of the target the patch-only heatmaps miss
                                                                                        (about 25 CPU minutes)
     python benchmarks/patch_margin.py --statistics-only                                (about a minute)
 """
-import argparse
 import os
 import shutil
 from pathlib import Path
@@ -21,7 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import epoch_seconds, markdown_table, predict_test_cases, run_command, train_cpu, write_json
+from nnlandmark.paths import CPU_PLANS
+
+from _common import (NNUNET_FOLDERS, benchmark_parser, default_out, epoch_seconds, markdown_table, nnunet_env,
+                     plan_cpu, predict_test_cases, spheres, train_cpu, training_env, write_json)
 
 DATASET = 985
 
@@ -30,20 +32,21 @@ def missed_cones(env: dict, batches: int = 40) -> dict:
     """How much target the paper's patch-only heatmaps miss: nnU-Net's own augmented training batches, loaded with a
     15-voxel margin (the heatmap radius, so nothing is missed), targets built on all of it and cropped to the patch,
     against targets built from the label patch alone."""
-    from nnlandmark.losses.heatmap import centre_crop, heatmap_targets
+    from nnlandmark.heatmaps import centre_crop, heatmap_targets
     from nnlandmark.trainers.run import build_trainer
     os.environ.update({**env, "nnUNet_n_proc_DA": "0"})
-    trainer = build_trainer(DATASET, "3d_fullres", 0, "nnLandmarkTrainer_CPU_Margin15", "nnLandmarkCPUPlans", False,
-                            torch.device("cpu"))
+    trainer = build_trainer(DATASET, "3d_fullres", 0, "nnLandmarkTrainer_CPU_Margin15", CPU_PLANS, False,
+                            torch.device("cpu"))  # the TargetMargin mixin: loads patches with a 15-voxel margin
     trainer.initialize()
     loader, _ = trainer.get_dataloaders()
     patch = trainer.configuration_manager.patch_size
+    radius = trainer.cone_radius()
     outside = reaching = pairs = 0
     missed, total = 0.0, 0.0
     for _ in range(batches):
         seg = next(loader)["target"]
-        full = centre_crop(heatmap_targets(seg, trainer.num_landmarks, trainer.heatmap_radius), patch)
-        paper = heatmap_targets(centre_crop(seg, patch), trainer.num_landmarks, trainer.heatmap_radius)
+        full = centre_crop(heatmap_targets(seg, trainer.num_landmarks, radius), patch)
+        paper = heatmap_targets(centre_crop(seg, patch), trainer.num_landmarks, radius)
         in_patch = centre_crop(seg, patch).flatten(2)
         for b in range(seg.shape[0]):
             for n in range(trainer.num_landmarks):
@@ -67,21 +70,17 @@ def train_and_test(env: dict, raw: Path, trainer: str, workdir: Path) -> dict:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", default="patch_margin_benchmark")
-    parser.add_argument("--out", default="benchmarks/results/patch_margin.json")
+    parser = benchmark_parser(__doc__, out=default_out(__file__), workdir="patch_margin_benchmark")
     parser.add_argument("--trainer", default="nnLandmarkTrainer_CPU")
     parser.add_argument("--margin-trainer", default="nnLandmarkTrainer_CPU_Margin8")
     parser.add_argument("--statistics-only", action="store_true", help="only the missed-cone table (a minute)")
     args = parser.parse_args()
-    from nnlandmark.dataset_conversion.synthetic import make_synthetic_dataset
     workdir = Path(args.workdir).resolve()
-    folders = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
-    for written in [workdir / v for v in folders] + list(workdir.glob("predictions_*")):
+    for written in [workdir / v for v in NNUNET_FOLDERS] + list(workdir.glob("predictions_*")):
         shutil.rmtree(written, ignore_errors=True)  # a fresh start, without touching anything else in --workdir
-    env = {**os.environ, **{v: str(workdir / v) for v in folders}}
-    raw = Path(make_synthetic_dataset(env["nnUNet_raw"], DATASET, "Margin", n_train=24, n_test=10, seed=21))
-    run_command(env, "nnLandmark_plan_and_preprocess", "-d", DATASET, "--cpu_plans")
+    env = nnunet_env(workdir)
+    raw = spheres(env, DATASET, "Margin", n_train=24, n_test=10, seed=21)
+    plan_cpu(env, DATASET)
     stats = missed_cones(env)
     print(markdown_table(["patch", "(sample, landmark) pairs", "landmark outside the patch", "... whose cone reaches in",
                           "target mass missed by patch-only targets"],
@@ -91,7 +90,7 @@ def main():
     if args.statistics_only:
         write_json(args.out, {"statistics": stats})
         return
-    rows = [train_and_test({**env, "nnUNet_n_proc_DA": "1"}, raw, trainer, workdir)
+    rows = [train_and_test(training_env(env), raw, trainer, workdir)
             for trainer in (args.trainer, args.margin_trainer)]
     names = list(rows[0]["per_landmark"])
     print(markdown_table(["trainer", "MRE (mm)", "std (mm)", "SDR@2mm (%)"] + [f"{n} (mm)" for n in names] +

@@ -25,7 +25,8 @@ import tempfile
 import time
 from os.path import join
 
-from _common import default_out, environment, markdown_table, stdout_to_stderr, write_json
+from _common import (add_device_option, benchmark_parser, default_out, environment, markdown_table, planned_spheres,
+                     stdout_to_stderr, write_results)
 
 DATASET_ID = 978
 TARGET_RATIO, TARGET_AT = 0.5, 32
@@ -46,17 +47,11 @@ def memory_mb(field: str) -> float:
 def prepare(workdir: str, size: int, image_spacing: float, target_spacing: float, patch: int) -> str:
     """Plan a small synthetic dataset, derive CPU plans (small net, ``patch``^3) at ``target_spacing``, write
     the ``size``^3 test image; returns the plans file."""
-    for name in ('nnUNet_raw', 'nnUNet_preprocessed', 'nnUNet_results'):
-        os.environ[name] = join(workdir, name)
-        os.makedirs(os.environ[name], exist_ok=True)
     import numpy as np
     import SimpleITK as sitk
     from batchgenerators.utilities.file_and_folder_operations import load_json, save_json
-    from nnlandmark.dataset_conversion.synthetic import make_synthetic_dataset
     from nnlandmark.paths import dataset_name
-    from nnlandmark.planning import derive_cpu_plans, plan_and_preprocess
-    make_synthetic_dataset(os.environ['nnUNet_raw'], DATASET_ID, 'MemoryBench', n_train=4, n_test=0)
-    plans_id = derive_cpu_plans(DATASET_ID, plan_and_preprocess(DATASET_ID, ('3d_fullres',)), patch_size=(patch,) * 3)
+    plans_id = planned_spheres(workdir, DATASET_ID, 'MemoryBench', 4, patch_size=(patch,) * 3)
     plans = load_json(join(os.environ['nnUNet_preprocessed'], dataset_name(DATASET_ID), plans_id + '.json'))
     plans['configurations']['3d_fullres']['spacing'] = [target_spacing] * 3
     save_json(plans, join(workdir, 'plans.json'), sort_keys=False)
@@ -89,7 +84,7 @@ def worker(mode: str, n: int, plans_file: str, image: str, device_name: str) -> 
     import torch
     from batchgenerators.utilities.file_and_folder_operations import load_json
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
-    from nnlandmark.inference.peaks import channel_maxima
+    from nnlandmark.heatmaps import channel_maxima
     from nnlandmark.inference.predictor import LandmarkPredictor
     from nnlandmark.trainers.nnLandmarkTrainer import nnLandmarkTrainer
 
@@ -125,8 +120,8 @@ def worker(mode: str, n: int, plans_file: str, image: str, device_name: str) -> 
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--device', default='cpu', choices=('cpu', 'cuda'))
+    parser = benchmark_parser(__doc__, out=default_out(__file__))
+    add_device_option(parser, 'where the workers predict')
     parser.add_argument('--sizes', type=int, nargs='+', default=[5, 14, 32, 64], help='landmark counts')
     parser.add_argument('--image-size', type=int, default=256, help='cubic image edge in voxels (1 mm)')
     parser.add_argument('--target-spacing', type=float, default=2.0, help='plans spacing in mm')
@@ -134,7 +129,6 @@ def main():
     parser.add_argument('--repeats', type=int, default=1, help='interleaved repetitions of every configuration')
     parser.add_argument('--threads', type=int, default=1,
                         help='torch threads in the workers (1: wall times stay comparable on a busy machine)')
-    parser.add_argument('--out', default=default_out(__file__))
     parser.add_argument('--worker', choices=('ours', 'export'), help=argparse.SUPPRESS)
     parser.add_argument('--landmarks', type=int, help=argparse.SUPPRESS)
     parser.add_argument('--plans', help=argparse.SUPPRESS)
@@ -198,8 +192,7 @@ def main():
     if at_target:
         print(f"\npeak ratio at {TARGET_AT} landmarks: {at_target['peak_ratio']:.2f} "
               f"(target <= {TARGET_RATIO}: {'met' if results['target_met'] else 'MISSED'})")
-    write_json(args.out, results)
-    print(f"\nwritten: {args.out}")
+    write_results(args.out, results)
 
 
 if __name__ == '__main__':

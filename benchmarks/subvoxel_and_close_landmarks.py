@@ -23,127 +23,67 @@ with the integer argmax (paper) and with the refined sub-voxel maximum. Errors i
                                                                                   (about 25 CPU minutes)
     python benchmarks/subvoxel_and_close_landmarks.py --trainer nnLandmarkTrainer_CPU_4epochs   (a quick smoke run)
 """
-import argparse
 import json
-import os
 import shutil
 from itertools import product
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-from scipy import ndimage
 
-from _common import markdown_table, predict_test_cases, run_command, train_cpu, write_json
+from nnlandmark.geometry import volume_in_itk_order
+from nnlandmark.landmark_set import LANDMARKS_VOXEL_JSON
+
+from _common import (benchmark_parser, default_out, markdown_table, nnunet_env, plan_cpu, predict_test_cases,
+                     scene_dataset, spheres, train_cpu, training_env, write_json)
+from _scenes import CLOSE, CLOSE_PAIR_NAMES, SMALL_BALLS, partial_volume_balls, spheres_and_close_pair, write_scans
 
 DATASETS = {"paper": 983, "nnlandmark": 984}
-SIZE = 64
-SPHERES = {"small_sphere": (3.0, 2.0), "medium_sphere": (5.0, -1.5), "large_sphere": (7.0, 1.0)}  # radius, value
-BODY_RADIUS, BODY_VALUE = 1.3, 2.5
-PAIR_DISTANCE = (1.15, 2.1)  # voxels: the mammillary bodies' 2.3-4.2 mm at nnU-Net's 2 mm
-SEPARATED = list(SPHERES)
-CLOSE = ["left_body", "right_body"]
-NAMES = SEPARATED + CLOSE
-SMALL_SIZE = 32
-SMALL_BALLS = {"bright_ball": (3.0, 2.0), "dark_ball": (4.0, -1.5)}  # radius, value
-
-
-def grid_and_background(rng, size: int) -> tuple:
-    """Every voxel's (x, y, z) index and a smooth, noisy background, numpy (z, y, x), for a size³ scan."""
-    xyz = np.stack(np.meshgrid(*[np.arange(size)] * 3, indexing="ij"), -1)[..., ::-1]
-    return xyz, ndimage.gaussian_filter(rng.normal(0, 1, (size,) * 3), 4) * 3 + rng.normal(0, 0.15, (size,) * 3)
-
-
-def make_case(rng) -> tuple:
-    """Image (numpy z, y, x) and landmark positions as continuous ITK index (x, y, z)."""
-    while True:
-        points = {n: rng.uniform(r + 4, SIZE - r - 5, 3) for n, (r, _) in SPHERES.items()}
-        middle = rng.uniform(10, SIZE - 11, 3)
-        direction = np.array([1.0, 0, 0]) + rng.normal(0, 0.3, 3)  # left-right, tilted
-        direction /= np.linalg.norm(direction)
-        half = rng.uniform(*PAIR_DISTANCE) / 2
-        points["left_body"], points["right_body"] = middle + half * direction, middle - half * direction
-        radii = {**{n: r for n, (r, _) in SPHERES.items()}, "left_body": BODY_RADIUS, "right_body": BODY_RADIUS}
-        apart = [np.linalg.norm(points[a] - points[b]) > radii[a] + radii[b] + 4
-                 for a in SEPARATED for b in NAMES if a < b or b in CLOSE]
-        if all(apart):
-            break
-    xyz, image = grid_and_background(rng, SIZE)
-    for name, (radius, value) in SPHERES.items():
-        image += value * (np.linalg.norm(xyz - points[name], axis=-1) <= radius)
-    for name in CLOSE:
-        image += BODY_VALUE * (np.linalg.norm(xyz - points[name], axis=-1) <= BODY_RADIUS)
-    return image.astype(np.float32), points
-
-
-def make_small_case(rng) -> tuple:
-    """A 32³ scan (one network patch, so no sliding-window seams) with two balls at random sub-voxel positions,
-    drawn with partial-volume edges as a scanner's voxel averages would: the image itself says where each centre
-    lies within its voxel."""
-    while True:
-        points = {n: rng.uniform(r + 3, SMALL_SIZE - r - 4, 3) for n, (r, _) in SMALL_BALLS.items()}
-        if np.linalg.norm(points["bright_ball"] - points["dark_ball"]) > sum(r for r, _ in SMALL_BALLS.values()) + 4:
-            break
-    xyz, image = grid_and_background(rng, SMALL_SIZE)
-    for name, (radius, value) in SMALL_BALLS.items():
-        image += value * np.clip(radius + 0.5 - np.linalg.norm(xyz - points[name], axis=-1), 0, 1)
-    return image.astype(np.float32), points
 
 
 def paper_labelmap(reference: sitk.Image, points: dict, names: list) -> sitk.Image:
     """The reference encoding: a 3x3x3 cube on the nearest voxel, later landmarks overwrite earlier ones."""
     seg = np.zeros(sitk.GetArrayViewFromImage(reference).shape, np.uint8)
+    volume = volume_in_itk_order(seg)  # the same voxels, indexed (x, y, z)
     for value, name in enumerate(names, start=1):
-        x, y, z = np.rint(points[name]).astype(int)
-        for dx, dy, dz in product((-1, 0, 1), repeat=3):
-            seg[z + dz, y + dy, x + dx] = value
+        centre = np.rint(points[name]).astype(int)
+        for offset in product((-1, 0, 1), repeat=3):
+            volume[tuple(centre + offset)] = value
     out = sitk.GetImageFromArray(seg)
     out.CopyInformation(reference)
     return out
 
 
-def prepare(workdir: Path, env: dict, n_train: int, n_test: int, make_case, names: list, title: str) -> dict:
+def prepare(workdir: Path, env: dict, n_train: int, n_test: int, scene, names: list, title: str) -> dict:
     """Write both datasets (same images, same split) and plan each."""
-    from nnlandmark.dataset_conversion.dataset_writer import CaseSource, write_landmark_dataset
-    rng = np.random.default_rng(11)
     images = workdir / "images"
-    images.mkdir(parents=True, exist_ok=True)
-    cases = []
-    for i in range(n_train + n_test):
-        image, points = make_case(rng)
-        path = images / f"scan_{i:03d}.nii.gz"
-        sitk.WriteImage(sitk.GetImageFromArray(image), str(path))
-        cases.append(CaseSource(f"scan_{i:03d}", [str(path)], points, "voxel", str(path)))
-    test = [c.case for c in cases[n_train:]]
+    truth = write_scans(images, n_train + n_test, scene, np.random.default_rng(11), "scan")
     raws = {}
     for encoding, dataset in DATASETS.items():  # the paper trains a landmark whose cube was overwritten to "nothing"
         extra = {"landmarks_may_be_absent": True} if encoding == "paper" else None
-        raws[encoding] = Path(write_landmark_dataset(cases, env["nnUNet_raw"], dataset, f"{title}{encoding.title()}",
-                                                     landmark_names=names, test_cases=test, overwrite=True,
-                                                     dataset_json_extra=extra))
+        raws[encoding] = scene_dataset(env, dataset, f"{title}{encoding.title()}", images, truth, n_train,
+                                       landmark_names=names, dataset_json_extra=extra)
     for label_file in (raws["paper"] / "labelsTr").glob("*.nii.gz"):
-        case = next(c for c in cases if c.case == label_file.name[:-7])
-        sitk.WriteImage(paper_labelmap(sitk.ReadImage(str(label_file)), case.landmarks, names), str(label_file))
+        points = truth[label_file.name[:-len(".nii.gz")]]
+        sitk.WriteImage(paper_labelmap(sitk.ReadImage(str(label_file)), points, names), str(label_file))
     for dataset in DATASETS.values():
-        run_command(env, "nnLandmark_plan_and_preprocess", "-d", dataset, "--cpu_plans")
+        plan_cpu(env, dataset)
     return raws
 
 
 def prepare_spheres(env: dict, n_train: int, n_test: int) -> dict:
     """The demo's spheres (3 separated landmarks), encoded both ways from the same seed."""
-    from nnlandmark.dataset_conversion.synthetic import make_synthetic_dataset
     raws = {}
     for encoding, dataset in DATASETS.items():
-        raws[encoding] = Path(make_synthetic_dataset(env["nnUNet_raw"], dataset, f"Spheres{encoding.title()}",
-                                                     n_train=n_train, n_test=n_test, seed=3,
-                                                     subvoxel_cubes=encoding == "nnlandmark"))
-        run_command(env, "nnLandmark_plan_and_preprocess", "-d", dataset, "--cpu_plans")
+        raws[encoding] = spheres(env, dataset, f"Spheres{encoding.title()}", n_train=n_train, n_test=n_test, seed=3,
+                                 subvoxel_cubes=encoding == "nnlandmark")
+        plan_cpu(env, dataset)
     return raws
 
 
 def train_and_test(env: dict, raw: Path, trainer: str, workdir: Path, encoding: str) -> list:
     train_cpu(env, raw, trainer)
-    truth = json.loads((raw / "all_landmarks_voxel.json").read_text())
+    truth = json.loads((raw / LANDMARKS_VOXEL_JSON).read_text())
     names = list(next(iter(truth.values())))
     rows = []
     for peaks, flag in (("integer argmax", ["--integer_peaks"]), ("refined", [])):
@@ -166,10 +106,10 @@ def train_and_test(env: dict, raw: Path, trainer: str, workdir: Path, encoding: 
 
 def encoding_stats(raws: dict) -> list:
     """How well each training label map encodes the true positions (centre of mass vs truth, voxels)."""
-    from nnlandmark.dataset_conversion.labelmap import landmarks_from_labelmap
+    from nnlandmark.labelmaps import landmarks_from_labelmap
     rows = []
     for encoding, raw in raws.items():
-        truth = json.loads((raw / "all_landmarks_voxel.json").read_text())
+        truth = json.loads((raw / LANDMARKS_VOXEL_JSON).read_text())
         names = list(next(iter(truth.values())))
         errors, lost = {"separated": [], "close": []}, 0
         for label_file in sorted((raw / "labelsTr").glob("*.nii.gz")):
@@ -188,9 +128,7 @@ def encoding_stats(raws: dict) -> list:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", default="subvoxel_benchmark")
-    parser.add_argument("--out", default=None)
+    parser = benchmark_parser(__doc__, workdir="subvoxel_benchmark")
     parser.add_argument("--trainer", default="nnLandmarkTrainer_CPU")
     parser.add_argument("--data", choices=["spheres", "pair", "small"], default="spheres",
                         help="spheres: the demo's three separated spheres (sub-voxel targets); pair: spheres plus "
@@ -200,17 +138,17 @@ def main():
     args = parser.parse_args()
     workdir = Path(args.workdir).resolve()
     shutil.rmtree(workdir / "nnUNet_results", ignore_errors=True)
-    env = {**os.environ, **{v: str(workdir / v) for v in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}}
+    env = nnunet_env(workdir)
     if args.data == "spheres":
         raws = prepare_spheres(env, *args.cases)
     elif args.data == "pair":
-        raws = prepare(workdir, env, *args.cases, make_case, NAMES, "Close")
+        raws = prepare(workdir, env, *args.cases, spheres_and_close_pair, CLOSE_PAIR_NAMES, "Close")
     else:
-        raws = prepare(workdir, env, *args.cases, make_small_case, list(SMALL_BALLS), "Small")
+        raws = prepare(workdir, env, *args.cases, partial_volume_balls, list(SMALL_BALLS), "Small")
     labels = encoding_stats(raws)
     rows = []
     for encoding in DATASETS:
-        rows += train_and_test({**env, "nnUNet_n_proc_DA": "1"}, raws[encoding], args.trainer, workdir, encoding)
+        rows += train_and_test(training_env(env), raws[encoding], args.trainer, workdir, encoding)
     pair = args.data == "pair"
     print(markdown_table(["training labels", "centre-of-mass error, separated (voxel)"] +
                          ["centre-of-mass error, close pair (voxel)"] * pair + ["landmarks left without a voxel"],
@@ -222,7 +160,7 @@ def main():
                          [[r["labels"], r["peaks"], f"{r['separated_mre']:.3f}", f"{r['separated_median']:.3f}"] +
                           ([f"{r['close_mre']:.3f}", f"{r['close_median']:.3f}",
                             f"{100 * r['close_within_1']:.0f} %"] if pair else []) for r in rows]))
-    write_json(args.out or f"benchmarks/results/subvoxel_{args.data}.json",
+    write_json(args.out or default_out(f"subvoxel_{args.data}"),
                {"data": args.data, "trainer": args.trainer, "labels": labels, "predictions": rows})
 
 

@@ -9,7 +9,6 @@
 
     .venv/bin/python benchmarks/training_overhead.py [--device cuda] [--out FILE]
 """
-import argparse
 import copy
 import os
 import statistics
@@ -19,24 +18,14 @@ from os.path import join
 import torch
 import torch.nn.functional as F
 
-from _common import default_out, environment, markdown_table, stdout_to_stderr, timed, write_json
+from _common import (add_device_option, benchmark_parser, default_out, environment, markdown_table, planned_spheres,
+                     stdout_to_stderr, timed, write_results)
 
 DATASET_ID = 979
 TARGET_RATIO = 1.10
 
 
 # ---------------------------------------------------------------------------------------------- (a) train_step
-def prepare_dataset(workdir: str, n_cases: int) -> str:
-    """Synthetic 64^3 cases -> nnU-Net plan + preprocess -> nnLandmarkCPUPlans; returns the plans identifier."""
-    for name in ('nnUNet_raw', 'nnUNet_preprocessed', 'nnUNet_results'):
-        os.environ[name] = join(workdir, name)
-        os.makedirs(os.environ[name], exist_ok=True)
-    from nnlandmark.dataset_conversion.synthetic import make_synthetic_dataset
-    from nnlandmark.planning import derive_cpu_plans, plan_and_preprocess
-    make_synthetic_dataset(os.environ['nnUNet_raw'], DATASET_ID, 'TrainBench', n_train=n_cases, n_test=0)
-    return derive_cpu_plans(DATASET_ID, plan_and_preprocess(DATASET_ID, ('3d_fullres',)))
-
-
 def build_trainers(plans_identifier: str, num_landmarks, device: torch.device) -> dict:
     """The three trainers on the same plans; ``num_landmarks`` None: the dataset's own labels, else a
     dataset.json with that many labels (then the batches are random, see ``random_batches``)."""
@@ -158,7 +147,7 @@ def label_cubes(num_landmarks: int, batch: int, patch, margin: int, generator) -
 
 
 def bench_loss(sizes, patch: int, batch: int, repeats: int, device) -> list:
-    from nnlandmark.losses.landmark_loss import TopKBCEHeatmapLoss
+    from nnlandmark.losses import TopKBCEHeatmapLoss
     generator = torch.Generator().manual_seed(0)
     rows = []
     for n in sizes:
@@ -192,8 +181,8 @@ def summarise(per_round: dict, trainers: dict, from_loader: bool, batches: list)
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--device', default='cpu', choices=('cpu', 'cuda'))
+    parser = benchmark_parser(__doc__, out=default_out(__file__))
+    add_device_option(parser, 'where the trainers, their batches and the losses run')
     parser.add_argument('--rounds', type=int, default=5, help='interleaved timing rounds per trainer')
     parser.add_argument('--steps', type=int, default=10, help='train steps per round')
     parser.add_argument('--warmup', type=int, default=3, help='untimed train steps per trainer first')
@@ -207,7 +196,6 @@ def main():
     parser.add_argument('--skip-training', action='store_true', help='only (b)')
     parser.add_argument('--threads', type=int, default=1, help="torch CPU threads; 1 by default: with 2 threads "
                         "a busy neighbour process slowed train_step 20x here, with 1 it stays stable")
-    parser.add_argument('--out', default=default_out(__file__))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -219,7 +207,8 @@ def main():
         results['training'] = []
         with tempfile.TemporaryDirectory(prefix='nnlandmark_bench_') as workdir:
             with stdout_to_stderr():  # nnU-Net's chatter; the tables go to stdout
-                plans = prepare_dataset(workdir, args.cases)
+                # synthetic 64^3 cases -> nnU-Net plan + preprocess -> nnLandmarkCPUPlans
+                plans = planned_spheres(workdir, DATASET_ID, 'TrainBench', args.cases)
                 os.environ['nnUNet_n_proc_DA'] = '0'  # training only (0 crashes planning): batches in-process
                 for n in [None] + args.train_landmarks:
                     trainers = build_trainers(plans, n, device)
@@ -250,8 +239,7 @@ def main():
     print(markdown_table(['landmarks', 'ours [s]', 'reference loop [s]', 'ours / reference'],
                          [[r['landmarks'], f"{r['ours_s']:.4f}", f"{r['reference_s']:.4f}", f"{r['ratio']:.3f}"]
                           for r in loss_rows]))
-    write_json(args.out, results)
-    print(f"\nwritten: {args.out}")
+    write_results(args.out, results)
 
 
 if __name__ == '__main__':
