@@ -37,6 +37,11 @@ def landmark_labels(dataset_json: dict, where: str = "dataset.json") -> Dict[str
     return dict(sorted(landmarks.items(), key=lambda item: item[1]))
 
 
+def names_by_label(dataset_json: dict, where: str = "dataset.json") -> Dict[int, str]:
+    """{label value: landmark name}, the inverse of ``landmark_labels``."""
+    return {value: name for name, value in landmark_labels(dataset_json, where).items()}
+
+
 def landmark_names(dataset_json: dict) -> List[str]:
     """Landmark names in label order (output channel order)."""
     return list(landmark_labels(dataset_json))

@@ -10,7 +10,7 @@ from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 from nnlandmark.dataset_conversion.verify import (labels_in_preprocessed, landmarks_lost_in_preprocessing,
                                                   verify_landmark_dataset)
 from nnlandmark.errors import LandmarkError
-from nnlandmark.landmark_set import landmark_labels
+from nnlandmark.landmark_set import names_by_label
 from nnlandmark.paths import CPU_PLANS, WHOLE_VOLUME, dataset_name, require_path
 
 
@@ -48,7 +48,7 @@ def plan_and_preprocess(dataset_id: int, configurations: Sequence[str] = ('3d_fu
     plans, plans_identifier = plan_experiment_dataset(int(dataset_id), planner_cls)
     preprocess_dataset(int(dataset_id), plans_identifier, tuple(configurations), num_processes=[num_processes])
     _ship_splits(join(raw, name), join(require_path('nnUNet_preprocessed'), name))
-    names = {v: n for n, v in landmark_labels(load_json(join(raw, name, 'dataset.json'))).items()}
+    names = names_by_label(load_json(join(raw, name, 'dataset.json')))
     plans_manager = PlansManager(plans)
     for configuration in set(configurations) & set(plans_manager.available_configurations):
         folder = join(require_path('nnUNet_preprocessed'), name,
@@ -121,7 +121,7 @@ def add_whole_volume_configuration(dataset_id, plans_identifier: str = CPU_PLANS
     fullres_folder = join(folder, fullres['data_identifier'])  # what 3d_fullres kept; it was checked and warned about
     present = labels_in_preprocessed(fullres_folder) if isdir(fullres_folder) else \
         verify_landmark_dataset(join(require_path('nnUNet_raw'), name))
-    names = {v: n for n, v in landmark_labels(load_json(join(folder, 'dataset.json'))).items()}
+    names = names_by_label(load_json(join(folder, 'dataset.json')))
     _warn_about_lost_cubes(WHOLE_VOLUME, join(folder, f"{plans_identifier}_{WHOLE_VOLUME}"), present, names)
     return WHOLE_VOLUME
 

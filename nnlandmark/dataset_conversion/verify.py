@@ -11,7 +11,7 @@ from tqdm import tqdm
 from nnlandmark.errors import LandmarkError
 from nnlandmark.io.images import preprocessed_case_properties, read_image_header
 from nnlandmark.labelmaps import count_blobs
-from nnlandmark.landmark_set import landmark_labels
+from nnlandmark.landmark_set import names_by_label
 
 
 def _check_image(label_path: str, image_path: str, check_values: bool) -> None:
@@ -38,7 +38,7 @@ def verify_landmark_dataset(raw_dataset_folder: str, check_image_values: bool = 
     if not isfile(dataset_json_file):
         raise LandmarkError(f"{dataset_json_file} not found")
     dataset_json = load_json(dataset_json_file)
-    names = {v: n for n, v in landmark_labels(dataset_json, dataset_json_file).items()}
+    names = names_by_label(dataset_json, dataset_json_file)
     label_files = subfiles(join(raw_dataset_folder, 'labelsTr'), suffix=dataset_json['file_ending'])
     if not label_files:
         raise LandmarkError(f"no label files in {join(raw_dataset_folder, 'labelsTr')}")
