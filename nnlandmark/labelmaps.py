@@ -6,7 +6,7 @@ from label maps) and prediction (``--save_labelmap``).
 import os
 from itertools import combinations, product
 from pathlib import Path
-from typing import Dict, List, Mapping, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import SimpleITK as sitk
@@ -178,11 +178,14 @@ def count_blobs(seg_zyx: np.ndarray, value: int) -> int:
     return n
 
 
-def read_label_folder(folder, labels: Mapping[str, int], ending: str) -> Points:
-    """Every ``CASE<ending>`` label map in a folder -> world landmarks (cube centres of mass)."""
+def read_label_folder(folder, labels: Mapping[str, int], ending: str, cases: Optional[Sequence[str]] = None) -> Points:
+    """Every ``CASE<ending>`` label map in a folder (or those of ``cases``) -> world landmarks (cube centres of
+    mass)."""
+    files = sorted(Path(folder).glob(f"*{ending}"))
+    if cases is not None:
+        files = [f for f in files if f.name[:-len(ending)] in set(cases)]
     points = {}
-    for file in tqdm(sorted(Path(folder).glob(f"*{ending}")), desc=f"reading label maps in {Path(folder).name}",
-                     leave=False):
+    for file in tqdm(files, desc=f"reading label maps in {Path(folder).name}", leave=False):
         image = read_image(file)
         geometry = Geometry.of_image(image)
         index = landmarks_from_labelmap(sitk.GetArrayFromImage(image), labels)
@@ -190,10 +193,12 @@ def read_label_folder(folder, labels: Mapping[str, int], ending: str) -> Points:
     return points
 
 
-def read_label_maps(dataset_json: Path, folders: Sequence) -> Tuple[Points, Presence]:
-    """(points, presence) from the label maps in ``folders`` of the dataset ``dataset_json`` describes; a missing cube
-    counts as absent only for the landmarks it declares ``landmarks_may_be_absent`` (otherwise it just means "not
-    annotated"). A case in two folders is an error, no label map at all too."""
+def read_label_maps(dataset_json: Path, folders: Sequence, cases: Optional[Sequence[str]] = None
+                    ) -> Tuple[Points, Presence]:
+    """(points, presence) from the label maps in ``folders`` (only those of ``cases`` if given) of the dataset
+    ``dataset_json`` describes; a missing cube counts as absent only for the landmarks it declares
+    ``landmarks_may_be_absent`` (otherwise it just means "not annotated"). A case in two folders is an error, no
+    label map at all too."""
     info = read_json(dataset_json)
     labels = landmark_labels(info, str(dataset_json))
     ending = info.get("file_ending")
@@ -202,7 +207,7 @@ def read_label_maps(dataset_json: Path, folders: Sequence) -> Tuple[Points, Pres
     absent_ok = may_be_absent(info)
     points, presence = {}, {}
     for folder in folders:
-        for case, landmarks in read_label_folder(folder, labels, ending).items():
+        for case, landmarks in read_label_folder(folder, labels, ending, cases).items():
             if case in points:
                 raise LandmarkError(f"{folder}: case '{case}' appears in more than one of {[str(f) for f in folders]}")
             points[case] = landmarks

@@ -75,7 +75,8 @@ def validation_likelihoods(model_folder) -> Dict[str, Dict[str, float]]:
                 name: float(entry["likelihood"]) for name, entry in data["landmarks"].items()
                 if isinstance(entry, dict) and entry.get("likelihood") is not None}
     if not likelihoods:
-        raise LandmarkError(f"no fold_*/validation/CASE.json in {model_folder}: train (or run --val on) the folds first")
+        raise LandmarkError(f"no fold_*/validation/CASE.json in {model_folder}: train (or run --val on) the folds "
+                            f"first")
     return likelihoods
 
 

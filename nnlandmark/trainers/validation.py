@@ -37,8 +37,7 @@ def validate_fold(trainer) -> dict:
     if trainer.local_rank != 0:
         return {}
     base = trainer.preprocessed_dataset_folder_base
-    points, presence = read_label_maps(join(base, 'dataset.json'), [join(base, 'gt_segmentations')])
-    truth = ({k: points[k] for k in val_keys if k in points}, {k: presence[k] for k in val_keys if k in presence})
+    truth = read_label_maps(join(base, 'dataset.json'), [join(base, 'gt_segmentations')], val_keys)
     summary = evaluate(output_folder, truth, out_dir=output_folder, plots=False)
     trainer.print_to_log_file("Final validation of this fold:\n" + format_table(summary), add_timestamp=False)
     trainer.logger.log_summary('final_val/mre_mm', summary['mre_mm'])

@@ -40,8 +40,10 @@ def write_benchmark_dataset(benchmark: ModuleType, cases: Sequence[CaseSource], 
                             raw_root: str, dataset_id: int, name: str, overwrite: bool, **info) -> str:
     """The collected cases of a benchmark module as ``raw_root/DatasetXXX_name``, its landmarks in their order, its
     channel name, and its DATASET_INFO (updated by ``info``) and biometry pairs in dataset.json."""
-    extra = {"biometry_pairs": [list(p) for p in benchmark.BIOMETRY_PAIRS], "biometry_names": benchmark.BIOMETRY_NAMES} \
-        if hasattr(benchmark, "BIOMETRY_PAIRS") else {}
+    extra = {}
+    if hasattr(benchmark, "BIOMETRY_PAIRS"):
+        extra = {"biometry_pairs": [list(p) for p in benchmark.BIOMETRY_PAIRS],
+                 "biometry_names": benchmark.BIOMETRY_NAMES}
     return write_landmark_dataset(cases, raw_root, dataset_id, name, landmark_names=benchmark.LANDMARKS,
                                   test_cases=test_cases, channel_names={"0": benchmark.CHANNEL}, overwrite=overwrite,
                                   dataset_json_extra={**extra, **benchmark.DATASET_INFO, **info})
