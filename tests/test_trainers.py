@@ -180,27 +180,36 @@ def _bare(name, **attributes):
 
 
 def _epochs_saved(trainer, ema_per_epoch):
-    """Call save_epoch_checkpoints after each epoch's EMA error; returns {epoch: checkpoint files written}."""
-    saved = {}
-    trainer.save_checkpoint = lambda filename: saved.setdefault(trainer.current_epoch, []).append(
-        filename.rsplit("/", 1)[-1])
+    """Call save_epoch_checkpoints after each epoch's EMA error; returns {epoch: checkpoint files written} and
+    {file: the best EMA error it holds, at its last save}."""
+    saved, holds = {}, {}
+
+    def save_checkpoint(filename):
+        saved.setdefault(trainer.current_epoch, []).append(filename.rsplit("/", 1)[-1])
+        holds[filename.rsplit("/", 1)[-1]] = trainer._best_ema
+    trainer.save_checkpoint = save_checkpoint
     for epoch, ema in enumerate(ema_per_epoch):
         trainer.current_epoch = epoch
         trainer.logger = SimpleNamespace(get_value=lambda key, step: ema)
         trainer.save_epoch_checkpoints()
-    return saved
+    return saved, holds
 
 
 def test_best_checkpoint_follows_the_lowest_ema_landmark_error_also_after_a_resume():
     trainer = _bare("nnLandmarkTrainer_CPU", save_every=3, num_epochs=8, _best_ema=None)
-    assert _epochs_saved(trainer, [5.0, 3.0, float("nan"), 4.0, 2.5]) == {
-        0: ["checkpoint_best.pth"], 1: ["checkpoint_best.pth"], 2: ["checkpoint_latest.pth"],
-        4: ["checkpoint_best.pth"]}
-    # --c restores _best_ema from the checkpoint (nnU-Net's load_checkpoint): a worse epoch keeps the best
-    resumed = _bare("nnLandmarkTrainer_CPU", save_every=3, num_epochs=8, _best_ema=2.5)
-    assert _epochs_saved(resumed, [9.0, 2.75, 2.0]) == {2: ["checkpoint_latest.pth", "checkpoint_best.pth"]}
+    saved, _ = _epochs_saved(trainer, [5.0, 3.0, float("nan"), 4.0, 2.5])
+    assert saved == {0: ["checkpoint_best.pth"], 1: ["checkpoint_best.pth"], 2: ["checkpoint_latest.pth"],
+                     4: ["checkpoint_best.pth"]}
+    # --c restores _best_ema from checkpoint_latest.pth (nnU-Net's load_checkpoint), which holds its own epoch's best
+    trainer = _bare("nnLandmarkTrainer_CPU", save_every=1, num_epochs=8, _best_ema=None)
+    saved, holds = _epochs_saved(trainer, [3.0])
+    assert saved == {0: ["checkpoint_best.pth", "checkpoint_latest.pth"]} and holds["checkpoint_latest.pth"] == 3.0
+    resumed = _bare("nnLandmarkTrainer_CPU", save_every=3, num_epochs=8, _best_ema=holds["checkpoint_latest.pth"])
+    saved, _ = _epochs_saved(resumed, [9.0, 3.5, 2.0])         # a worse epoch keeps the best
+    assert saved == {2: ["checkpoint_best.pth", "checkpoint_latest.pth"]}
 
 
 def test_curve_variants_keep_a_snapshot_every_five_epochs():
     trainer = _bare("nnLandmarkTrainer_CPU_SpatialSoftmax_Curve", save_every=100, num_epochs=12, _best_ema=1.0)
-    assert _epochs_saved(trainer, [2.0] * 12) == {4: ["checkpoint_epoch_0005.pth"], 9: ["checkpoint_epoch_0010.pth"]}
+    assert _epochs_saved(trainer, [2.0] * 12)[0] == {4: ["checkpoint_epoch_0005.pth"],
+                                                     9: ["checkpoint_epoch_0010.pth"]}

@@ -157,15 +157,16 @@ class nnLandmarkTrainer(nnUNetTrainer):
         self.current_epoch += 1
 
     def save_epoch_checkpoints(self) -> None:
-        """checkpoint_latest.pth every ``save_every`` epochs, checkpoint_best.pth at a new lowest EMA landmark
-        error."""
-        if (self.current_epoch + 1) % self.save_every == 0 and self.current_epoch != (self.num_epochs - 1):
-            self.save_checkpoint(join(self.output_folder, 'checkpoint_latest.pth'))
+        """checkpoint_best.pth at a new lowest EMA landmark error, then checkpoint_latest.pth every ``save_every``
+        epochs, which so carries this epoch's best for ``--c`` (saved before it, as nnU-Net does, a resumed run forgot
+        the last epoch's best and could overwrite checkpoint_best.pth with a worse model)."""
         ema = self.logger.get_value('ema_val_landmark_error_vox', step=-1)
         if not np.isnan(ema) and (self._best_ema is None or ema < self._best_ema):
             self._best_ema = ema
             self.print_to_log_file(f"New best EMA landmark error on validation patches: {np.round(ema, 3)} voxel")
             self.save_checkpoint(join(self.output_folder, 'checkpoint_best.pth'))
+        if (self.current_epoch + 1) % self.save_every == 0 and self.current_epoch != (self.num_epochs - 1):
+            self.save_checkpoint(join(self.output_folder, 'checkpoint_latest.pth'))
 
     def save_checkpoint(self, filename: str) -> None:
         """nnU-Net's checkpoint, written to a temporary file and renamed: a run killed while saving keeps its previous
