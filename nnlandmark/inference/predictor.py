@@ -68,7 +68,8 @@ class LandmarkPredictor(nnUNetPredictor):
         network = build_network_for(plans_manager, configuration_manager, dataset_json)
         parameters = [c['network_weights'] for c in checkpoints]
         network.load_state_dict(parameters[0])
-        kwargs.setdefault('presence_thresholds', read_thresholds(model_folder))
+        if 'presence_thresholds' not in kwargs:
+            kwargs['presence_thresholds'] = read_thresholds(model_folder)
         predictor = cls(**kwargs)
         predictor.manual_initialization(network, plans_manager, configuration_manager, parameters, dataset_json,
                                         checkpoints[0]['trainer_name'],
