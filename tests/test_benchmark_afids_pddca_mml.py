@@ -118,13 +118,12 @@ def test_afids_converts_bids_tree(tmp_path):
     with pytest.warns(ConversionWarning, match="pineal_gland"):
         folder = afids.convert(str(tmp_path / "afids-data"), str(tmp_path / "raw"))
     assert Path(folder).name == "Dataset801_AFIDs"
-    assert len(afids.LANDMARKS) == 32
     test = sorted(p.name[:-len("_0000.nii.gz")] for p in (Path(folder) / "imagesTs").iterdir())
     # 5 cases -> round(5 * 22/132) = 1 test case, from the largest subset (HCP)
     assert len(test) == 1 and test[0].startswith("AFIDs-HCP_")
     check_dataset(folder, list(afids.LANDMARKS), truth, test)
     dataset = json.loads((Path(folder) / "dataset.json").read_text())
-    assert dataset["channel_names"] == {"0": "T1"}
+    assert dataset["channel_names"] == {"0": "T1"} and len(dataset["labels"]) == 1 + 32     # background + 32 AFIDs
 
 
 def test_afids_split_is_stratified_22_of_132():
@@ -238,7 +237,7 @@ def test_mml_converts_complete_subset_with_official_split(tmp_path):
     with pytest.warns(ConversionWarning, match="1 MML volume.*002"):
         folder = mml.convert(str(tmp_path), str(tmp_path / "raw"))
     assert Path(folder).name == "Dataset802_MML"
-    assert len(mml.LANDMARKS) == 14
+    assert len(json.loads((Path(folder) / "dataset.json").read_text())["labels"]) == 1 + 14   # 14 molar landmarks
     kept = {stem: (image, points) for stem, (split, image, points) in truth.items() if stem in ("001", "002", "201")}
     check_dataset(folder, list(mml.LANDMARKS), kept, ["201"])
     assert not list(Path(folder).rglob("003*")) and not list(Path(folder).rglob("101*"))
