@@ -52,8 +52,8 @@ def itk_order(zyx) -> np.ndarray:
 
 
 def numpy_order(xyz) -> np.ndarray:
-    """ITK (x, y, z) positions, sizes or spacings -> numpy (z, y, x) order, dtype kept."""
-    return np.asarray(xyz)[..., ::-1].copy()
+    """ITK (x, y, z) positions, sizes or spacings -> numpy (z, y, x) order, dtype kept (the same reversal)."""
+    return itk_order(xyz)
 
 
 def numpy_axis(itk_axis: int, ndim: int = 3) -> int:

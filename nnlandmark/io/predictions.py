@@ -12,7 +12,7 @@ import numpy as np
 from nnlandmark.errors import LandmarkError
 from nnlandmark.geometry import lps_to_ras
 from nnlandmark.io.atomic import read_json
-from nnlandmark.io.landmark_files import FORMATS, write_csv, write_fcsv, write_mrk_json
+from nnlandmark.io.landmark_files import FORMATS, finite_point, write_csv, write_fcsv, write_mrk_json
 
 Points = Dict[str, Dict[str, np.ndarray]]      # {case: {name: world LPS mm}}
 Presence = Dict[str, Dict[str, bool]]          # {case: {name: present?}}
@@ -66,16 +66,6 @@ def read_prediction(path) -> dict:
     return prediction
 
 
-def _xyz(value, where: str) -> np.ndarray:
-    try:
-        xyz = np.asarray(value, float)
-    except (TypeError, ValueError):
-        xyz = None
-    if xyz is None or xyz.shape != (3,) or not np.all(np.isfinite(xyz)):
-        raise LandmarkError(f"{where}: expected three finite numbers [x, y, z], got {value!r}")
-    return xyz
-
-
 def _prediction_files(pred_dir):
     """(path, case, system, landmarks dict) of every prediction JSON in a folder (files without "landmarks",
     e.g. summary.json, are not predictions)."""
@@ -115,7 +105,7 @@ def read_predictions(pred_dir) -> Tuple[Points, Presence]:
         points = {}
         for name, entry in landmarks.items():
             if presence[case][name]:
-                xyz = _xyz(entry["world"], f"{path}: landmark '{name}'")
+                xyz = finite_point(entry["world"], f"{path}: landmark '{name}'")
                 points[name] = lps_to_ras(xyz) if system == "RAS" else xyz
         preds[case] = points
     return preds, presence
@@ -127,7 +117,7 @@ def read_world_landmarks(path) -> Tuple[Points, Presence]:
     data = read_json(path)
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise LandmarkError(f"{path}: expected {{case: {{name: [x, y, z]}}}} in world LPS mm")
-    points = {str(case): {name: _xyz(xyz, f"{path}: {case}/{name}") for name, xyz in landmarks.items()
+    points = {str(case): {name: finite_point(xyz, f"{path}: {case}/{name}") for name, xyz in landmarks.items()
                           if xyz is not None} for case, landmarks in data.items()}
     presence = {str(case): {name: xyz is not None for name, xyz in landmarks.items()}
                 for case, landmarks in data.items()}
