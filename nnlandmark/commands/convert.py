@@ -54,8 +54,9 @@ def _benchmark_parser(benchmark: str, module) -> argparse.ArgumentParser:
 
 def _show_warnings(messages):
     from nnlandmark.dataset_conversion.dataset_writer import ConversionWarning
+    from nnlandmark.io.landmark_files import LandmarkFileWarning
     for w in messages:
-        if issubclass(w.category, ConversionWarning):
+        if issubclass(w.category, (ConversionWarning, LandmarkFileWarning)):
             print(f"WARNING: {w.message}", file=sys.stderr)
 
 

@@ -31,9 +31,10 @@ def write_json_atomic(obj, path: str) -> None:
 
 
 def read_json(path, what: str = "JSON file", **kwargs):
-    """A JSON file's content, or a LandmarkError naming the file (``kwargs`` go to ``json.load``)."""
+    """A JSON file's content (UTF-8, a BOM tolerated: Windows editors write one), or a LandmarkError naming the file
+    (``kwargs`` go to ``json.load``)."""
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:
             return json.load(f, **kwargs)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise LandmarkError(f"{path} is not a readable {what} ({type(e).__name__}: {e})") from None

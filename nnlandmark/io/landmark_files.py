@@ -6,6 +6,7 @@ coordinates, which stay continuous ITK indices: ``read_landmark_file`` says whic
 import csv
 import io
 import json
+import warnings
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -97,20 +98,41 @@ def write_csv(path: str, landmarks: Dict[str, Sequence[float]],
 
 
 def finite_point(values, where: str) -> np.ndarray:
-    """Three finite numbers as a (3,) array, or a LandmarkError saying where."""
-    try:
-        point = np.array([float(v) for v in values], float)
-    except (TypeError, ValueError):
-        raise LandmarkError(f"{where}: position {values!r} is not three numbers") from None
+    """Three finite numbers (a list of numbers or number strings) as a (3,) array, or a LandmarkError saying where;
+    true/false are refused, since float() would read them as 1/0."""
+    point = None
+    if isinstance(values, (list, tuple, np.ndarray)) and not any(isinstance(v, (bool, np.bool_)) for v in values):
+        try:
+            point = np.array([float(v) for v in values], float)
+        except (TypeError, ValueError):
+            pass
+    if point is None:
+        raise LandmarkError(f"{where}: position {values!r} is not three numbers")
     if point.shape != (3,) or not np.all(np.isfinite(point)):
         raise LandmarkError(f"{where}: position {values!r} is not three finite numbers")
     return point
 
 
-def read_markups(path: str) -> List[dict]:
-    """The markups of a Slicer ``.mrk.json`` (each checked: an object with LPS/RAS mm coordinates and a list of
-    control points), for any markup type."""
-    doc = read_json(path, "markups JSON")
+class LandmarkFileWarning(UserWarning):
+    """A landmark file was read but part of it was left out; the message names the file and what was skipped."""
+
+
+POINT_LIST_TYPES = ("Fiducial", "PointList")
+
+
+def is_point_list(markup: dict) -> bool:
+    """Slicer saves point lists as type "Fiducial" ("PointList" in newer naming); a hand-written markup without a
+    type is taken as one."""
+    return str(markup.get("type", "Fiducial")).lower() in {t.lower() for t in POINT_LIST_TYPES}
+
+
+def _markup_title(markup: dict, m: int) -> str:
+    """"Line 'L'" (the markup's type and name) or "Line (markup 2)", to name a markup in a message."""
+    kind = str(markup.get("type", "markup"))
+    return f"{kind} '{markup['name']}'" if markup.get("name") else f"{kind} (markup {m + 1})"
+
+
+def _checked_markups(doc, path: str) -> List[dict]:
     markups = doc.get("markups") if isinstance(doc, dict) else None
     if not isinstance(markups, list):
         raise LandmarkError(f"{path} is not a Slicer markups file: no 'markups' list")
@@ -128,6 +150,12 @@ def read_markups(path: str) -> List[dict]:
     return markups
 
 
+def read_markups(path: str) -> List[dict]:
+    """The markups of a Slicer ``.mrk.json`` (each checked: an object with LPS/RAS mm coordinates and a list of
+    control points), of every type: the benchmark converters pick the types they expect (LFC reads Lines)."""
+    return _checked_markups(read_json(path, "markups JSON"), path)
+
+
 def markup_control_points(markup: dict, path: str, m: int = 0) -> List[Tuple[str, Optional[np.ndarray]]]:
     """(label, world LPS mm or None where undefined) of each control point of one checked markup (``read_markups``);
     a point without label is named by its id, else by its number."""
@@ -141,20 +169,33 @@ def markup_control_points(markup: dict, path: str, m: int = 0) -> List[Tuple[str
         if position == "" or position is None or cp.get("positionStatus", "defined") != "defined":
             points.append((name, None))
             continue
-        point = finite_point(position if isinstance(position, list) else [position],
-                             f"{path}: control point '{name}'")
+        point = finite_point(position, f"{path}: control point '{name}'")
         points.append((name, lps_to_ras(point) if system == "RAS" else point))
     return points
 
 
 def read_mrk_json(path: str) -> Dict[str, np.ndarray]:
-    """Slicer markups JSON -> {label: world LPS mm}; undefined points are left out, RAS files converted."""
-    return _read_mrk_json(path).points
+    """Slicer markups JSON -> {label: world LPS mm} of its point lists; undefined points are left out, RAS files
+    converted."""
+    return _read_mrk_json(path, read_markups(path)).points
 
 
-def _read_mrk_json(path: str) -> LandmarkFile:
+def _read_mrk_json(path: str, markups: List[dict]) -> LandmarkFile:
+    """The control points of the point-list markups; other markups (lines, curves, planes...) are not landmarks:
+    skipped with a LandmarkFileWarning, or refused when the file holds nothing else."""
+    others = [_markup_title(markup, m) for m, markup in enumerate(markups) if not is_point_list(markup)]
+    if len(others) == len(markups):
+        if not others:
+            raise LandmarkError(f"{path} holds no markups: export the landmarks from Slicer as a point list")
+        raise LandmarkError(f"{path} holds no point list ({'/'.join(POINT_LIST_TYPES)}) markup, only "
+                            f"{', '.join(others)}: export the landmarks as a point list")
+    if others:
+        what = "markups that are not point lists" if len(others) > 1 else "markup that is not a point list"
+        warnings.warn(f"{path}: skipped {len(others)} {what} ({', '.join(others)})", LandmarkFileWarning)
     landmarks, missing = {}, []
-    for m, markup in enumerate(read_markups(path)):
+    for m, markup in enumerate(markups):
+        if not is_point_list(markup):
+            continue
         for name, point in markup_control_points(markup, path, m):
             if name in landmarks or name in missing:
                 raise LandmarkError(f"{path}: landmark '{name}' appears twice")
@@ -162,6 +203,8 @@ def _read_mrk_json(path: str) -> LandmarkFile:
                 missing.append(name)
             else:
                 landmarks[name] = point
+    if not landmarks and not missing:
+        raise LandmarkError(f"{path} holds no control points: place the landmarks in Slicer before saving")
     return LandmarkFile(landmarks, "LPS", missing)
 
 
@@ -172,6 +215,22 @@ def fcsv_system(value: str, where: str) -> str:
     if value not in systems:
         raise LandmarkError(f"{where}: unsupported CoordinateSystem '{value}' (RAS, LPS, 0 or 1)")
     return systems[value]
+
+
+def _text_lines(path: str) -> List[str]:
+    """The lines of a text landmark file; NUL characters mean UTF-16 (Excel's "Unicode text") or a binary file,
+    which would otherwise give garbled names."""
+    lines = read_text_lines(path)
+    if any("\x00" in line for line in lines):
+        raise LandmarkError(f"{path} holds NUL characters (UTF-16 text or a binary file?): save it as UTF-8 text")
+    return lines
+
+
+def _fields(line: str, where: str, delimiter: str = ",") -> List[str]:
+    try:
+        return next(csv.reader([line], delimiter=delimiter))
+    except csv.Error as e:
+        raise LandmarkError(f"{where} is not a readable CSV row ({e})") from None
 
 
 @dataclass
@@ -186,7 +245,7 @@ class FcsvRows:
 def read_fcsv_rows(path: str, max_fields: Optional[int] = 16) -> FcsvRows:
     """Header and rows of a Slicer fcsv (version 4.x or 5.x); every row has 14 to ``max_fields`` (None: any) fields."""
     system, version, status_column, rows = None, None, None, []
-    for number, line in enumerate(read_text_lines(path), start=1):
+    for number, line in enumerate(_text_lines(path), start=1):
         where = f"{path} line {number}"
         if not line.strip():
             continue
@@ -203,7 +262,7 @@ def read_fcsv_rows(path: str, max_fields: Optional[int] = 16) -> FcsvRows:
                 columns = [c.strip() for c in value.split(",")]
                 status_column = columns.index("positionStatus") if "positionStatus" in columns else None
             continue
-        fields = next(csv.reader([line]))
+        fields = _fields(line, where)
         if len(fields) < 14 or (max_fields is not None and len(fields) > max_fields):
             allowed = "at least 14" if max_fields is None else f"14 to {max_fields}"
             raise LandmarkError(f"{where}: {len(fields)} fields, an fcsv row has {allowed} "
@@ -227,6 +286,8 @@ def _read_fcsv(path: str) -> LandmarkFile:
     landmarks, missing = {}, []
     for where, fields in fcsv.rows:
         name = fields[11] or fields[0]
+        if not name.strip():
+            raise LandmarkError(f"{where}: a landmark without a label or id")
         if name in landmarks or name in missing:
             raise LandmarkError(f"{where}: landmark '{name}' appears twice")
         status = fcsv.status_column
@@ -240,58 +301,109 @@ def _read_fcsv(path: str) -> LandmarkFile:
     return LandmarkFile(landmarks, "LPS", missing)
 
 
-def _named_columns(header: List[str], path: str):
-    """Header row -> (name column, coordinate columns, declared system or None)."""
+# header columns of the coordinates -> the system they imply (None: declared elsewhere); l,p,s / r,a,s and a
+# 'defined' column are Slicer's markups table export (.csv)
+_AXES = ((("x", "y", "z"), None), (("i", "j", "k"), "voxel"), (("l", "p", "s"), "LPS"), (("r", "a", "s"), "RAS"))
+_NAME_COLUMNS = ("name", "label", "landmark")
+
+
+@dataclass
+class _CsvColumns:
+    name: int
+    xyz: List[int]
+    system: Optional[str]            # implied by the coordinate columns (i,j,k, l,p,s, r,a,s)
+    width: int                       # fields a row may have
+    defined: Optional[int] = None    # Slicer's 'defined' column: 0 = no position
+
+
+def _named_columns(header: List[str], path: str) -> _CsvColumns:
+    """Header row (any case) -> its columns."""
     keys = [h.strip().lower() for h in header]
-    name = next((keys.index(k) for k in ("name", "label", "landmark") if k in keys), None)
-    for axes, system in ((("x", "y", "z"), None), (("i", "j", "k"), "voxel")):
+    name = next((keys.index(k) for k in _NAME_COLUMNS if k in keys), None)
+    for axes, system in _AXES:
         if name is not None and all(a in keys for a in axes):
-            return name, [keys.index(a) for a in axes], system
+            return _CsvColumns(name, [keys.index(a) for a in axes], system, len(keys),
+                               keys.index("defined") if "defined" in keys else None)
     raise LandmarkError(f"{path}: header {header} needs a name column (name/label/landmark) and x,y,z "
-                        f"(or i,j,k for voxel indices)")
+                        f"(or i,j,k for voxel indices, or Slicer's l,p,s / r,a,s)")
+
+
+def _csv_delimiter(lines: List[str], path: str) -> Tuple[str, int]:
+    """(delimiter, number of leading lines to skip): Excel's ``sep=;`` first line, else ';' or tab where the first
+    row splits into name and three coordinates by it (European Excel writes ';' with decimal commas), else ','."""
+    if lines and lines[0].strip().lower().startswith("sep=") and len(lines[0].strip()) == 5:
+        return lines[0].strip()[4], 1
+    first = next((line for line in lines if line.strip() and not line.startswith("#")), "")
+    for delimiter in (";", "\t"):
+        if len(_fields(first, path, delimiter)) >= 4:
+            return delimiter, 0
+    return ",", 0
+
+
+def _coordinate_text(value: str, delimiter: str) -> str:
+    """A coordinate field as float() reads it: with ';' as delimiter a ',' is the decimal mark."""
+    return value.replace(",", ".") if delimiter == ";" else value
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
 
 
 def _read_csv(path: str) -> LandmarkFile:
-    """``name,x,y,z`` rows, header optional (``i,j,k`` columns mean voxel); ``# coordinate_system = LPS`` lines
-    declare the system; a row with empty coordinates is a missing landmark."""
-    lines = read_text_lines(path)
-    system, columns, points, missing = None, None, {}, []
-    for number, line in enumerate(lines, start=1):
+    """``name,x,y,z`` rows, header optional and in any case (``i,j,k`` columns mean voxel, Slicer's ``l,p,s`` /
+    ``r,a,s`` world LPS / RAS); ``# coordinate_system = LPS`` lines declare the system; a row with empty
+    coordinates is a missing landmark. ';'-separated files with decimal commas (European Excel) are read too."""
+    lines = _text_lines(path)
+    delimiter, skip = _csv_delimiter(lines, path)
+    declared, columns, points, missing = None, None, {}, []
+    for number, line in enumerate(lines[skip:], start=skip + 1):
         where = f"{path} line {number}"
         if not line.strip():
             continue
         if line.startswith("#"):
             key, _, value = line[1:].partition("=")
             if key.strip().lower().replace(" ", "_") in ("coordinate_system", "coordinatesystem"):
-                system = parse_coordinate_system(value, where)
+                declared = parse_coordinate_system(value, where)
             continue
-        fields = [f.strip() for f in next(csv.reader([line]))]
+        fields = [f.strip() for f in _fields(line, where, delimiter)]
         if columns is None:
-            try:
-                [float(v) for v in fields[1:4]]
-                columns = (0, [1, 2, 3], None)
-            except ValueError:
+            if all(not v or _is_number(_coordinate_text(v, delimiter)) for v in fields[1:4]):
+                columns = _CsvColumns(0, [1, 2, 3], None, 4)
+            else:
                 columns = _named_columns(fields, path)
-                if columns[2] and system not in (None, columns[2]):
-                    raise LandmarkError(f"{where}: i,j,k columns are voxel indices but the file declares {system}")
-                system = columns[2] or system
                 continue
-        name_column, xyz_columns, _ = columns
-        if len(fields) <= max(name_column, *xyz_columns):
+        while len(fields) > columns.width and not fields[-1]:
+            fields.pop()  # trailing separators, as spreadsheets write them
+        if len(fields) > columns.width:
+            hint = ("decimal commas in a comma-separated file? save it with '.' decimals" if delimiter == "," else
+                    f"a name with an unquoted '{delimiter}'? quote it")
+            raise LandmarkError(f"{where}: {len(fields)} fields, expected {columns.width}: {hint}")
+        if len(fields) <= max(columns.name, *columns.xyz):
             raise LandmarkError(f"{where}: {len(fields)} fields, expected name and three coordinates")
-        name = fields[name_column]
+        name = fields[columns.name]
         if not name:
             raise LandmarkError(f"{where}: a landmark without a name")
         if name in points or name in missing:
             raise LandmarkError(f"{where}: landmark '{name}' appears twice")
-        values = [fields[c] for c in xyz_columns]
-        if not any(values):
+        values = [_coordinate_text(fields[c], delimiter) for c in columns.xyz]
+        undefined = columns.defined is not None and columns.defined < len(fields) and \
+            fields[columns.defined].lower() in ("0", "false")
+        if undefined or not any(values):
             missing.append(name)
+        elif delimiter != ";" and any("," in v for v in values):
+            raise LandmarkError(f"{where} landmark '{name}': coordinates {values} have decimal commas: save the "
+                                f"file with '.' decimals")
         else:
             points[name] = finite_point(values, f"{where} landmark '{name}'")
     if not points and not missing:
         raise LandmarkError(f"{path} holds no landmark rows")
-    return LandmarkFile(points, system, missing)
+    if columns.system and declared not in (None, columns.system):
+        raise LandmarkError(f"{path}: its columns mean {columns.system} coordinates but the file declares {declared}")
+    return LandmarkFile(points, columns.system or declared, missing)
 
 
 def _no_duplicate_keys(path: str):
@@ -304,28 +416,84 @@ def _no_duplicate_keys(path: str):
     return hook
 
 
+_JSON_SHAPES = '[x, y, z], null, {"x", "y", "z"} or {"position": [x, y, z]}'
+_POSITION_KEYS = ("world", "position", "point", "coordinates")
+
+
+def _shape(value) -> str:
+    """What a JSON value looks like, for a message."""
+    if isinstance(value, dict):
+        return f"an object with keys {', '.join(map(str, value))}" if value else "an empty object"
+    if isinstance(value, list):
+        return f"a list of {len(value)} values"
+    return json.dumps(value)
+
+
+def _json_point(value, where: str) -> Optional[np.ndarray]:
+    """One landmark's JSON value -> its point, or None where it is null/"" or ``"present": false`` (nnlandmark's
+    prediction files). Any other shape is refused, never read as missing."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, list):
+        return finite_point(value, where)
+    if isinstance(value, dict):
+        keys = {str(k).lower(): v for k, v in value.items()}
+        if keys.get("present") is False:
+            return None
+        if all(a in keys for a in "xyz"):
+            xyz = [keys[a] for a in "xyz"]
+            return None if all(v is None for v in xyz) else finite_point(xyz, where)
+        key = next((k for k in _POSITION_KEYS if k in keys), None)
+        if key is not None:
+            return _json_point(keys[key], f"{where} {key}")
+    raise LandmarkError(f"{where} is {_shape(value)}; expected {_JSON_SHAPES}")
+
+
+def _json_entries(entries: list, path: str) -> Dict[str, dict]:
+    """A list of ``{"name" | "label": ..., "x", "y", "z" | "position": [...]}`` -> {name: the rest of the entry}."""
+    by_name = {}
+    for n, entry in enumerate(entries, start=1):
+        keys = {str(k).lower(): k for k in entry} if isinstance(entry, dict) else {}
+        name_key = next((keys[k] for k in _NAME_COLUMNS if k in keys), None)
+        if name_key is None:
+            raise LandmarkError(f'{path}: entry {n} is {_shape(entry)}; expected an object {{"name": ..., "x", "y", '
+                                f'"z"}} or {{"name": ..., "position": [x, y, z]}}')
+        name = str(entry[name_key])
+        if name in by_name:
+            raise LandmarkError(f"{path}: landmark '{name}' appears twice")
+        by_name[name] = {k: v for k, v in entry.items() if k != name_key}
+    return by_name
+
+
 def _read_json(path: str) -> LandmarkFile:
-    """``{name: [x, y, z] | null}`` or ``{"coordinate_system": ..., "landmarks": {name: [x, y, z] | {"world": [...]}
-    | null}}`` (the second form also reads nnlandmark's own prediction files)."""
+    """``{name: [x, y, z] | null}`` or ``{"coordinate_system": ..., "landmarks": {...}}`` (which also reads
+    nnlandmark's own prediction files), a value also as ``{"x", "y", "z"}`` or ``{"position" | "point" |
+    "coordinates" | "world": [...]}``; or a list of ``{"name", "x", "y", "z"}``. A Slicer markups file saved as
+    ``.json`` is read as one."""
     doc = read_json(path, object_pairs_hook=_no_duplicate_keys(path))
-    if not isinstance(doc, dict):
-        raise LandmarkError(f"{path}: expected an object {{name: [x, y, z]}}")
-    system = None
-    if "landmarks" in doc:
+    if isinstance(doc, dict) and isinstance(doc.get("markups"), list) and all(isinstance(m, dict)
+                                                                                for m in doc["markups"]):
+        return _read_mrk_json(path, _checked_markups(doc, path))
+    system, landmarks = None, doc
+    if isinstance(doc, dict) and ("landmarks" in doc or "coordinate_system" in doc):
         if "coordinate_system" in doc:
             system = parse_coordinate_system(doc["coordinate_system"], f"{path} coordinate_system")
-        doc = doc["landmarks"]
-        if not isinstance(doc, dict):
-            raise LandmarkError(f"{path}: 'landmarks' must be an object {{name: [x, y, z]}}")
+        landmarks = doc["landmarks"] if "landmarks" in doc else {k: v for k, v in doc.items()
+                                                                 if k != "coordinate_system"}
+    if isinstance(landmarks, list):
+        landmarks = _json_entries(landmarks, path)
+    if not isinstance(landmarks, dict):
+        raise LandmarkError(f'{path}: expected an object {{name: [x, y, z]}} or a list of {{"name", "x", "y", "z"}}, '
+                            f"not {_shape(landmarks)}")
     points, missing = {}, []
-    for name, value in doc.items():
-        if isinstance(value, dict):
-            value = value.get("world")
-        if value is None or value == "":
+    for name, value in landmarks.items():
+        if not str(name).strip():
+            raise LandmarkError(f"{path}: a landmark without a name")
+        point = _json_point(value, f"{path}: landmark '{name}'")
+        if point is None:
             missing.append(str(name))
         else:
-            points[str(name)] = finite_point(value if isinstance(value, list) else [value],
-                                              f"{path}: landmark '{name}'")
+            points[str(name)] = point
     if not points and not missing:
         raise LandmarkError(f"{path} holds no landmarks")
     return LandmarkFile(points, system, missing)
@@ -336,7 +504,7 @@ def read_landmark_file(path: str, coordinate_system: Optional[str] = None) -> La
     files that do not declare their own (CSV/JSON); Slicer files always come back as world LPS."""
     lower = path.lower()
     if lower.endswith(".mrk.json"):
-        return _read_mrk_json(path)
+        return _read_mrk_json(path, read_markups(path))
     if lower.endswith(".fcsv"):
         return _read_fcsv(path)
     if lower.endswith(".csv"):
