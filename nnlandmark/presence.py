@@ -6,15 +6,17 @@ every other landmark a missing cube means "not annotated": that (case, landmark)
 Thresholds on the predicted likelihood (the heatmap maximum) come from cross-validation predictions and live next
 to the model in ``landmark_thresholds.json``; a prediction below its threshold is reported ``"present": false``.
 """
+import math
 from os.path import isfile, join
-from pathlib import Path
 from typing import Dict, Iterable, Optional, Sequence
 
 import numpy as np
 
 from nnlandmark.errors import LandmarkError
-from nnlandmark.evaluation.crossval import cv_ground_truth
+from nnlandmark.evaluation.crossval import cv_ground_truth, pool_folds
+from nnlandmark.evaluation.report import check_output_folder
 from nnlandmark.io.atomic import read_json, write_json_atomic
+from nnlandmark.io.predictions import read_likelihoods
 from nnlandmark.landmark_set import THRESHOLDS_JSON, landmark_names, may_be_absent
 
 
@@ -54,42 +56,43 @@ def write_thresholds(model_folder: str, calibration: Dict[str, dict]) -> str:
 
 
 def read_thresholds(model_folder: str) -> Optional[Dict[str, float]]:
-    """{name: threshold} from the model folder, or None when the model was never calibrated."""
+    """{name: threshold} from the model folder, or None when the model was never calibrated; a threshold that is not
+    a finite number would silently report every landmark absent (NaN) or present, so it is refused."""
     path = join(model_folder, THRESHOLDS_JSON)
     if not isfile(path):
         return None
     try:
-        return {name: float(entry["threshold"]) for name, entry in read_json(path, "thresholds file").items()}
+        thresholds = {name: float(entry["threshold"]) for name, entry in read_json(path, "thresholds file").items()}
     except (ValueError, TypeError, KeyError, AttributeError) as e:
         raise LandmarkError(f"{path} is not a thresholds file ({type(e).__name__}); run nnLandmark_calibrate "
                             f"again") from None
+    for name, threshold in thresholds.items():
+        if not math.isfinite(threshold):
+            raise LandmarkError(f"{path}: threshold of '{name}' is {threshold}, not a finite number; run "
+                                f"nnLandmark_calibrate again")
+    return thresholds
 
 
 def validation_likelihoods(model_folder) -> Dict[str, Dict[str, float]]:
     """{case: {name: likelihood}} of every fold's final validation predictions (fold_*/validation/CASE.json)."""
-    likelihoods = {}
-    for path in sorted(Path(model_folder).glob("fold_*/validation/*.json")):
-        data = read_json(path)
-        if isinstance(data, dict) and isinstance(data.get("landmarks"), dict):
-            likelihoods[str(data.get("case") or path.stem)] = {
-                name: float(entry["likelihood"]) for name, entry in data["landmarks"].items()
-                if isinstance(entry, dict) and entry.get("likelihood") is not None}
-    if not likelihoods:
-        raise LandmarkError(f"no fold_*/validation/CASE.json in {model_folder}: train (or run --val on) the folds "
-                            f"first")
-    return likelihoods
+    return pool_folds(model_folder, read_likelihoods)[0]
 
 
 def calibrate_model(model_folder: str, dataset) -> Dict[str, dict]:
     """Thresholds for the landmarks the model's dataset.json declares ``landmarks_may_be_absent``, from its
     cross-validation predictions against the dataset's ground truth; written next to the model and returned."""
+    check_output_folder(model_folder, "model folder")
     dataset_json = read_json(join(model_folder, "dataset.json"))
     declared = may_be_absent(dataset_json)
     if not declared:
         raise LandmarkError(f"{join(model_folder, 'dataset.json')} declares no 'landmarks_may_be_absent': every "
                             f"landmark is always reported present, nothing to calibrate")
-    _, presence, _ = cv_ground_truth(dataset)
+    _, presence, source = cv_ground_truth(dataset)
     truth = {case: {n: p for n, p in names.items() if n in declared} for case, names in presence.items()}
-    calibration = calibrate(validation_likelihoods(model_folder), truth, landmark_names(dataset_json))
+    likelihoods = validation_likelihoods(model_folder)
+    if not set(likelihoods) & set(truth):
+        raise LandmarkError(f"no validation case of {model_folder} has ground truth in {source}: is it the model of "
+                            f"this dataset?")
+    calibration = calibrate(likelihoods, truth, landmark_names(dataset_json))
     write_thresholds(model_folder, calibration)
     return calibration

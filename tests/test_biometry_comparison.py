@@ -138,9 +138,10 @@ def test_comparison_default_output_and_no_overlap(two_methods, tmp_path, capsys,
     assert exc.value.code == 2 and "share no (case, landmark) pair" in capsys.readouterr().err
 
 
-def test_pair_without_any_measurement_is_reported(anisotropic_dataset, tmp_path, capsys):
+def test_pair_without_any_measurement_is_reported(anisotropic_dataset, tmp_path, capsys, write_prediction):
     dataset, pred = anisotropic_dataset
-    assert main(["-pred", str(pred), "-gt", str(dataset), "-o", str(tmp_path / "o"), "--pairs", "a:zz"]) == 0
-    assert "biometry pair a:zz: no case" in capsys.readouterr().err
+    write_prediction(pred, "k1", {"a": [1, 2, 5], "c": [1, 2, 17]})     # b is now predicted in no case
+    assert main(["-pred", str(pred), "-gt", str(dataset), "-o", str(tmp_path / "o"), "--pairs", "a:b"]) == 0
+    assert "biometry pair a:b: no case" in capsys.readouterr().err
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
-    assert summary["biometry"]["pairs"]["a:zz"] == {"mean_mm": None, "std_mm": None, "n": 0}
+    assert summary["biometry"]["pairs"]["a:b"] == {"mean_mm": None, "std_mm": None, "n": 0}

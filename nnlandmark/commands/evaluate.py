@@ -1,5 +1,6 @@
 """nnLandmark_evaluate: compare prediction folder(s) or cross-validation folds with ground truth, in mm."""
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -16,8 +17,10 @@ def _parser():
                         help="folder of prediction JSON files (one per case); several folders: a side-by-side "
                              "comparison on the (case, landmark) pairs common to all")
     parser.add_argument("-gt", default=None,
-                        help="landmarks JSON {case: {name: [x, y, z]}} in world LPS mm, or an nnU-Net raw dataset "
-                             "folder (all_landmarks_world.json if present, else the label cubes in labelsTr/labelsTs)")
+                        help="landmarks JSON {case: {name: [x, y, z] | null}} in world LPS mm (a top-level "
+                             "\"coordinate_system\": \"RAS\" is converted; voxel indices, such as "
+                             "all_landmarks_voxel.json, are refused), or an nnU-Net raw dataset folder "
+                             "(all_landmarks_world.json if present, else the label cubes in labelsTr/labelsTs)")
     parser.add_argument("-d", default=None, help="cross-validation: dataset name or id (instead of -pred); pools "
                         "$nnUNet_results/DatasetXXX/TR__P__C/fold_*/validation")
     parser.add_argument("-tr", default="nnLandmarkTrainer", help="cross-validation: trainer")
@@ -73,8 +76,9 @@ def _print_comparison(report) -> None:
 @user_errors_as_one_line
 def main(argv=None):
     args = _parser().parse_args(argv)
-    if any(t < 0 for t in args.thresholds):
-        raise LandmarkError(f"SDR thresholds must be >= 0 mm, got {args.thresholds}")
+    if not all(math.isfinite(t) and t >= 0 for t in args.thresholds):
+        raise LandmarkError(f"--thresholds must be finite numbers of mm >= 0, got "
+                            f"{' '.join(map(str, args.thresholds))}")
     if (args.pred is None) == (args.d is None):
         raise LandmarkError("give either -pred FOLDER [FOLDER ...] or -d DATASET (cross-validation), not both")
     if args.qc < 0:
@@ -92,6 +96,9 @@ def main(argv=None):
     elif args.gt is None:
         raise LandmarkError("-gt is required with -pred")
     elif len(args.pred) > 1:
+        if args.pairs or args.qc or args.images:
+            raise LandmarkError("--pairs, --qc and -images apply to one -pred folder (or -d), not to a comparison of "
+                                "several -pred folders: evaluate each folder on its own for them")
         out_dir = Path(args.o) if args.o else Path(args.pred[0]).resolve().parent / "comparison"
         _print_comparison(compare_report(args.pred, args.gt, out_dir, tuple(args.thresholds)))
         return 0

@@ -1,7 +1,7 @@
 """Pooled cross-validation: every fold's validation predictions of one trained configuration, as one set."""
 import os
 from pathlib import Path
-from typing import List, Tuple
+from typing import Callable, Dict, List, Tuple, TypeVar
 
 from nnlandmark.errors import LandmarkError
 from nnlandmark.evaluation.ground_truth import read_ground_truth
@@ -9,22 +9,34 @@ from nnlandmark.io.predictions import Points, Presence, read_predictions
 from nnlandmark.labelmaps import read_label_maps
 from nnlandmark.paths import dataset_name, require_path
 
+T = TypeVar("T")
 
-def collect_folds(model_folder) -> Tuple[Points, Presence, List[str]]:
-    """(points, predicted presence) over all fold_*/validation folders, and the fold folder names; a case validated
-    in two folds is an error."""
+
+def pool_folds(model_folder, read: Callable[[Path], Dict[str, T]]) -> Tuple[Dict[str, T], List[str]]:
+    """{case: read(FOLD/validation)[case]} over every fold_*/validation folder, and the fold folder names; a case
+    validated in two folds is an error naming both, since pooling it twice would weigh it double."""
     model_folder = Path(model_folder)
     folds = sorted(p.parent for p in model_folder.glob("fold_*/validation") if p.is_dir())
     if not folds:
         raise LandmarkError(f"no fold_*/validation folder in {model_folder}: run the final validation first")
-    points, presence = {}, {}
+    pooled, fold_of = {}, {}
     for fold in folds:
-        fold_points, fold_presence = read_predictions(fold / "validation")
-        for case in fold_points:
-            if case in points:
-                raise LandmarkError(f"{fold / 'validation'}: case '{case}' is also validated in another fold")
-            points[case], presence[case] = fold_points[case], fold_presence[case]
-    return points, presence, [f.name for f in folds]
+        for case, value in read(fold / "validation").items():
+            if case in fold_of:
+                raise LandmarkError(f"case '{case}' is validated in both {fold_of[case]} and {fold.name} of "
+                                    f"{model_folder}: the folds' validation sets overlap (check splits_final.json, "
+                                    f"or delete one of the two validation/{case}.json)")
+            pooled[case], fold_of[case] = value, fold.name
+    return pooled, [f.name for f in folds]
+
+
+def collect_folds(model_folder) -> Tuple[Points, Presence, List[str]]:
+    """(points, predicted presence) over all fold_*/validation folders, and the fold folder names."""
+    def per_case(folder):
+        points, presence = read_predictions(folder)
+        return {case: (points[case], presence[case]) for case in presence}
+    pooled, folds = pool_folds(model_folder, per_case)
+    return ({case: p for case, (p, _) in pooled.items()}, {case: q for case, (_, q) in pooled.items()}, folds)
 
 
 def cv_ground_truth(dataset) -> Tuple[Points, Presence, Path]:

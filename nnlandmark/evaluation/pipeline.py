@@ -16,8 +16,8 @@ from nnlandmark.evaluation.detection import detection_summary
 from nnlandmark.evaluation.ground_truth import read_ground_truth
 from nnlandmark.evaluation.metrics import coverage, radial_errors, summarize
 from nnlandmark.evaluation.plots import errors_boxplot, sdr_curve
-from nnlandmark.evaluation.qc import worst_cases, write_qc
-from nnlandmark.evaluation.report import write_summary
+from nnlandmark.evaluation.qc import qc_images, worst_cases, write_qc
+from nnlandmark.evaluation.report import check_output_folder, write_summary
 from nnlandmark.io.atomic import read_json
 from nnlandmark.io.predictions import Points, Presence, read_predictions
 from nnlandmark.landmark_set import Pair
@@ -72,23 +72,22 @@ def evaluate_report(pred: Union[str, Path, Tuple[Points, Presence]], gt: GroundT
     (with ``plots``), and qc/CASE.png for the ``qc`` cases with the largest MRE.
 
     ``pairs`` default to the ``biometry_pairs`` of the raw ``dataset`` (default: ``gt`` when it is a raw dataset
-    folder); so do the QC images (its imagesTr/imagesTs) unless ``image_folders`` are given."""
+    folder); so do the QC images (its imagesTr/imagesTs) unless ``image_folders`` are given. Everything that can fail
+    is checked before the first file is written, and QC pictures before the summary, so a failed run leaves no
+    summary behind."""
+    if out_dir is not None:
+        out_dir = check_output_folder(out_dir)
     points, predicted_presence = read_predictions(pred) if isinstance(pred, (str, Path)) else pred
     truth, true_presence = _loaded(gt)
     dataset = _dataset_folder(dataset or gt)
     if pairs is None:
         pairs = pairs_from_dataset(dataset) if dataset is not None else []
+    else:
+        _check_pair_names(pairs, truth, true_presence, points, predicted_presence)
     summary, errors, bio = evaluate_points(points, truth, thresholds, pairs, predicted_presence, true_presence)
     if out_dir is None:
         return EvaluationReport(summary, [])
-    out_dir = Path(out_dir)
-    write_summary(summary, out_dir)
-    written = [out_dir / name for name in ("summary.json", "per_landmark.csv", "per_case.csv")]
-    if pairs:
-        written.append(write_biometry_csv(bio, out_dir))
-    if plots:
-        written += [errors_boxplot(errors, out_dir / "errors_boxplot.png"),
-                    sdr_curve({"prediction": errors}, out_dir / "sdr_curve.png", thresholds)]
+    images = {}
     if qc > 0:
         if image_folders is None:
             if dataset is None:
@@ -96,9 +95,25 @@ def evaluate_report(pred: Union[str, Path, Tuple[Points, Presence]], gt: GroundT
                                     "as ground truth (-gt)")
             image_folders = [dataset / "imagesTr", dataset / "imagesTs"]
         ending = read_json(dataset / "dataset.json").get("file_ending") if dataset is not None else None
-        written += write_qc(worst_cases(summary["per_case"], qc), points, truth, image_folders, out_dir, ending,
-                            summary["per_case"])
-    return EvaluationReport(summary, written)
+        images = qc_images(worst_cases(summary["per_case"], qc), image_folders, ending)
+    pictures = write_qc(images, points, truth, out_dir, summary["per_case"]) if images else []
+    write_summary(summary, out_dir)
+    written = [out_dir / name for name in ("summary.json", "per_landmark.csv", "per_case.csv")]
+    if pairs:
+        written.append(write_biometry_csv(bio, out_dir))
+    if plots:
+        written += [errors_boxplot(errors, out_dir / "errors_boxplot.png"),
+                    sdr_curve({"prediction": errors}, out_dir / "sdr_curve.png", thresholds)]
+    return EvaluationReport(summary, written + pictures)
+
+
+def _check_pair_names(pairs: Sequence[Pair], *landmarks: Optional[Mapping]) -> None:
+    """Biometry pairs given explicitly must name landmarks of the prediction or the ground truth: a typo would
+    otherwise be measured in no case at all."""
+    known = sorted(set().union(*(named for cases in landmarks if cases for named in cases.values())))
+    for name in (n for pair in pairs for n in pair):
+        if name not in known:
+            raise LandmarkError(f"--pairs names unknown landmark '{name}'; known: {', '.join(known)}")
 
 
 def evaluate(pred, gt: GroundTruth, out_dir=None, thresholds=THRESHOLDS, pairs: Optional[Sequence[Pair]] = None,
@@ -130,13 +145,19 @@ class ComparisonReport(NamedTuple):
 
 def compare_report(folders: Sequence, gt: GroundTruth, out_dir, thresholds=THRESHOLDS) -> ComparisonReport:
     """Several prediction folders against one ground truth on the (case, landmark) pairs common to all:
-    comparison.csv and sdr_curve.png in ``out_dir``."""
+    comparison.csv and sdr_curve.png in ``out_dir``; a folder given twice is refused (it would be compared with
+    itself under one name)."""
+    out_dir = check_output_folder(out_dir)
+    resolved = [Path(f).resolve() for f in folders]
+    for i, folder in enumerate(resolved):
+        if folder in resolved[:i]:
+            raise LandmarkError(f"-pred names the prediction folder {folders[i]} twice (also as "
+                                f"{folders[resolved.index(folder)]}): give each folder once")
     truth = _loaded(gt)[0]
     methods = {name: read_predictions(f)[0] for name, f in zip(method_names(folders), folders)}
     errors = compare(methods, truth)
     n_common = sum(len(v) for v in common_pairs(methods, truth).values())
     left_out = {name: len(radial_errors(pred, truth)) - n_common for name, pred in methods.items()}
     rows = comparison_rows(errors)
-    out_dir = Path(out_dir)
     written = [write_comparison(rows, out_dir), sdr_curve(errors, out_dir / "sdr_curve.png", thresholds)]
     return ComparisonReport(rows, n_common, left_out, written)

@@ -8,7 +8,7 @@ slices pass through the ground truth, the prediction is drawn at its in-plane po
 """
 import glob
 from pathlib import Path
-from typing import Mapping, Optional, Sequence, Tuple
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import SimpleITK as sitk
@@ -103,19 +103,32 @@ def worst_cases(per_case: Mapping[str, float], n: int) -> list:
     return sorted(per_case, key=lambda c: (-per_case[c], c))[:max(0, n)]
 
 
-def write_qc(cases: Sequence[str], pred: Mapping, gt: Mapping, image_folders: Sequence, out_dir,
-             ending: Optional[str] = None, per_case: Optional[Mapping[str, float]] = None) -> list:
-    """out_dir/qc/CASE.png for each case; the image is looked up as CASE_0000<ending> in image_folders."""
+def qc_images(cases: Sequence[str], image_folders: Sequence, ending: Optional[str] = None) -> Dict[str, Path]:
+    """{case: CASE_0000<ending> in image_folders}, looked up before anything is written, so that a missing image
+    stops a run before its summary is written."""
+    return {case: find_case_image(case, image_folders, ending) for case in cases}
+
+
+def write_qc(images: Mapping[str, Path], pred: Mapping, gt: Mapping, out_dir,
+             per_case: Optional[Mapping[str, float]] = None) -> list:
+    """out_dir/qc/CASE.png for each case of ``images`` (see qc_images); if one fails, the pictures of this call are
+    removed again, so a failed run leaves no partial set."""
     written = []
-    for case in tqdm(cases, desc="QC pictures", disable=None):
-        volume, geometry = read_volume(find_case_image(case, image_folders, ending))
-        title = case + (f"  case MRE {per_case[case]:.2f} mm" if per_case and case in per_case else "")
-        written.append(render_case(volume, geometry, pred.get(case, {}), gt.get(case, {}),
-                                   Path(out_dir) / "qc" / f"{case}.png", title))
+    try:
+        for case, image in tqdm(images.items(), desc="QC pictures", disable=None):
+            volume, geometry = read_volume(image)
+            title = case + (f"  case MRE {per_case[case]:.2f} mm" if per_case and case in per_case else "")
+            written.append(render_case(volume, geometry, pred.get(case, {}), gt.get(case, {}),
+                                       Path(out_dir) / "qc" / f"{case}.png", title))
+    except LandmarkError:
+        for path in written:
+            path.unlink()
+        raise
     return written
 
 
 def qc_for_predictions(pred_dir, image_dir, ending: Optional[str] = None, cases: Optional[Sequence[str]] = None) -> list:
     """nnLandmark_predict --qc: PRED_DIR/qc/CASE.png for the given (default: all) predicted cases, no ground truth."""
     pred = read_predictions(pred_dir)[0]
-    return write_qc(sorted(pred) if cases is None else list(cases), pred, {}, [image_dir], pred_dir, ending)
+    images = qc_images(sorted(pred) if cases is None else list(cases), [image_dir], ending)
+    return write_qc(images, pred, {}, pred_dir)

@@ -2,10 +2,11 @@
 
 Everything here reads and writes world LPS millimetres; files in RAS are converted on reading.
 """
+import math
 import os
 from os.path import join
 from pathlib import Path
-from typing import Dict, Iterable, List, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
@@ -13,6 +14,7 @@ from nnlandmark.errors import LandmarkError
 from nnlandmark.geometry import lps_to_ras
 from nnlandmark.io.atomic import read_json
 from nnlandmark.io.landmark_files import FORMATS, finite_point, write_csv, write_fcsv, write_mrk_json
+from nnlandmark.landmark_set import LANDMARKS_VOXEL_JSON, LANDMARKS_WORLD_JSON
 
 Points = Dict[str, Dict[str, np.ndarray]]      # {case: {name: world LPS mm}}
 Presence = Dict[str, Dict[str, bool]]          # {case: {name: present?}}
@@ -91,34 +93,77 @@ def _prediction_files(pred_dir):
         raise LandmarkError(f"no prediction JSON files (with a 'landmarks' key) in {pred_dir}")
 
 
-def _predicted_present(entry) -> bool:
-    return isinstance(entry, dict) and entry.get("world") is not None and entry.get("present", True) is not False
+def _world_position(path, name: str, entry, system: str) -> Optional[np.ndarray]:
+    """World LPS of one landmark of a prediction file, None where it says ``"present": false``. Anything but the
+    documented schema is refused, so that a file of another tool is never read as "predicted absent"."""
+    where = f"{path}: landmark '{name}'"
+    if not isinstance(entry, dict):
+        raise LandmarkError(f'{where} must be an object {{"world": [x, y, z], "present": true|false, ...}}, '
+                            f'got {entry!r}')
+    present = entry.get("present", True)
+    if not isinstance(present, bool):
+        raise LandmarkError(f'{where}: "present" must be true or false (a JSON boolean), got {present!r}')
+    if entry.get("world") is None:
+        if present:
+            raise LandmarkError(f'{where} has no "world" position [x, y, z]; write "present": false for a landmark '
+                                f'that is not there')
+        return None
+    xyz = finite_point(entry["world"], where)
+    if not present:
+        return None
+    return lps_to_ras(xyz) if system == "RAS" else xyz
 
 
 def read_predictions(pred_dir) -> Tuple[Points, Presence]:
     """({case: {name: world LPS}} of every landmark predicted present, {case: {name: predicted present?}} of every
-    landmark a file lists), from one pass over the folder. ``"present": false`` and a missing position mean the
-    model says the landmark is not there."""
+    landmark a file lists), from one pass over the folder. Only ``"present": false`` means the model says the
+    landmark is not there."""
     preds, presence = {}, {}
     for path, case, system, landmarks in _prediction_files(pred_dir):
-        presence[case] = {name: _predicted_present(entry) for name, entry in landmarks.items()}
-        points = {}
-        for name, entry in landmarks.items():
-            if presence[case][name]:
-                xyz = finite_point(entry["world"], f"{path}: landmark '{name}'")
-                points[name] = lps_to_ras(xyz) if system == "RAS" else xyz
-        preds[case] = points
+        positions = {name: _world_position(path, name, entry, system) for name, entry in landmarks.items()}
+        presence[case] = {name: xyz is not None for name, xyz in positions.items()}
+        preds[case] = {name: xyz for name, xyz in positions.items() if xyz is not None}
     return preds, presence
 
 
+def read_likelihoods(pred_dir) -> Dict[str, Dict[str, float]]:
+    """{case: {name: likelihood}} of a prediction folder; a likelihood that is not a finite number (a diverged model
+    writes NaN) is refused, naming the file and the landmark."""
+    likelihoods = {}
+    for path, case, _, landmarks in _prediction_files(pred_dir):
+        likelihoods[case] = {}
+        for name, entry in landmarks.items():
+            value = entry.get("likelihood") if isinstance(entry, dict) else None
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise LandmarkError(f"{path}: landmark '{name}' has likelihood {value!r}, not a number: run this "
+                                    f"fold's validation again (nnLandmark_train ... --val)")
+            if not math.isfinite(value):
+                raise LandmarkError(f"{path}: landmark '{name}' has likelihood {value} (a diverged model?): retrain "
+                                    f"this fold, or run its validation again (nnLandmark_train ... --val)")
+            likelihoods[case][name] = float(value)
+    return likelihoods
+
+
 def read_world_landmarks(path) -> Tuple[Points, Presence]:
-    """(points, presence) of a world landmarks JSON ``{case: {name: [x, y, z] | null}}`` in LPS mm (as
-    all_landmarks_world.json); null marks a landmark truly absent from that case."""
+    """(points, presence) of a world landmarks JSON ``{case: {name: [x, y, z] | null}}`` (as all_landmarks_world.json);
+    null marks a landmark truly absent from that case. An optional top-level ``"coordinate_system"`` declares LPS (the
+    default) or RAS (converted to LPS); voxel indices (that declaration, or all_landmarks_voxel.json) are refused,
+    since read as millimetres they would give errors of centimetres for exact predictions."""
     data = read_json(path)
-    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+    if not isinstance(data, dict):
+        raise LandmarkError(f"{path}: expected {{case: {{name: [x, y, z]}}}} in world LPS mm")
+    system = str(data.pop("coordinate_system", "LPS")).upper()
+    if system == "VOXEL" or Path(path).name == LANDMARKS_VOXEL_JSON:
+        raise LandmarkError(f"{path} holds voxel indices, not world coordinates: use {LANDMARKS_WORLD_JSON} (or the "
+                            f"raw dataset folder) instead")
+    if system not in ("LPS", "RAS"):
+        raise LandmarkError(f"{path}: coordinate_system must be 'LPS', 'RAS' or 'voxel', got {system!r}")
+    if not all(isinstance(v, dict) for v in data.values()):
         raise LandmarkError(f"{path}: expected {{case: {{name: [x, y, z]}}}} in world LPS mm")
     points = {str(case): {name: finite_point(xyz, f"{path}: {case}/{name}") for name, xyz in landmarks.items()
                           if xyz is not None} for case, landmarks in data.items()}
+    if system == "RAS":
+        points = {case: {name: lps_to_ras(xyz) for name, xyz in named.items()} for case, named in points.items()}
     presence = {str(case): {name: xyz is not None for name, xyz in landmarks.items()}
                 for case, landmarks in data.items()}
     return points, presence
