@@ -7,10 +7,14 @@ resamples the numpy array; ``preprocessed_to_original_index`` and ``world_to_pre
 points.
 """
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import SimpleITK as sitk
+
+from nnlandmark.errors import LandmarkError
+
+ORTHONORMAL_TOLERANCE = 1e-4  # |D^T D - I|: float32 headers (NIfTI quaternions, 6-digit text) stay far below it
 
 
 @dataclass(frozen=True)
@@ -37,13 +41,64 @@ class Geometry:
         return self.origin + (index * self.spacing) @ self.direction.T
 
     def world_to_index(self, world) -> np.ndarray:
-        """(..., 3) LPS mm -> (..., 3) continuous ITK index."""
+        """(..., 3) LPS mm -> (..., 3) continuous ITK index (D.T inverts D, a rotation: see ``check_grid``)."""
         world = np.asarray(world, float)
         return ((world - self.origin) @ self.direction) / self.spacing
 
     def index_axis_along_world(self, world_axis: int) -> int:
         """The ITK index axis whose direction runs closest to world axis ``world_axis`` (0 = LPS x, left-right)."""
         return int(np.argmax(np.abs(self.direction[world_axis])))
+
+
+def axes_defect(axes) -> Optional[str]:
+    """Why the columns of a 3x3 matrix (axes of any length) are no scaled rotation: 'not finite', 'singular' or
+    'sheared'; None if they are. Only then is world <-> index a rotation, which ITK and every mapping here assume."""
+    axes = np.asarray(axes, float).reshape(3, 3)
+    if not np.all(np.isfinite(axes)):
+        return "not finite"
+    lengths = np.linalg.norm(axes, axis=0)
+    if np.any(lengths < 1e-12):
+        return "singular"
+    unit = axes / lengths
+    if abs(np.linalg.det(unit)) < 1e-3:
+        return "singular"
+    if np.abs(unit.T @ unit - np.eye(3)).max() >= ORTHONORMAL_TOLERANCE:
+        return "sheared"
+    return None
+
+
+def check_grid(spacing, direction, source: str, spacing_field: str = "spacing",
+               direction_field: str = "direction") -> None:
+    """Refuse a grid that ITK reads but cannot place voxels with (zero or negative spacing, a direction that is not
+    a rotation): landmarks would be mapped with the wrong matrix. ``source`` (the file) and the header fields to
+    fix are named in the message."""
+    spacing = np.asarray(spacing, float)
+    if not np.all(np.isfinite(spacing) & (spacing > 0)):
+        raise LandmarkError(f"{source} has spacing {_plain(spacing)}: every spacing must be a positive number (fix "
+                            f"the header field {spacing_field})")
+    defect = axes_defect(direction)
+    if defect == "sheared":
+        raise sheared_grid_error(source)
+    if defect is not None:
+        what = "NaN or infinite entries" if defect == "not finite" else "two axes along one line or an axis of length 0"
+        raise LandmarkError(f"{source} has a direction matrix {_plain(direction)} with {what}: its columns must be "
+                            f"perpendicular unit axis directions (fix the header field {direction_field})")
+    lengths = np.linalg.norm(np.asarray(direction, float).reshape(3, 3), axis=0)
+    if np.abs(lengths - 1).max() >= ORTHONORMAL_TOLERANCE:
+        raise LandmarkError(f"{source} has a direction matrix whose axes have lengths {_plain(lengths)} instead of 1: "
+                            f"keep the voxel size in the spacing only (fix the header fields {direction_field} and "
+                            f"{spacing_field})")
+
+
+def sheared_grid_error(source) -> LandmarkError:
+    """Axes that are not perpendicular (CT gantry tilt): no rotation maps such voxels, only resampling helps."""
+    return LandmarkError(f"{source} has a sheared direction matrix (gantry tilt?): resample it onto an orthogonal "
+                         f"grid (e.g. SimpleITK.Resample, Slicer 'Harden transform') before using it")
+
+
+def _plain(values) -> str:
+    """Numbers for a message, as a user wrote them: [1, 0, 1]."""
+    return "[" + ", ".join(f"{v:.6g}" for v in np.asarray(values, float).ravel()) + "]"
 
 
 def itk_order(zyx) -> np.ndarray:

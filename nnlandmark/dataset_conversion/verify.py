@@ -9,12 +9,12 @@ from batchgenerators.utilities.file_and_folder_operations import load_json, subf
 from tqdm import tqdm
 
 from nnlandmark.errors import LandmarkError
-from nnlandmark.io.images import preprocessed_case_properties, read_image_header
+from nnlandmark.io.images import preprocessed_case_properties, read_image, read_image_header
 from nnlandmark.labelmaps import count_blobs
 from nnlandmark.landmark_set import names_by_label
 
 
-def _check_image(label_path: str, image_path: str, check_values: bool) -> None:
+def _check_on_grid(label_path: str, image_path: str) -> None:
     """The label map must share the image's grid exactly: landmark world coordinates come from it. nnU-Net only warns
     about origin/direction differences, which would put every landmark in the wrong place."""
     if not isfile(image_path):
@@ -26,14 +26,20 @@ def _check_image(label_path: str, image_path: str, check_values: bool) -> None:
         if not np.allclose(a, b, atol=tol, rtol=0):
             raise LandmarkError(f"{label_path} and {image_path} differ in {what} ({np.round(b, 4).tolist()} vs "
                                 f"{np.round(a, 4).tolist()}); the label map must be on the image's grid")
-    # a copy, not GetArrayViewFromImage: a view of a temporary image reads freed memory
-    if check_values and not np.all(np.isfinite(sitk.GetArrayFromImage(sitk.ReadImage(image_path)))):
+
+
+def _check_image_values(image_path: str) -> None:
+    """A full read: truncated or corrupt files (read_image) and NaN/Inf voxels, which nnU-Net would normalise into
+    NaN patches."""
+    image = read_image(image_path)
+    if not np.all(np.isfinite(sitk.GetArrayViewFromImage(image))):
         raise LandmarkError(f"image {image_path} contains NaN or infinite values")
 
 
 def verify_landmark_dataset(raw_dataset_folder: str, check_image_values: bool = False) -> Dict[str, Set[int]]:
     """Raise a LandmarkError naming the file and landmark at the first violation; return each case's labels.
-    Label maps must sit on their image's grid; ``check_image_values`` also reads every image for NaN/Inf."""
+    Label maps must sit on their image's grid; ``check_image_values`` also reads every image of imagesTr in full
+    (every channel: truncated data, NaN/Inf)."""
     dataset_json_file = join(raw_dataset_folder, 'dataset.json')
     if not isfile(dataset_json_file):
         raise LandmarkError(f"{dataset_json_file} not found")
@@ -44,10 +50,7 @@ def verify_landmark_dataset(raw_dataset_folder: str, check_image_values: bool = 
         raise LandmarkError(f"no label files in {join(raw_dataset_folder, 'labelsTr')}")
     present = {}
     for path in tqdm(label_files, desc='checking landmark label maps', leave=False):
-        try:
-            seg = sitk.GetArrayFromImage(sitk.ReadImage(path))
-        except RuntimeError as e:
-            raise LandmarkError(f"cannot read label map {path}") from e
+        seg = sitk.GetArrayFromImage(read_image(path))
         for value in np.unique(seg):
             if value == 0:
                 continue
@@ -58,9 +61,12 @@ def verify_landmark_dataset(raw_dataset_folder: str, check_image_values: bool = 
                 raise LandmarkError(f"{path}: landmark '{names[value]}' (label {value}) has {blobs} separate blobs; "
                                     f"each landmark must be a single 3x3x3 cube")
         case = os.path.basename(path)[:-len(dataset_json['file_ending'])]
-        _check_image(path, join(raw_dataset_folder, 'imagesTr', f"{case}_0000{dataset_json['file_ending']}"),
-                     check_image_values)
+        _check_on_grid(path, join(raw_dataset_folder, 'imagesTr', f"{case}_0000{dataset_json['file_ending']}"))
         present[case] = {int(v) for v in np.unique(seg) if v}
+    if check_image_values:
+        images = subfiles(join(raw_dataset_folder, 'imagesTr'), suffix=dataset_json['file_ending'])
+        for path in tqdm(images, desc='reading every image in full', leave=False):
+            _check_image_values(path)
     return present
 
 
