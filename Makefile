@@ -6,5 +6,6 @@ setup:
 demo: setup
 	.venv/bin/nnLandmark_demo --workdir nnlandmark_demo
 
-test: setup
+test:
+	EXTRAS=test,slicer bash scripts/setup.sh
 	.venv/bin/python -m pytest -q

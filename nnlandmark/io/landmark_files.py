@@ -6,6 +6,7 @@ coordinates, which stay continuous ITK indices: ``read_landmark_file`` says whic
 import csv
 import io
 import json
+import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -242,6 +243,11 @@ class FcsvRows:
     rows: List[Tuple[str, List[str]]]
 
 
+# positionStatus of a point that has no position: Slicer writes the enum's number (0 undefined, 1 preview, 2 defined,
+# 3 missing, i.e. skipped by the user), some exports its name
+UNPLACED_STATUS = ("0", "1", "3", "undefined", "preview", "missing")
+
+
 def read_fcsv_rows(path: str, max_fields: Optional[int] = 16) -> FcsvRows:
     """Header and rows of a Slicer fcsv (version 4.x or 5.x); every row has 14 to ``max_fields`` (None: any) fields."""
     system, version, status_column, rows = None, None, None, []
@@ -253,9 +259,10 @@ def read_fcsv_rows(path: str, max_fields: Optional[int] = 16) -> FcsvRows:
             key, _, value = line[1:].partition("=")
             key = key.strip().lower()
             if key == "markups fiducial file version":
-                version = value.strip()
-                if version.split(".")[0] not in ("4", "5"):
-                    raise LandmarkError(f"{where}: unsupported fcsv version '{version}' (4.x or 5.x)")
+                number_in_it = re.search(r"(\d+)\.\d+", value)  # '5.6', or 'slicer-core-5.13.31053.0'
+                version = number_in_it.group(0) if number_in_it else value.strip()
+                if not number_in_it or number_in_it.group(1) not in ("4", "5"):
+                    raise LandmarkError(f"{where}: unsupported fcsv version '{value.strip()}' (4.x or 5.x)")
             elif key == "coordinatesystem":
                 system = fcsv_system(value, where)
             elif key == "columns":
@@ -291,7 +298,7 @@ def _read_fcsv(path: str) -> LandmarkFile:
         if name in landmarks or name in missing:
             raise LandmarkError(f"{where}: landmark '{name}' appears twice")
         status = fcsv.status_column
-        if status is not None and len(fields) > status and fields[status].strip() in ("undefined", "preview"):
+        if status is not None and len(fields) > status and fields[status].strip().lower() in UNPLACED_STATUS:
             missing.append(name)
             continue
         point = finite_point(fields[1:4], where)
