@@ -150,6 +150,24 @@ def test_points_left_unplaced_in_slicer_are_missing_landmarks(tmp_path, ending):
     assert list(annotation.points) == ["nasion"] and annotation.missing == ["sella", "menton"]
 
 
+def test_landmarks_predicted_absent_open_in_slicer_as_skipped_points_and_read_back_as_missing(tmp_path):
+    landmarks = {name: {"label": n, "voxel": [0.0, 0.0, 0.0], "world": [float(n), 2.0, 3.0], "likelihood": 0.9,
+                        "present": name != "sella"} for n, name in enumerate(["nasion", "sella"], start=1)}
+    write_prediction_formats(case_prediction("case", "case_0000.nii.gz", landmarks), str(tmp_path),
+                             ["mrk.json", "fcsv"])
+    for ending, storage_class in STORAGE.items():
+        scene = slicer.vtkMRMLScene()
+        node = scene.AddNode(slicer.vtkMRMLMarkupsFiducialNode())
+        storage = scene.AddNode(storage_class())
+        storage.SetFileName(str(tmp_path / f"case.{ending}"))
+        assert storage.ReadData(node) == 1
+        status = {node.GetNthControlPointLabel(n): node.GetNthControlPointPositionStatus(n)
+                  for n in range(node.GetNumberOfControlPoints())}
+        assert status == {"nasion": node.PositionDefined, "sella": node.PositionMissing}, ending
+        annotation = read_landmark_file(str(tmp_path / f"case.{ending}"))
+        assert list(annotation.points) == ["nasion"] and annotation.missing == ["sella"], ending
+
+
 def test_slicer_point_list_converts_to_cubes_at_slicer_voxels(tmp_path, oblique_image):
     (tmp_path / "images").mkdir()
     (tmp_path / "landmarks").mkdir()

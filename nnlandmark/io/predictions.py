@@ -38,22 +38,24 @@ def parse_formats(text: str) -> List[str]:
 
 def write_prediction_formats(prediction: dict, output_dir: str, formats: Iterable[str]) -> List[str]:
     """A prediction dict (the CASE.json schema) -> OUTPUT_DIR/CASE.mrk.json, CASE.fcsv, CASE.csv for the requested
-    formats ('json' is CASE.json itself and is written by the predictor). Returns the paths written."""
+    formats ('json' is CASE.json itself and is written by the predictor); Slicer files mark landmarks predicted
+    absent as skipped points. Returns the paths written."""
     formats = parse_formats(formats if isinstance(formats, str) else ",".join(formats))
     if prediction.get("coordinate_system", "LPS") != "LPS":
         raise LandmarkError(f"case '{prediction.get('case')}': prediction coordinate_system must be LPS")
     case = prediction["case"]
     entries = prediction["landmarks"]
     world = {name: entry["world"] for name, entry in entries.items()}
+    absent = [name for name, entry in entries.items() if entry.get("present") is False]
     written = []
     for fmt in formats:
         if fmt == "json":
             continue
         target = join(output_dir, f"{case}.{fmt}")
         if fmt == "mrk.json":
-            write_mrk_json(target, world)
+            write_mrk_json(target, world, missing=absent)
         elif fmt == "fcsv":
-            write_fcsv(target, world)
+            write_fcsv(target, world, missing=absent)
         else:
             write_csv(target, world, voxel={name: entry["voxel"] for name, entry in entries.items()})
         written.append(target)
