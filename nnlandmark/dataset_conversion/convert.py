@@ -25,17 +25,24 @@ def _strip_ending(filename: str, endings: Sequence[str]) -> Optional[str]:
     return next((filename[:-len(e)] for e in endings if lower.endswith(e) and len(filename) > len(e)), None)
 
 
-def _listing(folder: str, what: str) -> List[str]:
+def _listing(folder: str, what: str, endings: Sequence[str]) -> List[str]:
+    """The visible files of ``folder``; a broken link with one of ``endings`` is an error, not a missing case."""
     if not isdir(folder):
-        raise LandmarkError(f"{what} folder {folder} does not exist")
-    return sorted(f for f in os.listdir(folder) if isfile(join(folder, f)) and not f.startswith("."))
+        raise LandmarkError(f"{what}s folder {folder} does not exist")
+    names = sorted(f for f in os.listdir(folder) if not f.startswith("."))
+    for name in names:
+        path = join(folder, name)
+        if os.path.islink(path) and not os.path.exists(path) and _strip_ending(name, endings):
+            raise LandmarkError(f"{what} {path} is a broken symbolic link (target {os.readlink(path)} missing): "
+                                f"restore the target or remove the link")
+    return [f for f in names if isfile(join(folder, f))]
 
 
 def find_images(images_dir: str) -> Dict[str, List[str]]:
     """{case: [channel 0 path, channel 1 path, ...]} from image file names."""
     channels: Dict[str, Dict[int, str]] = {}
     plain: Dict[str, str] = {}
-    for filename in _listing(images_dir, "images"):
+    for filename in _listing(images_dir, "image", IMAGE_ENDINGS):
         stem = _strip_ending(filename, IMAGE_ENDINGS)
         if stem is None:
             continue
@@ -68,7 +75,7 @@ def find_images(images_dir: str) -> Dict[str, List[str]]:
 def find_landmark_files(landmarks_dir: str) -> Dict[str, str]:
     """{case: landmark file}; one file per case."""
     files: Dict[str, str] = {}
-    for filename in _listing(landmarks_dir, "landmarks"):
+    for filename in _listing(landmarks_dir, "landmark", LANDMARK_FILE_ENDINGS):
         if filename == "dataset.json":
             continue
         case = _strip_ending(filename, LANDMARK_FILE_ENDINGS)
@@ -92,32 +99,56 @@ def _pair(images: Dict[str, List[str]], landmark_files: Dict[str, str]) -> List[
     return [(case, images[case], landmark_files[case]) for case in images]
 
 
+def _check_manifest_header(path: str, header: Sequence[str]) -> None:
+    if len(header) == 1 and any(d in header[0] for d in ";\t"):
+        separator = "';'" if ";" in header[0] else "tabs"
+        raise LandmarkError(f"manifest {path} separates its columns with {separator}: separate them with ',' "
+                            f"(case,image,landmarks; ';' separates only the channels within 'image')")
+    if "landmarks" not in header or not {"image", "images"} & set(header):
+        raise LandmarkError(f"manifest {path} has the columns {', '.join(header)}; it needs image (or images), "
+                            f"landmarks and optionally case")
+
+
 def read_manifest(path: str) -> List[Tuple[str, List[str], str]]:
-    """CSV (``case,image,landmarks``; several channels as ``image`` = ``a.nii.gz;b.nii.gz``) or JSON (a list of
-    ``{"case", "images" | "image", "landmarks"}``); relative paths are relative to the manifest."""
+    """CSV (``case,image,landmarks`` in any letter case; several channels as ``image`` = ``a.nii.gz;b.nii.gz``) or
+    JSON (a list of ``{"case", "images" | "image", "landmarks"}``); relative paths are relative to the manifest."""
     base = dirname(os.path.abspath(path))
+    is_json = path.lower().endswith(".json")
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            if path.lower().endswith(".json"):
+            if is_json:
                 rows = json.load(f)
             else:
-                rows = list(csv.DictReader(f))
+                reader = csv.DictReader(f)
+                rows = list(reader)
+                header = [str(c).strip().lower() for c in reader.fieldnames or ()]
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, csv.Error) as e:
         raise LandmarkError(f"cannot read manifest {path} ({type(e).__name__}: {e})") from None
-    if not isinstance(rows, list) or not rows:
+    if is_json and not isinstance(rows, list):
+        raise LandmarkError(f"manifest {path} must be a JSON list of {{case, image, landmarks}} objects, not a "
+                            f"{type(rows).__name__}")
+    if not rows:
         raise LandmarkError(f"manifest {path} holds no rows")
+    if not is_json:
+        _check_manifest_header(path, header)
     entries = []
     for n, row in enumerate(rows, start=1):
         where = f"manifest {path} entry {n}"
+        if isinstance(row, dict):
+            row = {str(key).strip().lower(): value for key, value in row.items() if key is not None}
         if not isinstance(row, dict) or not row.get("landmarks") or not (row.get("image") or row.get("images")):
             raise LandmarkError(f"{where}: needs 'image' (or 'images') and 'landmarks'")
         images = row.get("images") or row.get("image")
-        images = images.split(";") if isinstance(images, str) else list(images)
+        if not isinstance(images, (str, list)):
+            raise LandmarkError(f"{where}: 'image' must be a path, or a list of paths (one per channel)")
+        images = images.split(";") if isinstance(images, str) else images
         images = [join(base, str(p).strip()) for p in images]
         landmarks = join(base, str(row["landmarks"]).strip())
         case = str(row.get("case") or "").strip() or _strip_ending(os.path.basename(landmarks),
                                                                     LANDMARK_FILE_ENDINGS) or ""
-        for file in images + [landmarks]:
+        for file, what in [(p, "an image") for p in images] + [(landmarks, "a landmark")]:
+            if isdir(file):
+                raise LandmarkError(f"{where}: {file} is a folder, not {what} file")
             if not isfile(file):
                 raise LandmarkError(f"{where}: {file} does not exist")
         entries.append((case, images, landmarks))
@@ -163,6 +194,8 @@ def convert(raw_root: str, dataset_id: int, name: str, images_dir: Optional[str]
             test_fraction: Optional[float] = None, folds: Optional[int] = None, splits_file: Optional[str] = None,
             seed: int = 12345, overwrite: bool = False, may_be_absent: Optional[Sequence[str]] = None) -> str:
     """The Python API behind ``nnLandmark_convert``; returns the written dataset folder."""
+    if seed < 0:
+        raise LandmarkError(f"--seed {seed} must be 0 or more")
     if manifest is not None:
         if images_dir or landmarks_dir:
             raise LandmarkError("give either a manifest or -i/-l folders, not both")

@@ -1,14 +1,21 @@
 """Images + landmark positions -> an nnU-Net raw dataset with one 3x3x3 label cube per landmark.
 
-Everything is checked before the first file is written, and the dataset is built in a temporary folder that
-replaces ``DatasetXXX_Name`` only when complete, so a failed conversion never leaves half a dataset behind.
+Everything is checked before the first file is written. The dataset is then built in a private folder
+``nnUNet_raw/.DatasetXXX_Name.<random>`` (a dot name, which nnU-Net never takes for a dataset) under a lock on the
+dataset ID, and replaces ``DatasetXXX_Name`` only when complete: a failed, interrupted (Ctrl-C, SIGTERM, SIGHUP) or
+concurrent conversion never leaves half a dataset, mixes two, or loses the dataset it was to replace.
 """
+import fcntl
 import os
 import re
 import shutil
+import signal
+import tempfile
+import threading
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
-from os.path import isdir, join
+from os.path import basename, exists, isdir, join, realpath
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -18,12 +25,16 @@ from tqdm import tqdm
 from nnlandmark.errors import LandmarkError
 from nnlandmark.geometry import Geometry, empty_grid_like, lps_to_ras
 from nnlandmark.io.atomic import write_json_atomic
-from nnlandmark.io.images import read_image_header
+from nnlandmark.io.images import read_image, read_image_header
 from nnlandmark.labelmaps import landmarks_to_labelmap, overlapping_cubes
 from nnlandmark.landmark_set import LANDMARKS_VOXEL_JSON, LANDMARKS_WORLD_JSON, MAY_BE_ABSENT_KEY, SPACING_JSON
 
 FILE_ENDING = ".nii.gz"
 _CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+MAX_NAME_LENGTH = 200       # case IDs and dataset names, so that every file name stays below the usual 255 bytes
+_RESERVED_ENDINGS = (".partial", ".old")      # the temporary folders of earlier nnlandmark versions
+_RESERVED_LANDMARKS = ("background", "ignore")  # nnU-Net's label 0 and its ignore label
+_TERMINATING = (signal.SIGTERM, signal.SIGHUP)  # signals whose default action ends the process without unwinding it
 
 
 class ConversionWarning(UserWarning):
@@ -81,9 +92,17 @@ def _to_index(case: CaseSource, geometry: Geometry, size) -> Dict[str, np.ndarra
     return dict(zip(names, index))
 
 
+def _check_name(value: str, what: str, where: str = "") -> None:
+    """Case IDs and dataset names become file names: refuse what nnU-Net or the file system cannot take."""
+    if len(value) > MAX_NAME_LENGTH:
+        raise LandmarkError(f"{what} '{value[:30]}...'{where} has {len(value)} characters; at most {MAX_NAME_LENGTH} "
+                            f"fit in file names: shorten it")
+    if not _CASE_ID.match(value):
+        raise LandmarkError(f"{what} '{value}'{where} may only hold letters, digits, '.', '_' and '-'")
+
+
 def _check_case(case: CaseSource, n_channels: int) -> _Checked:
-    if not _CASE_ID.match(case.case):
-        raise LandmarkError(f"case ID '{case.case}' ({case.source}) may only hold letters, digits, '.', '_' and '-'")
+    _check_name(case.case, "case ID", f" ({case.source})")
     if len(case.images) != n_channels:
         raise LandmarkError(f"case '{case.case}' has {len(case.images)} image channel(s), the first case has "
                             f"{n_channels}: {', '.join(case.images)}")
@@ -113,31 +132,50 @@ def _landmark_order(cases: Sequence[CaseSource], landmark_names: Optional[Sequen
                 raise LandmarkError(f"{case.source}: landmark '{unknown[0]}' is not one of {names}")
     if not names:
         raise LandmarkError("no landmarks in any annotation file")
-    if "background" in names:
-        raise LandmarkError("a landmark may not be called 'background' (nnU-Net's label 0)")
+    reserved = [n for n in names if n.lower() in _RESERVED_LANDMARKS]
+    if reserved:
+        raise LandmarkError(f"a landmark may not be called '{reserved[0]}' (nnU-Net reserves 'background' for label 0 "
+                            f"and 'ignore' for its ignore label): rename it")
     return names
 
 
 def _check_cases(cases: Sequence[CaseSource]) -> None:
     if not cases:
         raise LandmarkError("no cases to convert")
-    first = {}
+    first, owner = {}, {}
     for case in cases:
         if case.case in first:
             raise LandmarkError(f"duplicate case ID '{case.case}': {first[case.case]} and {case.source}")
         first[case.case] = case.source
+        for image in case.images:
+            other = owner.setdefault(realpath(image), case.case)
+            if other != case.case:
+                raise LandmarkError(f"image {image} belongs to two cases, '{other}' and '{case.case}': give each "
+                                    f"case its own image")
 
 
 def _check_splits(splits: list, train: Sequence[str]) -> list:
+    """An nnU-Net split over the training cases, in which no fold is empty or names a case twice."""
     train = set(train)
     if not isinstance(splits, list) or not splits:
         raise LandmarkError("splits must be a non-empty list of {'train': [...], 'val': [...]} folds")
     for k, fold in enumerate(splits):
         if not isinstance(fold, dict) or not isinstance(fold.get("train"), list) or not isinstance(fold.get("val"), list):
             raise LandmarkError(f"splits fold {k} must be {{'train': [...], 'val': [...]}}")
+        if not all(isinstance(c, str) for c in fold["train"] + fold["val"]):
+            raise LandmarkError(f"splits fold {k} must list case IDs as strings")
         unknown = [c for c in fold["train"] + fold["val"] if c not in train]
         if unknown:
             raise LandmarkError(f"splits fold {k} names case '{unknown[0]}', which is not a training case")
+        for part in ("train", "val"):
+            if not fold[part]:
+                raise LandmarkError(f"splits fold {k} has an empty '{part}' list: every fold needs cases in both")
+            twice = [c for c in dict.fromkeys(fold[part]) if fold[part].count(c) > 1]
+            if twice:
+                raise LandmarkError(f"splits fold {k} lists case '{twice[0]}' twice in '{part}'")
+        both = [c for c in fold["val"] if c in set(fold["train"])]
+        if both:
+            raise LandmarkError(f"splits fold {k} has case '{both[0]}' in both 'train' and 'val'")
     return splits
 
 
@@ -156,33 +194,149 @@ def _warn_about(checked: Sequence[_Checked], names: Sequence[str]) -> None:
                       f"(typically within 0.1-0.3 voxel)", ConversionWarning)
 
 
-def _claim_folder(raw_root: str, dataset_id: int, name: str, overwrite: bool) -> str:
+def _dataset_folder(raw_root: str, dataset_id: int, name: str) -> str:
     if not 1 <= int(dataset_id) <= 999:
         raise LandmarkError(f"dataset ID {dataset_id} must lie in 1..999")
-    if not _CASE_ID.match(name):
-        raise LandmarkError(f"dataset name '{name}' may only hold letters, digits, '.', '_' and '-'")
-    folder = join(raw_root, f"Dataset{int(dataset_id):03d}_{name}")
-    prefix = f"Dataset{int(dataset_id):03d}_"
+    _check_name(name, "dataset name")
+    if name.lower().endswith(_RESERVED_ENDINGS):
+        raise LandmarkError(f"dataset name '{name}' is reserved (names ending in .partial or .old were the temporary "
+                            f"folders of conversions): choose another name")
+    if exists(raw_root) and not isdir(raw_root):
+        raise LandmarkError(f"nnUNet_raw {raw_root} is not a folder: point nnUNet_raw at a folder")
+    if isdir(raw_root) and not os.access(raw_root, os.W_OK | os.X_OK):
+        raise LandmarkError(f"nnUNet_raw {raw_root} is not writable: fix its permissions or point nnUNet_raw at "
+                            f"a folder you can write")
+    return join(raw_root, f"Dataset{int(dataset_id):03d}_{name}")
+
+
+def _check_target(folder: str, dataset_id: int, overwrite: bool) -> None:
+    """The target may be replaced only with ``overwrite``, and its ID must not belong to another dataset."""
+    raw_root, prefix = os.path.dirname(folder), f"Dataset{int(dataset_id):03d}_"
     others = [d for d in (os.listdir(raw_root) if isdir(raw_root) else [])
-              if d.startswith(prefix) and d != os.path.basename(folder) and isdir(join(raw_root, d))
-              and not d.endswith((".partial", ".old"))]
+              if d.startswith(prefix) and d != basename(folder) and isdir(join(raw_root, d))
+              and not d.endswith(_RESERVED_ENDINGS)]
     if others:
         raise LandmarkError(f"dataset ID {dataset_id} is already used by {join(raw_root, others[0])}; "
                             f"choose another ID")
     if isdir(folder) and not overwrite:
         raise LandmarkError(f"{folder} already exists; pass --overwrite to replace it")
-    return folder
+
+
+@contextmanager
+def _conversion_lock(raw_root: str, dataset_id: int):
+    """One conversion per dataset ID at a time: a second one fails at once instead of mixing two datasets. The lock
+    file is removed on release; whoever locked a file that was removed meanwhile locks the new one instead."""
+    path = join(raw_root, f".Dataset{int(dataset_id):03d}.lock")
+    os.makedirs(raw_root, exist_ok=True)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise LandmarkError(f"another conversion into dataset {int(dataset_id):03d} is running (lock {path}); "
+                                f"wait for it to finish") from None
+        try:
+            if os.path.samestat(os.fstat(fd), os.stat(path)):
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        yield
+    finally:
+        os.remove(path)
+        os.close(fd)
+
+
+@contextmanager
+def _terminating_signals_unwind():
+    """SIGTERM and SIGHUP end a process at once by default, which would leave the build folder behind: while this
+    block runs they raise SystemExit(128 + signal) instead, so that it is removed. Handlers set by others are kept."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+    replaced = [s for s in _TERMINATING if signal.getsignal(s) == signal.SIG_DFL]
+
+    def unwind(signum, frame):
+        raise SystemExit(128 + signum)
+
+    for s in replaced:
+        signal.signal(s, unwind)
+    try:
+        yield
+    finally:
+        for s in replaced:
+            signal.signal(s, signal.SIG_DFL)
+
+
+def _remove_leftovers(raw_root: str, dataset_id: int) -> None:
+    """Under the lock, a build folder of this ID is one a killed conversion (SIGKILL, power loss) left: remove it,
+    first putting back a dataset it had moved aside. Legacy ``.partial``/``.old`` folders are named, not deleted."""
+    for entry in sorted(os.listdir(raw_root)):
+        path = join(raw_root, entry)
+        if entry.startswith(f".Dataset{int(dataset_id):03d}_") and isdir(path):
+            target = join(raw_root, entry[1:].rsplit(".", 1)[0])
+            if isdir(join(path, "previous")) and not exists(target):
+                os.rename(join(path, "previous"), target)
+            shutil.rmtree(path)
+            warnings.warn(f"removed {path}, left behind by a conversion that was killed", ConversionWarning)
+        elif (entry.startswith(f"Dataset{int(dataset_id):03d}_") and entry.endswith(_RESERVED_ENDINGS)
+              and isdir(path)):
+            warnings.warn(f"{path} is left over from an interrupted conversion: delete it (nnU-Net takes it for a "
+                          f"second dataset {int(dataset_id):03d})", ConversionWarning)
+
+
+def _swap_in(built: str, folder: str, previous: str) -> None:
+    """``built`` becomes ``folder``; an existing ``folder`` moves to ``previous``. Interrupting signals wait until
+    both renames are done, so that no Ctrl-C or SIGTERM falls between them and leaves neither dataset in place."""
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, *_TERMINATING})
+    try:
+        if isdir(folder):
+            os.rename(folder, previous)
+        os.rename(built, folder)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
+def _save_image(image: sitk.Image, path: str) -> None:
+    try:
+        sitk.WriteImage(image, path, useCompression=True)
+    except RuntimeError as e:  # ITK reports a full disk or a vanished folder this way
+        raise LandmarkError(f"cannot write {path}: {' '.join(str(e).split())[:200]}") from None
 
 
 def _write_image(source: str, target: str) -> None:
-    image = sitk.ReadImage(source)
+    image = read_image(source)
     values = sitk.GetArrayViewFromImage(image)
     if np.issubdtype(values.dtype, np.floating) and not np.all(np.isfinite(values)):
         raise LandmarkError(f"image {source} contains NaN or infinite values")
     if source.lower().endswith(FILE_ENDING):
         shutil.copyfile(source, target)
     else:
-        sitk.WriteImage(image, target, useCompression=True)
+        _save_image(image, target)
+
+
+def _write_files(folder: str, checked: Sequence[_Checked], labels: Dict[str, int], test_cases: Sequence[str],
+                 dataset_json: dict, splits: Optional[list]) -> None:
+    names = list(labels)
+    for sub in ("imagesTr", "labelsTr") + (("imagesTs", "labelsTs") if test_cases else ()):
+        os.makedirs(join(folder, sub))
+    with tqdm(checked, desc="writing images and label cubes", unit="case") as bar:  # closed before any error
+        for item in bar:
+            split = "Ts" if item.source.case in test_cases else "Tr"
+            for channel, path in enumerate(item.source.images):
+                _write_image(path, join(folder, f"images{split}", f"{item.source.case}_{channel:04d}{FILE_ENDING}"))
+            _save_image(landmarks_to_labelmap(item.reference, item.index, labels),
+                        join(folder, f"labels{split}", item.source.case + FILE_ENDING))
+    write_json_atomic(dataset_json, join(folder, "dataset.json"))
+    write_json_atomic({c.source.case: {n: c.index[n].tolist() if n in c.index else None for n in names}
+                       for c in checked}, join(folder, LANDMARKS_VOXEL_JSON))
+    write_json_atomic({c.source.case: {n: c.world[n].tolist() if n in c.world else None for n in names}
+                       for c in checked}, join(folder, LANDMARKS_WORLD_JSON))
+    write_json_atomic({c.source.case: list(c.reference.GetSpacing()) for c in checked}, join(folder, SPACING_JSON))
+    if splits is not None:
+        write_json_atomic(splits, join(folder, "splits_final.json"))
 
 
 def write_landmark_dataset(cases: Sequence[CaseSource], raw_root: str, dataset_id: int, name: str, *,
@@ -196,6 +350,8 @@ def write_landmark_dataset(cases: Sequence[CaseSource], raw_root: str, dataset_i
     positions as continuous ITK index and LPS mm (null where absent), spacing.json and, given ``splits`` or
     ``folds``, splits_final.json (copied into nnUNet_preprocessed by nnLandmark_plan_and_preprocess).
     ``may_be_absent`` names the landmarks whose absence in a case is real (see nnlandmark.landmark_set)."""
+    folder = _dataset_folder(raw_root, dataset_id, name)
+    _check_target(folder, dataset_id, overwrite)
     _check_cases(cases)
     names = _landmark_order(cases, landmark_names)
     labels = {n: i + 1 for i, n in enumerate(names)}
@@ -215,46 +371,32 @@ def write_landmark_dataset(cases: Sequence[CaseSource], raw_root: str, dataset_i
     elif folds is not None:
         if not 2 <= folds <= len(train):
             raise LandmarkError(f"--folds {folds} needs between 2 and {len(train)} (the training cases)")
+        if seed < 0:
+            raise LandmarkError(f"--seed {seed} must be 0 or more")
         from nnunetv2.utilities.crossval_split import generate_crossval_split
         splits = generate_crossval_split(train, seed=seed, n_splits=folds)
-    folder = _claim_folder(raw_root, dataset_id, name, overwrite)
 
     n_channels = len(cases[0].images)
-    checked = [_check_case(c, n_channels)
-               for c in tqdm(cases, desc="checking cases", unit="case", leave=False)]
+    with tqdm(cases, desc="checking cases", unit="case", leave=False) as bar:  # closed before any error
+        checked = [_check_case(c, n_channels) for c in bar]
     _warn_about(checked, names)
+    dataset_json = {"channel_names": channel_names or {str(c): "image" for c in range(n_channels)},
+                    "labels": {"background": 0, **labels}, "numTraining": len(train),
+                    "file_ending": FILE_ENDING, **(dataset_json_extra or {})}
+    if may_be_absent:
+        dataset_json[MAY_BE_ABSENT_KEY] = [n for n in names if n in set(may_be_absent)]
 
-    partial = folder + ".partial"
-    shutil.rmtree(partial, ignore_errors=True)
     try:
-        for sub in ("imagesTr", "labelsTr") + (("imagesTs", "labelsTs") if test_cases else ()):
-            os.makedirs(join(partial, sub))
-        for item in tqdm(checked, desc="writing images and label cubes", unit="case"):
-            split = "Ts" if item.source.case in test_cases else "Tr"
-            for channel, path in enumerate(item.source.images):
-                _write_image(path, join(partial, f"images{split}", f"{item.source.case}_{channel:04d}{FILE_ENDING}"))
-            sitk.WriteImage(landmarks_to_labelmap(item.reference, item.index, labels),
-                            join(partial, f"labels{split}", item.source.case + FILE_ENDING), useCompression=True)
-        dataset_json = {"channel_names": channel_names or {str(c): "image" for c in range(n_channels)},
-                        "labels": {"background": 0, **labels}, "numTraining": len(train),
-                        "file_ending": FILE_ENDING, **(dataset_json_extra or {})}
-        if may_be_absent:
-            dataset_json[MAY_BE_ABSENT_KEY] = [n for n in names if n in set(may_be_absent)]
-        write_json_atomic(dataset_json, join(partial, "dataset.json"))
-        write_json_atomic({c.source.case: {n: c.index[n].tolist() if n in c.index else None for n in names}
-                           for c in checked},
-              join(partial, LANDMARKS_VOXEL_JSON))
-        write_json_atomic({c.source.case: {n: c.world[n].tolist() if n in c.world else None for n in names}
-                           for c in checked},
-              join(partial, LANDMARKS_WORLD_JSON))
-        write_json_atomic({c.source.case: list(c.reference.GetSpacing()) for c in checked},
-                          join(partial, SPACING_JSON))
-        if splits is not None:
-            write_json_atomic(splits, join(partial, "splits_final.json"))
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    if isdir(folder):
-        shutil.rmtree(folder)
-    os.replace(partial, folder)
+        with _terminating_signals_unwind(), _conversion_lock(raw_root, dataset_id):
+            _remove_leftovers(raw_root, dataset_id)
+            _check_target(folder, dataset_id, overwrite)  # again: another conversion may have finished meanwhile
+            build = tempfile.mkdtemp(dir=raw_root, prefix=f".{basename(folder)}.")
+            try:
+                _write_files(join(build, "dataset"), checked, labels, test_cases, dataset_json, splits)
+                _swap_in(join(build, "dataset"), folder, join(build, "previous"))
+            finally:
+                shutil.rmtree(build, ignore_errors=True)
+    except OSError as e:
+        path = e.filename2 or e.filename or raw_root  # copyfile names the source first, the target second
+        raise LandmarkError(f"cannot write {path}: {e.strerror or e} (disk full or nnUNet_raw not writable?)") from None
     return folder
