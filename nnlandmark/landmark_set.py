@@ -5,6 +5,7 @@ The labels 1..N are the landmarks (0 is nnU-Net's background); output channel c 
 it means "not annotated"); ``"mirror_pairs": [[left, right], ...]`` the landmarks that swap under a left-right flip;
 ``"biometry_pairs": [[a, b], ...]`` the distances that evaluation reports.
 """
+import json
 from typing import Dict, List, Sequence, Set, Tuple
 
 from nnlandmark.errors import LandmarkError
@@ -27,6 +28,10 @@ def landmark_labels(dataset_json: dict, where: str = "dataset.json") -> Dict[str
     labels = dataset_json.get("labels") if isinstance(dataset_json, dict) else None
     if not isinstance(labels, dict):
         raise LandmarkError(f"{where}: no 'labels' mapping")
+    regions = [name for name, value in labels.items() if isinstance(value, (list, tuple))]
+    if regions:
+        raise LandmarkError(f"{where}: label '{regions[0]}' is a region {labels[regions[0]]} (nnU-Net region-based "
+                            f"training); 'labels' must give each landmark one integer")
     try:
         values = {str(name): int(value) for name, value in labels.items()}
     except (TypeError, ValueError):
@@ -35,6 +40,26 @@ def landmark_labels(dataset_json: dict, where: str = "dataset.json") -> Dict[str
     if not landmarks or min(landmarks.values()) < 0:
         raise LandmarkError(f"{where}: 'labels' must map landmark names to positive integers")
     return dict(sorted(landmarks.items(), key=lambda item: item[1]))
+
+
+def read_dataset_json(path: str) -> dict:
+    """A dataset.json that planning, training and prediction can rely on, or a LandmarkError naming the file and the
+    key: valid JSON, landmark ``labels``, a ``file_ending`` and ``channel_names``."""
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            dataset_json = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise LandmarkError(f"{path} is not readable JSON ({type(e).__name__}: {e})") from None
+    if not isinstance(dataset_json, dict):
+        raise LandmarkError(f"{path} must hold a JSON object with 'labels', 'channel_names' and 'file_ending'")
+    landmark_labels(dataset_json, path)
+    ending = dataset_json.get("file_ending")
+    if not (isinstance(ending, str) and ending.startswith(".")):
+        raise LandmarkError(f"{path}: 'file_ending' must name the image files' extension, e.g. \".nii.gz\"")
+    channels = dataset_json.get("modality", dataset_json.get("channel_names"))  # nnU-Net's order
+    if not (isinstance(channels, dict) and channels):
+        raise LandmarkError(f"{path}: 'channel_names' must name each image channel, e.g. {{\"0\": \"CT\"}}")
+    return dataset_json
 
 
 def names_by_label(dataset_json: dict, where: str = "dataset.json") -> Dict[int, str]:

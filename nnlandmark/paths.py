@@ -1,17 +1,45 @@
 """nnU-Net's folders (a one-line error names the variable to set) and the names of what nnlandmark adds to them."""
 import os
-from os.path import isdir, join
+import tempfile
+from os.path import exists, isdir, join
+from pathlib import Path
 
 from nnlandmark.errors import LandmarkError
 
 
-def require_path(variable: str) -> str:
-    """``nnUNet_raw`` / ``nnUNet_preprocessed`` / ``nnUNet_results`` or a clear LandmarkError."""
+def require_path(variable: str, writable: bool = False) -> str:
+    """``nnUNet_raw`` / ``nnUNet_preprocessed`` / ``nnUNet_results`` or a clear LandmarkError; ``writable`` for the
+    folders a command writes into (only an existing one is probed: nnU-Net creates a missing one)."""
     value = os.environ.get(variable)
     if not value:
         raise LandmarkError(f"environment variable {variable} is not set: export {variable}=/path/to/{variable} "
                             f"(nnU-Net's folder convention)")
+    if exists(value) and not isdir(value):
+        raise LandmarkError(f"{variable}={value} is a file, not a folder: export {variable}=/path/to/a/folder")
+    if writable and isdir(value):
+        _probe_writable(value, variable)
     return value
+
+
+def writable_folder(path: str, what: str) -> str:
+    """``path`` if it is, or can be created as, a folder this process can write into (checked with a real write in
+    the nearest existing folder, nothing created), so that a run stops before its work rather than after it; ``what``
+    names it in the error (e.g. 'output folder -o')."""
+    existing = next(p for p in (path, *Path(path).parents) if exists(p))
+    if not isdir(existing):
+        where = "is a file" if str(existing) == str(path) else f"cannot be created: {existing} is a file"
+        raise LandmarkError(f"{what} {path} {where}, not a folder: choose a folder")
+    _probe_writable(str(existing), what)
+    return path
+
+
+def _probe_writable(folder: str, what: str) -> None:
+    """A real write, not os.access: permissions, read-only mounts and ACLs all show."""
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as e:
+        raise LandmarkError(f"{what} {folder} is not writable ({e.strerror}): fix its permissions or choose another "
+                            f"folder") from None
 
 
 def dataset_name(dataset_name_or_id) -> str:

@@ -1,16 +1,19 @@
 """Planning and preprocessing: nnU-Net's, unchanged, plus the landmark check and small CPU plans."""
+import os
 import shutil
+from collections import Counter
 from os.path import isdir, isfile, join
 from typing import Sequence
 
 import numpy as np
-from batchgenerators.utilities.file_and_folder_operations import load_json, save_json
+from batchgenerators.utilities.file_and_folder_operations import load_json, save_json, subfiles
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 from nnlandmark.dataset_conversion.verify import (labels_in_preprocessed, landmarks_lost_in_preprocessing,
                                                   verify_landmark_dataset)
 from nnlandmark.errors import LandmarkError
-from nnlandmark.landmark_set import names_by_label
+from nnlandmark.io.atomic import read_json
+from nnlandmark.landmark_set import names_by_label, read_dataset_json
 from nnlandmark.paths import CPU_PLANS, WHOLE_VOLUME, dataset_name, require_path
 
 
@@ -34,9 +37,11 @@ def plan_and_preprocess(dataset_id: int, configurations: Sequence[str] = ('3d_fu
     from nnunetv2.experiment_planning.plan_and_preprocess_api import (
         extract_fingerprint_dataset, plan_experiment_dataset, preprocess_dataset)
     raw = require_path('nnUNet_raw')
-    require_path('nnUNet_preprocessed')
+    require_path('nnUNet_preprocessed', writable=True)
     name = dataset_name(dataset_id)
     planner_cls = planner_class(planner)
+    dataset_json = read_dataset_json(join(raw, name, 'dataset.json'))
+    _check_channel_files(join(raw, name), dataset_json)
     present = verify_landmark_dataset(join(raw, name), check_image_values=verify_dataset_integrity)
     try:
         extract_fingerprint_dataset(int(dataset_id), num_processes=num_processes,
@@ -46,21 +51,65 @@ def plan_and_preprocess(dataset_id: int, configurations: Sequence[str] = ('3d_fu
             raise
         raise LandmarkError(f"nnU-Net's dataset integrity check failed for {name}: {str(e).splitlines()[0]}") from e
     plans, plans_identifier = plan_experiment_dataset(int(dataset_id), planner_cls)
-    preprocess_dataset(int(dataset_id), plans_identifier, tuple(configurations), num_processes=[num_processes])
-    _ship_splits(join(raw, name), join(require_path('nnUNet_preprocessed'), name))
-    names = names_by_label(load_json(join(raw, name, 'dataset.json')))
     plans_manager = PlansManager(plans)
-    for configuration in set(configurations) & set(plans_manager.available_configurations):
+    planned = plans_manager.available_configurations
+    if '3d_fullres' not in planned:
+        raise LandmarkError(f"nnlandmark needs 3D images; nnU-Net planned only {', '.join(planned)} for {name} "
+                            f"(single-slice images?)")
+    configurations = list(dict.fromkeys(configurations))
+    unknown = [c for c in configurations if c not in planned]
+    if unknown:  # nnU-Net would skip it with an INFO line, and the run would look successful
+        raise LandmarkError(f"unknown configuration '{unknown[0]}' (-c); the plans {plans_identifier} of {name} have: "
+                            f"{', '.join(planned)}")
+    flat = [c for c in configurations if len(plans_manager.get_configuration(c).patch_size) != 3]
+    if flat:
+        raise LandmarkError(f"configuration '{flat[0]}' (-c) is 2D; nnlandmark needs a 3D one: "
+                            f"{', '.join(c for c in planned if c not in flat)}")
+    preprocess_dataset(int(dataset_id), plans_identifier, tuple(configurations), num_processes=[num_processes])
+    _ship_splits(join(raw, name), join(require_path('nnUNet_preprocessed'), name), dataset_json['file_ending'])
+    names = names_by_label(dataset_json)
+    for configuration in configurations:
         folder = join(require_path('nnUNet_preprocessed'), name,
                       plans_manager.get_configuration(configuration).data_identifier)
         _warn_about_lost_cubes(configuration, folder, present, names)
+    print(f"{name}: nnU-Net planned {', '.join(planned)} ({plans_identifier}); preprocessed {', '.join(configurations)}")
     return plans_identifier
 
 
-def _ship_splits(raw_folder: str, preprocessed_folder: str) -> None:
+def _check_channel_files(raw_folder: str, dataset_json: dict) -> None:
+    """Every case needs one imagesTr file per channel of dataset.json: nnU-Net pairs all CASE_XXXX files with the case,
+    and another count fails deep inside preprocessing or trains the network on the wrong channels. (Counted here, not
+    with nnU-Net's get_filenames_of_train_images_and_targets, whose fork pool can deadlock in a threaded process.)"""
+    expected = len(dataset_json.get('modality', dataset_json.get('channel_names')))  # nnU-Net's order
+    ending = dataset_json['file_ending']
+    files = subfiles(join(raw_folder, 'imagesTr'), suffix=ending, join=False)
+    for case, count in sorted(Counter(f[:-len(ending) - len('_0000')] for f in files).items()):
+        if count != expected:
+            raise LandmarkError(f"{join(raw_folder, 'dataset.json')}: 'channel_names' declares {expected} channel(s), "
+                                f"but case '{case}' has {count} image file(s) in imagesTr: give every case one "
+                                f"{case}_XXXX{ending} file per channel")
+
+
+def _ship_splits(raw_folder: str, preprocessed_folder: str, file_ending: str) -> None:
     """A splits_final.json that came with the raw dataset (nnLandmark_convert --folds/--splits, benchmark splits)
-    goes where nnU-Net's trainer reads it, unless one is already there."""
+    goes where nnU-Net's trainer reads it, unless one is already there. One there that names cases the dataset no
+    longer has is left from an earlier version of it (``--overwrite``) and is removed, as nnU-Net would train on it."""
     source, target = join(raw_folder, 'splits_final.json'), join(preprocessed_folder, 'splits_final.json')
+    if isfile(target):
+        splits = read_json(target, "nnU-Net split")
+        if not isinstance(splits, list) or not all(isinstance(f, dict) and isinstance(f.get('train'), list)
+                                                   and isinstance(f.get('val'), list) for f in splits):
+            raise LandmarkError(f"{target} is not an nnU-Net split (a list of {{'train': [...], 'val': [...]}}): "
+                                f"delete it")
+        named = {str(c) for fold in splits for c in fold['train'] + fold['val']}
+        cases = {f[:-len(file_ending)] for f in subfiles(join(raw_folder, 'labelsTr'), suffix=file_ending, join=False)}
+        if named - cases:
+            os.remove(target)
+            print(f"removed {target}: it names {len(named - cases)} case(s) that {raw_folder} no longer has "
+                  f"(e.g. {sorted(named - cases)[0]}), left from an earlier version of the dataset")
+        elif cases - named and not (isfile(source) and load_json(source) == splits):
+            print(f"WARNING: {target} leaves out {len(cases - named)} training case(s) of {raw_folder} (e.g. "
+                  f"{sorted(cases - named)[0]}); nnU-Net will not train on them. Delete it to split all cases.")
     if isfile(source) and not isfile(target):
         shutil.copyfile(source, target)
         print(f"using the dataset's cross-validation split: {target}")

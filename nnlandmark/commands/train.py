@@ -4,10 +4,11 @@ import multiprocessing
 
 import torch
 
-from nnlandmark.commands._cli import user_errors_as_one_line
+from nnlandmark.commands._cli import positive_int, user_errors_as_one_line
 
 
-@user_errors_as_one_line
+@user_errors_as_one_line(on_interrupt="checkpoint_latest.pth is kept; run the same command with --c to continue "
+                                      "from it")
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Train a landmark model on nnU-Net's machinery.")
     parser.add_argument('dataset_name_or_id')
@@ -17,7 +18,7 @@ def main(argv=None):
     parser.add_argument('-p', default='nnUNetPlans', help='plans identifier, e.g. nnUNetResEncUNetMPlans')
     parser.add_argument('--c', action='store_true', help='continue from the latest checkpoint')
     parser.add_argument('--val', action='store_true', help='only run the final validation of a finished fold')
-    parser.add_argument('-num_gpus', type=int, default=1)
+    parser.add_argument('-num_gpus', type=positive_int, default=1)
     parser.add_argument('-device', default='cuda' if torch.cuda.is_available() else 'cpu', choices=['cpu', 'cuda'])
     args = parser.parse_args(argv)
     if args.device == 'cpu':

@@ -7,13 +7,12 @@ back to the original image, so memory never holds a full-resolution copy of ever
 import os
 from copy import copy
 from itertools import combinations
-from os.path import isdir, isfile, join
+from os.path import isfile, join
 from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import SimpleITK as sitk
 import torch
-from batchgenerators.utilities.file_and_folder_operations import load_json
 from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 from nnunetv2.inference.sliding_window_prediction import compute_gaussian
 from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
@@ -24,13 +23,14 @@ from nnlandmark.errors import LandmarkError
 from nnlandmark.evaluation.qc import qc_for_predictions
 from nnlandmark.geometry import Geometry, preprocessed_to_original_index, world_to_preprocessed
 from nnlandmark.heatmaps import channel_maxima, refine_peaks, restrict_to_balls, tiles_near_balls
-from nnlandmark.io.atomic import write_json_atomic
+from nnlandmark.io.atomic import read_json, write_json_atomic
 from nnlandmark.io.images import find_input_cases, images_to_nnunet_array
 from nnlandmark.io.predictions import (Points, case_prediction, parse_formats, read_prediction,
                                        write_prediction_formats)
 from nnlandmark.labelmaps import write_prediction_labelmap
-from nnlandmark.landmark_set import channel_permutation, landmark_labels, mirror_pairs
+from nnlandmark.landmark_set import channel_permutation, landmark_labels, mirror_pairs, read_dataset_json
 from nnlandmark.network import build_network_for, load_checkpoint
+from nnlandmark.paths import writable_folder
 from nnlandmark.presence import read_thresholds
 
 ImageInput = Union[str, Sequence[str], sitk.Image, Sequence[sitk.Image]]
@@ -43,6 +43,8 @@ class LandmarkPredictor(nnUNetPredictor):
     def __init__(self, tile_step_size: float = 0.5, use_gaussian: bool = True, use_mirroring: bool = True,
                  device: torch.device = torch.device('cpu'), verbose: bool = False, allow_tqdm: bool = True,
                  subvoxel: bool = True, presence_thresholds: Optional[Dict[str, float]] = None):
+        if device.type == 'cuda' and not torch.cuda.is_available():
+            raise LandmarkError("-device cuda requested but no CUDA GPU is available; use -device cpu")
         super().__init__(tile_step_size, use_gaussian, use_mirroring, perform_everything_on_device=True,
                          device=device, verbose=verbose, verbose_preprocessing=False, allow_tqdm=allow_tqdm)
         self.subvoxel = subvoxel  # False: the paper's integer argmax
@@ -51,26 +53,29 @@ class LandmarkPredictor(nnUNetPredictor):
 
     @classmethod
     def from_model_folder(cls, model_folder: str, folds: Optional[Sequence[Union[int, str]]] = None,
-                          checkpoint_name: str = 'checkpoint_final.pth', **kwargs) -> "LandmarkPredictor":
+                          checkpoint_name: str = 'checkpoint_final.pth', trust_checkpoint: bool = False,
+                          **kwargs) -> "LandmarkPredictor":
         """The folds (default: all trained) of a model folder; ``presence_thresholds`` default to the model's
-        calibration (landmark_thresholds.json). Other keyword arguments go to the constructor."""
+        calibration (landmark_thresholds.json). ``trust_checkpoint`` also loads checkpoints that hold more than
+        weights and numbers (unpickling them can run code). Other keyword arguments go to the constructor."""
         for name in ('plans.json', 'dataset.json'):
             if not isfile(join(model_folder, name)):
                 raise LandmarkError(f"{join(model_folder, name)} not found: is this a trained nnlandmark model folder?")
+        dataset_json = read_dataset_json(join(model_folder, 'dataset.json'))
+        plans_manager = PlansManager(read_json(join(model_folder, 'plans.json'), "plans file"))
+        if 'presence_thresholds' not in kwargs:
+            kwargs['presence_thresholds'] = read_thresholds(model_folder)
+        predictor = cls(**kwargs)  # checks the settings before the checkpoints are read
         folds = list(folds) if folds else cls.auto_detect_available_folds(model_folder, checkpoint_name)
         if not folds:
             raise LandmarkError(f"no fold_N/{checkpoint_name} in {model_folder}: train a fold first "
                                 f"(a model trained on fold 'all' is used with -f all)")
-        checkpoints = [load_checkpoint(join(model_folder, f'fold_{f}', checkpoint_name)) for f in folds]
-        plans_manager = PlansManager(load_json(join(model_folder, 'plans.json')))
-        dataset_json = load_json(join(model_folder, 'dataset.json'))
+        checkpoints = [load_checkpoint(join(model_folder, f'fold_{f}', checkpoint_name), trust_checkpoint)
+                       for f in folds]
         configuration_manager = plans_manager.get_configuration(checkpoints[0]['init_args']['configuration'])
         network = build_network_for(plans_manager, configuration_manager, dataset_json)
         parameters = [c['network_weights'] for c in checkpoints]
         network.load_state_dict(parameters[0])
-        if 'presence_thresholds' not in kwargs:
-            kwargs['presence_thresholds'] = read_thresholds(model_folder)
-        predictor = cls(**kwargs)
         predictor.manual_initialization(network, plans_manager, configuration_manager, parameters, dataset_json,
                                         checkpoints[0]['trainer_name'],
                                         checkpoints[0].get('inference_allowed_mirroring_axes'))
@@ -199,8 +204,7 @@ class LandmarkPredictor(nnUNetPredictor):
         each landmark within ``search_radius_mm`` of its prior (every case needs one). ``continue_prediction`` keeps
         the CASE.json files already there. Returns the CASE.json paths."""
         formats = parse_formats(formats if isinstance(formats, str) else ",".join(formats))
-        if not isdir(input_dir):
-            raise LandmarkError(f"input folder {input_dir} does not exist")
+        writable_folder(output_dir, "output folder -o")
         ending = self.dataset_json['file_ending']
         n_channels = determine_num_input_channels(self.plans_manager, self.configuration_manager, self.dataset_json)
         cases = find_input_cases(input_dir, ending, n_channels)

@@ -1,13 +1,15 @@
 """Training entry point on nnU-Net's machinery: our trainer registry, nnU-Net's checkpoint/resume and DDP."""
 import os
-from os.path import join, isfile
+from os.path import isdir, isfile, join
 from typing import Union
 
 import torch
-from batchgenerators.utilities.file_and_folder_operations import load_json
+from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 from nnlandmark.errors import LandmarkError
-from nnlandmark.paths import dataset_name, require_path
+from nnlandmark.io.atomic import read_json
+from nnlandmark.landmark_set import read_dataset_json
+from nnlandmark.paths import WHOLE_VOLUME, dataset_name, require_path
 from nnlandmark.trainers import trainer_class_by_name
 
 
@@ -15,18 +17,23 @@ def build_trainer(dataset_name_or_id, configuration: str, fold: Union[int, str],
                   plans_identifier: str, continue_training: bool, device: torch.device):
     """What nnU-Net's get_trainer_from_args does, with our trainer lookup and clear errors."""
     trainer_class = trainer_class_by_name(trainer_name)
-    require_path('nnUNet_results')
+    require_path('nnUNet_results', writable=True)
     folder = join(require_path('nnUNet_preprocessed'), dataset_name(dataset_name_or_id))
     plans_file = join(folder, plans_identifier + '.json')
     if not isfile(plans_file):
         raise LandmarkError(f"{plans_file} not found: run nnLandmark_plan_and_preprocess (or pick -p)")
-    plans = load_json(plans_file)
+    plans = read_json(plans_file, "plans file")
     if configuration not in plans['configurations']:
         raise LandmarkError(f"configuration '{configuration}' not in {plans_file}; available: "
                             f"{', '.join(plans['configurations'])}")
+    data = join(folder, PlansManager(plans).get_configuration(configuration).data_identifier)
+    if not isdir(data):
+        how = "--cpu_plans --cpu_whole_volume" if configuration == WHOLE_VOLUME else f"-c {configuration}"
+        raise LandmarkError(f"{data} not found: configuration '{configuration}' was planned but not preprocessed; run "
+                            f"nnLandmark_plan_and_preprocess -d {dataset_name_or_id} {how}")
     plans['continue_training'] = continue_training
     return trainer_class(plans=plans, configuration=configuration, fold=fold,
-                         dataset_json=load_json(join(folder, 'dataset.json')), device=device)
+                         dataset_json=read_dataset_json(join(folder, 'dataset.json')), device=device)
 
 
 def _train_one_process(dataset, configuration, fold, trainer_name, plans_identifier, continue_training,
