@@ -14,10 +14,10 @@ import numpy as np
 
 from nnlandmark.errors import LandmarkError
 from nnlandmark.evaluation.crossval import cv_ground_truth, pool_folds
-from nnlandmark.evaluation.report import check_output_folder
 from nnlandmark.io.atomic import read_json, write_json_atomic
 from nnlandmark.io.predictions import read_likelihoods
 from nnlandmark.landmark_set import THRESHOLDS_JSON, landmark_names, may_be_absent
+from nnlandmark.paths import writable_folder
 
 
 def calibrate_threshold(present: Sequence[float], absent: Sequence[float]) -> dict:
@@ -81,7 +81,7 @@ def validation_likelihoods(model_folder) -> Dict[str, Dict[str, float]]:
 def calibrate_model(model_folder: str, dataset) -> Dict[str, dict]:
     """Thresholds for the landmarks the model's dataset.json declares ``landmarks_may_be_absent``, from its
     cross-validation predictions against the dataset's ground truth; written next to the model and returned."""
-    check_output_folder(model_folder, "model folder")
+    writable_folder(model_folder, "model folder")
     dataset_json = read_json(join(model_folder, "dataset.json"))
     declared = may_be_absent(dataset_json)
     if not declared:

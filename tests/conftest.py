@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +66,24 @@ def nnunet_dirs(tmp_path, monkeypatch):
         (tmp_path / name).mkdir()
         monkeypatch.setenv(name, str(tmp_path / name))
     return tmp_path
+
+
+@pytest.fixture
+def unwritable_folder(tmp_path):
+    """A folder this process cannot write into: a read-only one, or for root, who writes into any of those, a kernel
+    folder (/sys/kernel)."""
+    if os.geteuid() != 0:
+        folder = tmp_path / "read_only"
+        folder.mkdir(mode=0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    try:
+        tempfile.TemporaryFile(dir="/sys/kernel").close()
+    except OSError:
+        yield Path("/sys/kernel")
+        return
+    pytest.skip("no folder on this machine is read-only for root")
 
 
 @pytest.fixture(scope="session")

@@ -194,27 +194,27 @@ def test_preprocessed_split_of_an_overwritten_dataset_is_removed(nnunet_dirs, ca
     convert_command.main([*folders(inputs), "-d", "57", "-n", "X"])
     stale = [{"train": ["c0", "c1", "c9"], "val": ["c2"]}, {"train": ["c2", "c9"], "val": ["c0", "c1"]}]
     (pre / "splits_final.json").write_text(json.dumps(stale))
-    _ship_splits(str(raw / "Dataset057_X"), str(pre))
+    _ship_splits(str(raw / "Dataset057_X"), str(pre), ".nii.gz")
     assert not (pre / "splits_final.json").exists()
     assert "names 1 case(s) that" in capsys.readouterr().out
     kept = [{"train": ["c0", "c1"], "val": ["c2"]}, {"train": ["c2"], "val": ["c0", "c1"]}]
     (pre / "splits_final.json").write_text(json.dumps(kept))
-    _ship_splits(str(raw / "Dataset057_X"), str(pre))
+    _ship_splits(str(raw / "Dataset057_X"), str(pre), ".nii.gz")
     assert json.loads((pre / "splits_final.json").read_text()) == kept and capsys.readouterr().out == ""
     # a split shipped with the dataset replaces the stale one
     convert_command.main([*folders(inputs), "-d", "57", "-n", "X", "--folds", "3", "--overwrite"])
     (pre / "splits_final.json").write_text(json.dumps(stale))
-    _ship_splits(str(raw / "Dataset057_X"), str(pre))
+    _ship_splits(str(raw / "Dataset057_X"), str(pre), ".nii.gz")
     assert (json.loads((pre / "splits_final.json").read_text())
             == json.loads((raw / "Dataset057_X" / "splits_final.json").read_text()))
     # a split that leaves out a case the dataset now has is kept, with a warning
     (pre / "splits_final.json").write_text(json.dumps([{"train": ["c0"], "val": ["c1"]}]))
     (raw / "Dataset057_X" / "splits_final.json").unlink()
-    _ship_splits(str(raw / "Dataset057_X"), str(pre))
+    _ship_splits(str(raw / "Dataset057_X"), str(pre), ".nii.gz")
     assert "leaves out 1 training case(s)" in capsys.readouterr().out and (pre / "splits_final.json").exists()
     (pre / "splits_final.json").write_text(json.dumps({"train": ["c0"], "val": ["c1"]}))
     with pytest.raises(LandmarkError, match="splits_final.json is not an nnU-Net split"):
-        _ship_splits(str(raw / "Dataset057_X"), str(pre))
+        _ship_splits(str(raw / "Dataset057_X"), str(pre), ".nii.gz")
 
 
 def test_names_too_long_for_file_names_are_refused(nnunet_dirs, fails_with):
@@ -243,19 +243,15 @@ def test_nnunet_raw_that_is_a_file_is_named(nnunet_dirs, monkeypatch, fails_with
     monkeypatch.setenv("nnUNet_raw", str(nnunet_dirs / "raw_file"))
     line = fails_with(convert_command.main, [*folders(inputs), "-d", "60", "-n", "X"])
     assert "nnUNet_raw" in line and str(nnunet_dirs / "raw_file") in line and "not a folder" in line
-    with pytest.raises(LandmarkError, match=f"nnUNet_raw {nnunet_dirs / 'raw_file'} is not a folder"):
+    with pytest.raises(LandmarkError, match=f"nnUNet_raw {nnunet_dirs / 'raw_file'} is a file, not a folder"):
         convert(str(nnunet_dirs / "raw_file"), 60, "X", str(inputs / "images"), str(inputs / "landmarks"))
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
-def test_read_only_nnunet_raw_is_named(nnunet_dirs, fails_with):
+def test_read_only_nnunet_raw_is_named(nnunet_dirs, monkeypatch, unwritable_folder, fails_with):
     inputs = make_inputs(nnunet_dirs / "in", ["c0"])
-    (nnunet_dirs / "nnUNet_raw").chmod(0o555)
-    try:
-        line = fails_with(convert_command.main, [*folders(inputs), "-d", "61", "-n", "X"])
-    finally:
-        (nnunet_dirs / "nnUNet_raw").chmod(0o755)
-    assert f"nnUNet_raw {nnunet_dirs / 'nnUNet_raw'} is not writable" in line
+    monkeypatch.setenv("nnUNet_raw", str(unwritable_folder))
+    line = fails_with(convert_command.main, [*folders(inputs), "-d", "61", "-n", "X"])
+    assert f"nnUNet_raw {unwritable_folder} is not writable" in line
 
 
 def test_a_full_disk_while_writing_is_one_line_and_leaves_nothing(nnunet_dirs, env):

@@ -28,6 +28,7 @@ from nnlandmark.io.atomic import write_json_atomic
 from nnlandmark.io.images import read_image, read_image_header
 from nnlandmark.labelmaps import landmarks_to_labelmap, overlapping_cubes
 from nnlandmark.landmark_set import LANDMARKS_VOXEL_JSON, LANDMARKS_WORLD_JSON, MAY_BE_ABSENT_KEY, SPACING_JSON
+from nnlandmark.paths import writable_folder
 
 FILE_ENDING = ".nii.gz"
 _CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -201,11 +202,7 @@ def _dataset_folder(raw_root: str, dataset_id: int, name: str) -> str:
     if name.lower().endswith(_RESERVED_ENDINGS):
         raise LandmarkError(f"dataset name '{name}' is reserved (names ending in .partial or .old were the temporary "
                             f"folders of conversions): choose another name")
-    if exists(raw_root) and not isdir(raw_root):
-        raise LandmarkError(f"nnUNet_raw {raw_root} is not a folder: point nnUNet_raw at a folder")
-    if isdir(raw_root) and not os.access(raw_root, os.W_OK | os.X_OK):
-        raise LandmarkError(f"nnUNet_raw {raw_root} is not writable: fix its permissions or point nnUNet_raw at "
-                            f"a folder you can write")
+    writable_folder(raw_root, "nnUNet_raw")
     return join(raw_root, f"Dataset{int(dataset_id):03d}_{name}")
 
 

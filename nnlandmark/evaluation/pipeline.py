@@ -17,10 +17,11 @@ from nnlandmark.evaluation.ground_truth import read_ground_truth
 from nnlandmark.evaluation.metrics import coverage, radial_errors, summarize
 from nnlandmark.evaluation.plots import errors_boxplot, sdr_curve
 from nnlandmark.evaluation.qc import qc_images, worst_cases, write_qc
-from nnlandmark.evaluation.report import check_output_folder, write_summary
+from nnlandmark.evaluation.report import write_summary
 from nnlandmark.io.atomic import read_json
 from nnlandmark.io.predictions import Points, Presence, read_predictions
 from nnlandmark.landmark_set import Pair
+from nnlandmark.paths import writable_folder
 
 THRESHOLDS = (2, 2.5, 3, 4)
 GroundTruth = Union[str, Path, Points, Tuple[Points, Optional[Presence]]]
@@ -76,7 +77,7 @@ def evaluate_report(pred: Union[str, Path, Tuple[Points, Presence]], gt: GroundT
     is checked before the first file is written, and QC pictures before the summary, so a failed run leaves no
     summary behind."""
     if out_dir is not None:
-        out_dir = check_output_folder(out_dir)
+        out_dir = Path(writable_folder(str(out_dir), "output folder (-o)"))
     points, predicted_presence = read_predictions(pred) if isinstance(pred, (str, Path)) else pred
     truth, true_presence = _loaded(gt)
     dataset = _dataset_folder(dataset or gt)
@@ -147,7 +148,7 @@ def compare_report(folders: Sequence, gt: GroundTruth, out_dir, thresholds=THRES
     """Several prediction folders against one ground truth on the (case, landmark) pairs common to all:
     comparison.csv and sdr_curve.png in ``out_dir``; a folder given twice is refused (it would be compared with
     itself under one name)."""
-    out_dir = check_output_folder(out_dir)
+    out_dir = Path(writable_folder(str(out_dir), "output folder (-o)"))
     resolved = [Path(f).resolve() for f in folders]
     for i, folder in enumerate(resolved):
         if folder in resolved[:i]:

@@ -1,11 +1,8 @@
 """Human table and machine files (JSON, CSV) from one summary, each stating the metric definitions."""
 import csv
 import json
-import os
 from pathlib import Path
 from typing import List
-
-from nnlandmark.errors import LandmarkError
 
 _LEFT_OUT = [("cases_only_in_prediction", "case(s) only in the prediction"),
              ("cases_only_in_ground_truth", "case(s) only in the ground truth"),
@@ -13,19 +10,6 @@ _LEFT_OUT = [("cases_only_in_prediction", "case(s) only in the prediction"),
              ("landmarks_only_in_ground_truth", "landmark name(s) only in the ground truth"),
              ("missing_in_prediction", "ground-truth landmark(s) not predicted"),
              ("missing_in_ground_truth", "predicted landmark(s) absent from the ground truth")]
-
-
-def check_output_folder(folder, what: str = "output folder (-o)") -> Path:
-    """``folder`` if it is, or can be made, a writable folder; else a LandmarkError naming it, raised before anything
-    is computed, so that no run ends in a traceback after its work is done."""
-    folder = Path(folder)
-    existing = next(p for p in (folder, *folder.parents) if p.exists())
-    if not existing.is_dir():
-        where = "is a file" if existing == folder else f"cannot be made: {existing} is a file"
-        raise LandmarkError(f"{what} {folder} {where}, not a folder: choose another")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise LandmarkError(f"{what} {folder} is not writable ({existing}): choose another or fix its permissions")
-    return folder
 
 
 def warnings(summary: dict) -> List[str]:
