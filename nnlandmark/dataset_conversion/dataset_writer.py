@@ -5,7 +5,6 @@ Everything is checked before the first file is written. The dataset is then buil
 dataset ID, and replaces ``DatasetXXX_Name`` only when complete: a failed, interrupted (Ctrl-C, SIGTERM, SIGHUP) or
 concurrent conversion never leaves half a dataset, mixes two, or loses the dataset it was to replace.
 """
-import fcntl
 import os
 import re
 import shutil
@@ -17,6 +16,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from os.path import basename, exists, isdir, join, realpath
 from typing import Dict, List, Optional, Sequence
+
+try:
+    import fcntl
+except ImportError:  # Windows has no flock: conversions there are not locked against each other
+    fcntl = None
 
 import numpy as np
 import SimpleITK as sitk
@@ -35,7 +39,8 @@ _CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 MAX_NAME_LENGTH = 200       # case IDs and dataset names, so that every file name stays below the usual 255 bytes
 _RESERVED_ENDINGS = (".partial", ".old")      # the temporary folders of earlier nnlandmark versions
 _RESERVED_LANDMARKS = ("background", "ignore")  # nnU-Net's label 0 and its ignore label
-_TERMINATING = (signal.SIGTERM, signal.SIGHUP)  # signals whose default action ends the process without unwinding it
+# signals whose default action ends the process without unwinding it (Windows has no SIGHUP)
+_TERMINATING = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 class ConversionWarning(UserWarning):
@@ -225,6 +230,9 @@ def _conversion_lock(raw_root: str, dataset_id: int):
     file is removed on release; whoever locked a file that was removed meanwhile locks the new one instead."""
     path = join(raw_root, f".Dataset{int(dataset_id):03d}.lock")
     os.makedirs(raw_root, exist_ok=True)
+    if fcntl is None:
+        yield
+        return
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -287,13 +295,15 @@ def _remove_leftovers(raw_root: str, dataset_id: int) -> None:
 def _swap_in(built: str, folder: str, previous: str) -> None:
     """``built`` becomes ``folder``; an existing ``folder`` moves to ``previous``. Interrupting signals wait until
     both renames are done, so that no Ctrl-C or SIGTERM falls between them and leaves neither dataset in place."""
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, *_TERMINATING})
+    can_block = hasattr(signal, "pthread_sigmask")  # not on Windows
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, *_TERMINATING}) if can_block else None
     try:
         if isdir(folder):
             os.rename(folder, previous)
         os.rename(built, folder)
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        if can_block:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def _save_image(image: sitk.Image, path: str) -> None:

@@ -39,14 +39,9 @@ def find_case_image(case: str, folders: Sequence, ending: Optional[str] = None) 
 
 
 def read_volume(path) -> Tuple[np.ndarray, Geometry]:
-    """ITK-ordered (i, j, k) intensity volume and its geometry."""
+    """ITK-ordered (i, j, k) intensity volume and its geometry (read_image admits only 3D scalar images)."""
     image = read_image(path)
-    array = sitk.GetArrayFromImage(image)
-    if array.ndim == 4:
-        array = array[..., 0]
-    if array.ndim != 3:
-        raise LandmarkError(f"{path}: QC needs a 3D image, got array shape {array.shape}")
-    return volume_in_itk_order(array).astype(np.float32), Geometry.of_image(image)
+    return volume_in_itk_order(sitk.GetArrayFromImage(image)).astype(np.float32), Geometry.of_image(image)
 
 
 def _slice(volume: np.ndarray, axis: int, index: float) -> Tuple[np.ndarray, int]:
