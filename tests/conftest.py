@@ -26,9 +26,9 @@ class nnLandmarkTrainer_tiny(nnLandmarkTrainer):
 
 
 def pytest_collection_modifyitems(items):
-    """Every test that uses the trained model is slow."""
+    """Every test that uses the trained model, or the planned tiny model of test_command_reliability, is slow."""
     for item in items:
-        if "trained" in getattr(item, "fixturenames", ()):
+        if {"trained", "tiny_model"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
 
 

@@ -295,6 +295,7 @@ def test_a_configuration_the_plans_lack_or_a_2d_one_is_refused_before_preprocess
     assert not (Path(os.environ["nnUNet_preprocessed"]) / "Dataset996_Cmd" / "nnUNetPlans_2d").exists()
 
 
+@pytest.mark.slow  # plans a dataset
 def test_single_slice_images_are_refused_as_not_3d(nnunet_dirs, fails_with):
     _raw_dataset(nnunet_dirs / "nnUNet_raw", {"case_a": 1, "case_b": 1}, shape=(1, 16, 16))
     err = fails_with(plan_and_preprocess.main, ["-d", "42", "-np", "1"])
