@@ -44,10 +44,15 @@ def _header_fields(path) -> Tuple[str, str]:
     return "spacing", "direction"
 
 
-def read_image_header(path: str) -> sitk.ImageFileReader:
-    """The header of a 3D scalar image with a usable grid (no pixels read), or a LandmarkError naming the file."""
+def _refuse_broken_link(path) -> None:
+    """A link whose target is gone, named as such rather than as a missing or unreadable file."""
     if os.path.islink(path) and not os.path.exists(path):
         raise LandmarkError(f"{path} is a broken symbolic link (to {os.readlink(path)}): fix or remove it")
+
+
+def read_image_header(path: str) -> sitk.ImageFileReader:
+    """The header of a 3D scalar image with a usable grid (no pixels read), or a LandmarkError naming the file."""
+    _refuse_broken_link(path)
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
@@ -176,9 +181,8 @@ def find_input_cases(folder: str, file_ending: str, n_channels: int) -> Dict[str
         raise LandmarkError(f"input folder {folder} {state} (expected CASE_0000{file_ending} images in it)")
     names = sorted(os.listdir(folder))
     for name in names:
-        link = join(folder, name)
-        if name.endswith(file_ending) and os.path.islink(link) and not os.path.exists(link):
-            raise LandmarkError(f"{link} is a broken symbolic link (to {os.readlink(link)}): fix or remove it")
+        if name.endswith(file_ending):
+            _refuse_broken_link(join(folder, name))
     files = [n for n in names if n.endswith(file_ending) and isfile(join(folder, n))]
     if not files:
         others = [n for n in names if isfile(join(folder, n)) and not n.startswith(".")]
