@@ -29,11 +29,11 @@ markdown table, a JSON file and a chart (the JSON's name with .png).
                                              [--workdir DIR] [--out FILE]
                                                           (study: about 25 CPU minutes per trained run)
 """
-import json
 from pathlib import Path
 
 import numpy as np
 
+from nnlandmark.io.predictions import read_landmark_table
 from nnlandmark.landmark_set import LANDMARKS_WORLD_JSON
 from nnlandmark.paths import CPU_PLANS, WHOLE_VOLUME
 
@@ -72,7 +72,7 @@ def reference_mres(raw: Path) -> dict:
     mean training position, what a model must beat. "affine oracle": the mean shape under the affine map that best
     fits each test case's TRUE landmarks (least squares): a model that knew every case's pose, scale and shear
     exactly but nothing of its local deformation."""
-    world = json.loads((raw / LANDMARKS_WORLD_JSON).read_text())
+    world = read_landmark_table(raw / LANDMARKS_WORLD_JSON)[1]
     test = {p.name[:-len("_0000.nii.gz")] for p in (raw / "imagesTs").glob("*_0000.nii.gz")}
     names = list(next(iter(world.values())))
     mean = {n: np.mean([world[c][n] for c in world if c not in test and world[c][n] is not None], 0) for n in names}

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nnlandmark.io.predictions import read_landmark_table
 from nnlandmark.landmark_set import LANDMARKS_WORLD_JSON
 
 from _common import (benchmark_parser, default_out, edit_json, markdown_table, nnunet_env, plan_cpu,
@@ -37,7 +38,7 @@ def train_and_test(env: dict, raw: Path, workdir: Path, label: str) -> dict:
     train_cpu(env, raw, TRAINER)
     predictions = workdir / f"predictions_{label}"
     summary = predict_test_cases(env, raw, TRAINER, predictions)
-    truth = json.loads((raw / LANDMARKS_WORLD_JSON).read_text())
+    truth = read_landmark_table(raw / LANDMARKS_WORLD_JSON)[1]
     swapped = 0
     for file in predictions.glob("head_*.json"):
         pred = json.loads(file.read_text())["landmarks"]

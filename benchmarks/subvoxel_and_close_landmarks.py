@@ -32,6 +32,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from nnlandmark.geometry import volume_in_itk_order
+from nnlandmark.io.predictions import read_landmark_table
 from nnlandmark.landmark_set import LANDMARKS_VOXEL_JSON
 
 from _common import (benchmark_parser, default_out, markdown_table, nnunet_env, plan_cpu, predict_test_cases,
@@ -83,7 +84,7 @@ def prepare_spheres(env: dict, n_train: int, n_test: int) -> dict:
 
 def train_and_test(env: dict, raw: Path, trainer: str, workdir: Path, encoding: str) -> list:
     train_cpu(env, raw, trainer)
-    truth = json.loads((raw / LANDMARKS_VOXEL_JSON).read_text())
+    truth = read_landmark_table(raw / LANDMARKS_VOXEL_JSON)[1]
     names = list(next(iter(truth.values())))
     rows = []
     for peaks, flag in (("integer argmax", ["--integer_peaks"]), ("refined", [])):
@@ -109,7 +110,7 @@ def encoding_stats(raws: dict) -> list:
     from nnlandmark.labelmaps import landmarks_from_labelmap
     rows = []
     for encoding, raw in raws.items():
-        truth = json.loads((raw / LANDMARKS_VOXEL_JSON).read_text())
+        truth = read_landmark_table(raw / LANDMARKS_VOXEL_JSON)[1]
         names = list(next(iter(truth.values())))
         errors, lost = {"separated": [], "close": []}, 0
         for label_file in sorted((raw / "labelsTr").glob("*.nii.gz")):

@@ -52,7 +52,7 @@ def check_dataset(folder, names, truth, test_cases):
     assert list(dataset["labels"].items()) == [("background", 0)] + [(n, i + 1) for i, n in enumerate(names)]
     assert dataset["numTraining"] == len(truth) - len(test_cases)
     world = json.loads((folder / "all_landmarks_world.json").read_text())
-    assert sorted(world) == sorted(truth)
+    assert world.pop("coordinate_system") == "LPS" and sorted(world) == sorted(truth)
     for case, (image, points) in truth.items():
         split = "Ts" if case in test_cases else "Tr"
         assert (folder / f"images{split}" / f"{case}_0000.nii.gz").is_file()

@@ -15,6 +15,7 @@ import pytest
 import SimpleITK as sitk
 
 from nnlandmark.commands import convert as convert_command
+from nnlandmark.commands import evaluate as evaluate_command
 from nnlandmark.dataset_conversion.convert import convert
 from nnlandmark.errors import LandmarkError
 from nnlandmark.planning import _ship_splits
@@ -95,7 +96,7 @@ def test_a_second_conversion_into_the_same_dataset_is_refused_while_the_first_wr
     assert sorted(p.name for p in (dataset / "imagesTr").iterdir()) == [f"{c}_0000.nii.gz" for c in SLOW]
     assert sorted(p.name for p in (dataset / "labelsTr").iterdir()) == [f"{c}.nii.gz" for c in SLOW]
     assert json.loads((dataset / "dataset.json").read_text())["numTraining"] == 64
-    assert sorted(json.loads((dataset / "all_landmarks_voxel.json").read_text())) == SLOW
+    assert sorted(json.loads((dataset / "all_landmarks_voxel.json").read_text())) == sorted(SLOW + ["coordinate_system"])
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -151,6 +152,25 @@ def test_nnunet_label_names_are_refused_as_landmarks(nnunet_dirs, fails_with, la
     line = fails_with(convert_command.main, [*folders(inputs), "-d", "54", "-n", "X"])
     assert f"a landmark may not be called '{landmark}'" in line and "rename it" in line
     assert os.listdir(nnunet_dirs / "nnUNet_raw") == []
+
+
+def test_the_landmark_tables_key_is_refused_as_a_case_id(nnunet_dirs, fails_with):
+    inputs = make_inputs(nnunet_dirs / "in", ["coordinate_system"])
+    line = fails_with(convert_command.main, [*folders(inputs), "-d", "54", "-n", "X"])
+    assert "case ID 'coordinate_system'" in line and "is reserved" in line and "coordinate_system.csv" in line
+    assert os.listdir(nnunet_dirs / "nnUNet_raw") == []
+
+
+def test_a_converted_voxel_table_is_refused_as_ground_truth_under_any_name(nnunet_dirs, fails_with, tmp_path,
+                                                                          write_prediction):
+    """Its declaration, not only its name, says it holds voxel indices (exact predictions would score centimetres)."""
+    inputs = make_inputs(nnunet_dirs / "in", ["c0"])
+    convert_command.main([*folders(inputs), "-d", "54", "-n", "X"])
+    renamed = tmp_path / "truth.json"
+    shutil.copy(nnunet_dirs / "nnUNet_raw" / "Dataset054_X" / "all_landmarks_voxel.json", renamed)
+    write_prediction(tmp_path / "pred", "c0", {"a": [3.2, 4.1, 2.5], "b": [10.7, 8.3, 5.1]})
+    line = fails_with(evaluate_command.main, ["-pred", str(tmp_path / "pred"), "-gt", str(renamed)])
+    assert "truth.json holds voxel indices, not world coordinates" in line
 
 
 @pytest.mark.parametrize("splits,message", [

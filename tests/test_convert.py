@@ -72,6 +72,9 @@ def test_converted_dataset_keeps_the_geometry_and_passes_nnunet_checks(tmp_path,
     assert len(list((folder / "imagesTs").glob("*_0000.nii.gz"))) == 1
     voxel = json.loads((folder / "all_landmarks_voxel.json").read_text())
     world = json.loads((folder / "all_landmarks_world.json").read_text())
+    # each table says what it holds, so evaluation can refuse voxel indices as ground truth
+    assert voxel.pop("coordinate_system") == "voxel" and world.pop("coordinate_system") == "LPS"
+    assert sorted(voxel) == sorted(world) == sorted(truth)
     spacing = json.loads((folder / "spacing.json").read_text())
     splits = json.loads((folder / "splits_final.json").read_text())
     train = sorted(p.name[:-len(".nii.gz")] for p in (folder / "labelsTr").glob("*.nii.gz"))

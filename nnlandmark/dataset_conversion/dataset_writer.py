@@ -30,6 +30,7 @@ from nnlandmark.errors import LandmarkError
 from nnlandmark.geometry import Geometry, empty_grid_like, lps_to_ras
 from nnlandmark.io.atomic import write_json_atomic
 from nnlandmark.io.images import read_image, read_image_header
+from nnlandmark.io.predictions import COORDINATE_SYSTEM_KEY, write_landmark_table
 from nnlandmark.labelmaps import landmarks_to_labelmap, overlapping_cubes
 from nnlandmark.landmark_set import LANDMARKS_VOXEL_JSON, LANDMARKS_WORLD_JSON, MAY_BE_ABSENT_KEY, SPACING_JSON
 from nnlandmark.paths import writable_folder
@@ -109,6 +110,9 @@ def _check_name(value: str, what: str, where: str = "") -> None:
 
 def _check_case(case: CaseSource, n_channels: int) -> _Checked:
     _check_name(case.case, "case ID", f" ({case.source})")
+    if case.case == COORDINATE_SYSTEM_KEY:
+        raise LandmarkError(f"case ID '{case.case}' ({case.source}) is reserved: the landmark tables use it to say "
+                            f"what they hold; rename the case")
     if len(case.images) != n_channels:
         raise LandmarkError(f"case '{case.case}' has {len(case.images)} image channel(s), the first case has "
                             f"{n_channels}: {', '.join(case.images)}")
@@ -337,10 +341,10 @@ def _write_files(folder: str, checked: Sequence[_Checked], labels: Dict[str, int
             _save_image(landmarks_to_labelmap(item.reference, item.index, labels),
                         join(folder, f"labels{split}", item.source.case + FILE_ENDING))
     write_json_atomic(dataset_json, join(folder, "dataset.json"))
-    write_json_atomic({c.source.case: {n: c.index[n].tolist() if n in c.index else None for n in names}
-                       for c in checked}, join(folder, LANDMARKS_VOXEL_JSON))
-    write_json_atomic({c.source.case: {n: c.world[n].tolist() if n in c.world else None for n in names}
-                       for c in checked}, join(folder, LANDMARKS_WORLD_JSON))
+    write_landmark_table(join(folder, LANDMARKS_VOXEL_JSON), {c.source.case: {
+        n: c.index[n].tolist() if n in c.index else None for n in names} for c in checked}, "voxel")
+    write_landmark_table(join(folder, LANDMARKS_WORLD_JSON), {c.source.case: {
+        n: c.world[n].tolist() if n in c.world else None for n in names} for c in checked}, "LPS")
     write_json_atomic({c.source.case: list(c.reference.GetSpacing()) for c in checked}, join(folder, SPACING_JSON))
     if splits is not None:
         write_json_atomic(splits, join(folder, "splits_final.json"))

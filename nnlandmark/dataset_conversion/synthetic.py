@@ -14,6 +14,7 @@ from scipy import ndimage
 
 from nnlandmark.geometry import Geometry, voxel_grid_itk
 from nnlandmark.io.atomic import write_json_atomic
+from nnlandmark.io.predictions import write_landmark_table
 from nnlandmark.labelmaps import landmarks_to_labelmap
 from nnlandmark.landmark_set import LANDMARKS_VOXEL_JSON, LANDMARKS_WORLD_JSON
 
@@ -74,6 +75,7 @@ def make_synthetic_dataset(raw_root: str, dataset_id: int = 990, name: str = "Sy
                     "description": "nnlandmark synthetic spheres; landmarks are sphere centres"}
     if absent_fraction:
         dataset_json["landmarks_may_be_absent"] = sorted(absent_fraction)
-    for file, content in (("dataset.json", dataset_json), (LANDMARKS_VOXEL_JSON, voxel), (LANDMARKS_WORLD_JSON, world)):
-        write_json_atomic(content, join(folder, file))
+    write_json_atomic(dataset_json, join(folder, "dataset.json"))
+    write_landmark_table(join(folder, LANDMARKS_VOXEL_JSON), voxel, "voxel")
+    write_landmark_table(join(folder, LANDMARKS_WORLD_JSON), world, "LPS")
     return folder

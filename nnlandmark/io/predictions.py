@@ -6,13 +6,13 @@ import math
 import os
 from os.path import join
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from nnlandmark.errors import LandmarkError
 from nnlandmark.geometry import lps_to_ras
-from nnlandmark.io.atomic import read_json
+from nnlandmark.io.atomic import read_json, write_json_atomic
 from nnlandmark.io.landmark_files import FORMATS, finite_point, write_csv, write_fcsv, write_mrk_json
 from nnlandmark.landmark_set import LANDMARKS_VOXEL_JSON, LANDMARKS_WORLD_JSON
 
@@ -146,28 +146,46 @@ def read_likelihoods(pred_dir) -> Dict[str, Dict[str, float]]:
     return likelihoods
 
 
-def read_world_landmarks(path) -> Tuple[Points, Presence]:
-    """(points, presence) of a world landmarks JSON ``{case: {name: [x, y, z] | null}}`` (as all_landmarks_world.json);
-    null marks a landmark truly absent from that case. An optional top-level ``"coordinate_system"`` declares LPS (the
-    default) or RAS (converted to LPS); voxel indices (that declaration, or all_landmarks_voxel.json) are refused,
-    since read as millimetres they would give errors of centimetres for exact predictions."""
+COORDINATE_SYSTEM_KEY = "coordinate_system"   # the one top-level key of a landmark table that is not a case ID
+
+
+def write_landmark_table(path: str, table: Dict[str, Dict[str, Optional[Sequence[float]]]], system: str) -> None:
+    """``{"coordinate_system": system, case: {name: [x, y, z] | null}}``: all_landmarks_world.json (system "LPS") and
+    all_landmarks_voxel.json ("voxel", continuous ITK indices) of a raw dataset say what they hold, so a reader can
+    refuse voxel indices where millimetres are meant."""
+    write_json_atomic({COORDINATE_SYSTEM_KEY: system, **table}, path)
+
+
+def read_landmark_table(path) -> Tuple[str, Dict[str, Dict[str, Optional[List[float]]]]]:
+    """(system, {case: {name: [x, y, z] | None}}) of a landmark table; the system is "LPS", "RAS" or "voxel" as
+    declared, else "voxel" for a file named all_landmarks_voxel.json and "LPS" for any other."""
     data = read_json(path)
     if not isinstance(data, dict):
         raise LandmarkError(f"{path}: expected {{case: {{name: [x, y, z]}}}} in world LPS mm")
-    system = str(data.pop("coordinate_system", "LPS")).upper()
-    if system == "VOXEL" or Path(path).name == LANDMARKS_VOXEL_JSON:
-        raise LandmarkError(f"{path} holds voxel indices, not world coordinates: use {LANDMARKS_WORLD_JSON} (or the "
-                            f"raw dataset folder) instead")
-    if system not in ("LPS", "RAS"):
+    default = "voxel" if Path(path).name == LANDMARKS_VOXEL_JSON else "LPS"
+    system = str(data.pop(COORDINATE_SYSTEM_KEY, default))
+    system = "voxel" if system.lower() == "voxel" else system.upper()
+    if system not in ("LPS", "RAS", "voxel"):
         raise LandmarkError(f"{path}: coordinate_system must be 'LPS', 'RAS' or 'voxel', got {system!r}")
     if not all(isinstance(v, dict) for v in data.values()):
         raise LandmarkError(f"{path}: expected {{case: {{name: [x, y, z]}}}} in world LPS mm")
-    points = {str(case): {name: finite_point(xyz, f"{path}: {case}/{name}") for name, xyz in landmarks.items()
-                          if xyz is not None} for case, landmarks in data.items()}
-    if system == "RAS":
-        points = {case: {name: lps_to_ras(xyz) for name, xyz in named.items()} for case, named in points.items()}
-    presence = {str(case): {name: xyz is not None for name, xyz in landmarks.items()}
-                for case, landmarks in data.items()}
+    table = {str(case): {name: None if xyz is None else finite_point(xyz, f"{path}: {case}/{name}").tolist()
+                         for name, xyz in landmarks.items()} for case, landmarks in data.items()}
+    return system, table
+
+
+def read_world_landmarks(path) -> Tuple[Points, Presence]:
+    """(points, presence) of a world landmark table (as all_landmarks_world.json); null marks a landmark truly absent
+    from that case. RAS is converted to LPS; voxel indices are refused, since read as millimetres they would give
+    errors of centimetres for exact predictions."""
+    system, table = read_landmark_table(path)
+    if system == "voxel":
+        raise LandmarkError(f"{path} holds voxel indices, not world coordinates: use {LANDMARKS_WORLD_JSON} (or the "
+                            f"raw dataset folder) instead")
+    to_lps = lps_to_ras if system == "RAS" else np.asarray   # the flip is its own inverse
+    points = {case: {name: np.asarray(to_lps(xyz), float) for name, xyz in named.items() if xyz is not None}
+              for case, named in table.items()}
+    presence = {case: {name: xyz is not None for name, xyz in named.items()} for case, named in table.items()}
     return points, presence
 
 
