@@ -37,6 +37,9 @@ def tiny_model(tmp_path_factory):
             env.setenv(name, str(root / name))
         raw = Path(make_synthetic_dataset(str(root / "nnUNet_raw"), 996, "Cmd", n_train=3, n_test=1, size=32))
         plan(996, ("3d_fullres",), num_processes=1)
+        cases = [f"sphere_{i:03d}" for i in range(3)]   # three cases: nnU-Net's five folds would not fit
+        save_json([{"train": [c for c in cases if c != val], "val": [val]} for val in cases],
+                  str(root / "nnUNet_preprocessed" / "Dataset996_Cmd" / "splits_final.json"))
         env.setenv("nnUNet_n_proc_DA", "0")
         trainer = build_trainer(996, "3d_fullres", 0, "nnLandmarkTrainer", "nnUNetPlans", False, torch.device("cpu"))
         trainer.initialize()
@@ -112,6 +115,36 @@ def test_a_checkpoint_that_would_run_code_is_refused_unless_trusted(model_env, t
     assert not marker.exists() and not list((tmp_path / "out").glob("*.json"))
     predict.main(predict_args(raw / "imagesTs", tmp_path / "out", "--trust_checkpoint"))
     assert marker.exists() and len(list((tmp_path / "out").glob("*.json"))) == 1
+
+
+@pytest.mark.parametrize("flag, checkpoint", [("--val", "checkpoint_final.pth"), ("--c", "checkpoint_latest.pth")])
+def test_training_resumes_and_validates_only_from_checkpoints_that_cannot_run_code(model_env, tmp_path, fails_with,
+                                                                                    flag, checkpoint):
+    model, _, _ = model_env
+    final = model / "fold_0" / "checkpoint_final.pth"
+    marker = tmp_path / "code_ran"
+    crafted = {**torch.load(final, weights_only=False), "payload": RunsCode(marker)}
+    if flag == "--c":
+        final.unlink()            # --c resumes from checkpoint_latest.pth when the fold has not finished
+    torch.save(crafted, model / "fold_0" / checkpoint)
+    err = fails_with(train.main, ["996", "3d_fullres", "0", flag, "-device", "cpu"])
+    assert f"checkpoint {model / 'fold_0' / checkpoint} holds io.open, not only weights and numbers" in err
+    assert "--trust_checkpoint" in err and not marker.exists()
+    if flag == "--val":           # trusted, the same file is read (and its payload runs) and the fold validated
+        train.main(["996", "3d_fullres", "0", flag, "-device", "cpu", "--trust_checkpoint"])
+        assert marker.exists() and list((model / "fold_0" / "validation").glob("sphere_*.json"))
+
+
+def test_fewer_training_cases_than_folds_is_refused_before_training(model_env, fails_with):
+    splits = Path(os.environ["nnUNet_preprocessed"]) / "Dataset996_Cmd" / "splits_final.json"
+    kept = splits.read_text()
+    splits.unlink()
+    try:
+        err = fails_with(train.main, ["996", "3d_fullres", "0", "-device", "cpu"])
+    finally:
+        splits.write_text(kept)
+    assert "Dataset996_Cmd has 3 training case(s); nnU-Net's 5-fold cross-validation needs 5" in err
+    assert "fold 'all'" in err and "--folds K (K <= 3)" in err
 
 
 # --- interruption and progress bars ---------------------------------------------------------------------------------

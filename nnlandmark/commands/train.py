@@ -1,4 +1,4 @@
-"""nnLandmark_train DATASET CONFIG FOLD [-tr TRAINER] [-p PLANS] [--c] [--val] [-num_gpus N] [-device cpu|cuda]"""
+"""nnLandmark_train DATASET CONFIG FOLD [-tr TRAINER] [-p PLANS] [--c] [--val] [-num_gpus N] [-device cpu|cuda] [--trust_checkpoint]"""
 import argparse
 import multiprocessing
 
@@ -20,9 +20,12 @@ def main(argv=None):
     parser.add_argument('--val', action='store_true', help='only run the final validation of a finished fold')
     parser.add_argument('-num_gpus', type=positive_int, default=1)
     parser.add_argument('-device', default='cuda' if torch.cuda.is_available() else 'cpu', choices=['cpu', 'cuda'])
+    parser.add_argument('--trust_checkpoint', action='store_true',
+                        help="read the --c / --val checkpoint in full (unpickled, which can run code): only for a "
+                             "fold whose maker you trust")
     args = parser.parse_args(argv)
     if args.device == 'cpu':
         torch.set_num_threads(multiprocessing.cpu_count())
     from nnlandmark.trainers.run import train
     train(args.dataset_name_or_id, args.configuration, args.fold, args.tr, args.p, args.c, args.val,
-          args.num_gpus, args.device)
+          args.num_gpus, args.device, args.trust_checkpoint)

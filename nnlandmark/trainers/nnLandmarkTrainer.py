@@ -21,7 +21,7 @@ from nnlandmark.io.atomic import written_atomically
 from nnlandmark.io.images import preprocessed_case_properties
 from nnlandmark.landmark_set import label_swap, landmark_labels, may_be_absent, mirror_pairs
 from nnlandmark.losses import TopKBCEHeatmapLoss
-from nnlandmark.network import build_network
+from nnlandmark.network import build_network, load_checkpoint
 from nnlandmark.trainers.mirroring import PairSwappingMirrorTransform, dataset_left_right_axis
 from nnlandmark.trainers.progress_log import LandmarkProgressLog
 from nnlandmark.trainers.validation import validate_fold
@@ -33,6 +33,7 @@ class nnLandmarkTrainer(nnUNetTrainer):
     heatmap_radius = 15.0   # voxels: the EDT cone, 1 at the landmark falling linearly to 0 at this distance
     topk_percent = 20.0     # share of voxels kept per (sample, channel)
     epochs, iterations, val_iterations = 1000, 250, 50
+    trust_checkpoint = False  # --trust_checkpoint: unpickle --c / --val checkpoints in full
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device('cuda')):
@@ -173,6 +174,14 @@ class nnLandmarkTrainer(nnUNetTrainer):
         checkpoint intact for ``--c``."""
         with written_atomically(filename) as temporary:  # only rank 0 writes, the others replace nothing
             super().save_checkpoint(temporary)
+
+    def load_checkpoint(self, filename_or_checkpoint) -> None:
+        """nnU-Net's resume, once the file has passed the weights-only reader (network.load_checkpoint): a fold copied
+        from elsewhere cannot run code through --c or --val. (nnU-Net itself unpickles the file in full, and does not
+        accept the checkpoint as a dict in this version.)"""
+        if isinstance(filename_or_checkpoint, str) and not self.trust_checkpoint:
+            load_checkpoint(filename_or_checkpoint)
+        super().load_checkpoint(filename_or_checkpoint)
 
     def perform_actual_validation(self, save_probabilities: bool = False):
         """Predict this fold's validation cases, write CASE.json files and an MRE summary in mm."""
