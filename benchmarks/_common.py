@@ -3,7 +3,7 @@
 - environment: ``nnunet_env`` (nnU-Net's three folders under a work folder, for our console scripts),
   ``use_nnunet_folders`` (the same in this process), ``training_env``, ``environment`` (what the JSON records);
 - data: ``spheres`` (the demo's spheres), ``scene_dataset`` (scans drawn by benchmarks/_scenes.py), ``plan_cpu``,
-  ``planned_spheres``, ``edit_json``;
+  ``planned_spheres``, ``edit_json``, ``reference_mres`` (the no-image floors: mean shape, affine oracle);
 - train: ``train_cpu``, ``fold_folder``, ``epoch_seconds``;
 - predict + evaluate: ``predict_test_cases``;
 - results: ``benchmark_parser``, ``add_device_option``, ``default_out``, ``markdown_table``, ``write_json``,
@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -24,6 +25,9 @@ from datetime import date
 from os.path import abspath, basename, dirname, join
 from pathlib import Path
 
+import numpy as np
+
+from nnlandmark.io.predictions import read_landmark_table
 from nnlandmark.landmark_set import LANDMARKS_WORLD_JSON
 from nnlandmark.paths import CPU_PLANS
 
@@ -133,8 +137,12 @@ def training_env(env: dict, results=None) -> dict:
 # ------------------------------------------------------------------------------------------------ data
 def run_command(env: dict, command: str, *args) -> str:
     """One of our console scripts from this interpreter's environment; its output ends the run if it fails."""
-    bin_dir = os.path.dirname(sys.executable)
-    result = subprocess.run([join(bin_dir, command), *map(str, args)], env=env, capture_output=True, text=True)
+    # this environment's console script, else the PATH's (a GPU machine installs the wheels with pip --target)
+    local = join(os.path.dirname(sys.executable), command)
+    executable = local if os.path.exists(local) else shutil.which(command, path=env.get("PATH"))
+    if executable is None:
+        sys.exit(f"{command} not found: install nnlandmark (pip install -e .) in this environment")
+    result = subprocess.run([executable, *map(str, args)], env=env, capture_output=True, text=True)
     if result.returncode:
         sys.exit(f"{command} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
     return result.stdout
@@ -179,6 +187,26 @@ def edit_json(path, change) -> None:
     Path(path).write_text(json.dumps(content))
 
 
+def reference_mres(raw: Path) -> dict:
+    """Two predictors that look at no image, MRE on the test cases (world mm). "mean shape": every landmark at its
+    mean training position, what a model must beat. "affine oracle": the mean shape under the affine map that best
+    fits each test case's TRUE landmarks (least squares): a model that knew every case's pose, scale and shear
+    exactly but nothing of its local deformation."""
+    world = read_landmark_table(raw / LANDMARKS_WORLD_JSON)[1]
+    test = {p.name[:-len("_0000.nii.gz")] for p in (raw / "imagesTs").glob("*_0000.nii.gz")}
+    names = list(next(iter(world.values())))
+    mean = {n: np.mean([world[c][n] for c in world if c not in test and world[c][n] is not None], 0) for n in names}
+    shape, oracle = [], []
+    for case in test:
+        known = [n for n in names if world[case][n] is not None]
+        source, truth = np.array([[*mean[n], 1] for n in known]), np.array([world[case][n] for n in known])
+        shape += list(np.linalg.norm(source[:, :3] - truth, axis=1))
+        if len(known) > 4:  # an affine map fits any 4 points exactly: no reference then
+            affine = np.linalg.lstsq(source, truth, rcond=None)[0]
+            oracle += list(np.linalg.norm(source @ affine - truth, axis=1))
+    return {"mean_shape": float(np.mean(shape)), "affine_oracle": float(np.mean(oracle)) if oracle else float("nan")}
+
+
 # ------------------------------------------------------------------------------------------------ train, predict
 def train_cpu(env: dict, raw, trainer: str, configuration: str = "3d_fullres", device: str = "cpu"):
     """Train fold 0 of the raw dataset folder ``raw`` with the CPU plans (on CPU unless told); its fold folder."""
@@ -193,7 +221,6 @@ def fold_folder(env: dict, raw, trainer: str, configuration: str = "3d_fullres")
 
 def epoch_seconds(fold):
     """Seconds of each epoch of a finished training, from its final checkpoint's log."""
-    import numpy as np
     import torch
     logging = torch.load(join(fold, "checkpoint_final.pth"), map_location="cpu", weights_only=False)["logging"]
     return np.subtract(logging["epoch_end_timestamps"], logging["epoch_start_timestamps"])

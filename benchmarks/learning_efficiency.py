@@ -33,13 +33,11 @@ from pathlib import Path
 
 import numpy as np
 
-from nnlandmark.io.predictions import read_landmark_table
-from nnlandmark.landmark_set import LANDMARKS_WORLD_JSON
 from nnlandmark.paths import CPU_PLANS, WHOLE_VOLUME
 
 from _common import (add_device_option, benchmark_parser, default_out, epoch_seconds, fold_folder, markdown_table,
-                     nnunet_env, plan_cpu, predict_test_cases, scene_dataset, spheres, train_cpu, training_env,
-                     write_json)
+                     nnunet_env, plan_cpu, predict_test_cases, reference_mres, scene_dataset, spheres, train_cpu,
+                     training_env, write_json)
 
 DATASET = {"study": 986, "demo": 987}
 # the _Curve trainers (trainers/variants.py: the EpochSnapshots mixin) keep a checkpoint every 5 epochs
@@ -65,26 +63,6 @@ def prepare(data: str, env: dict, workdir: Path, n_train: int, n_test: int) -> P
         raw = scene_dataset(env, dataset, "Study", workdir / "images", truth, n_train)
     plan_cpu(env, dataset, "--cpu_whole_volume")
     return raw
-
-
-def reference_mres(raw: Path) -> dict:
-    """Two predictors that look at no image, MRE on the test cases (world mm). "mean shape": every landmark at its
-    mean training position, what a model must beat. "affine oracle": the mean shape under the affine map that best
-    fits each test case's TRUE landmarks (least squares): a model that knew every case's pose, scale and shear
-    exactly but nothing of its local deformation."""
-    world = read_landmark_table(raw / LANDMARKS_WORLD_JSON)[1]
-    test = {p.name[:-len("_0000.nii.gz")] for p in (raw / "imagesTs").glob("*_0000.nii.gz")}
-    names = list(next(iter(world.values())))
-    mean = {n: np.mean([world[c][n] for c in world if c not in test and world[c][n] is not None], 0) for n in names}
-    shape, oracle = [], []
-    for case in test:
-        known = [n for n in names if world[case][n] is not None]
-        source, truth = np.array([[*mean[n], 1] for n in known]), np.array([world[case][n] for n in known])
-        shape += list(np.linalg.norm(source[:, :3] - truth, axis=1))
-        if len(known) > 4:  # an affine map fits any 4 points exactly: no reference then
-            affine = np.linalg.lstsq(source, truth, rcond=None)[0]
-            oracle += list(np.linalg.norm(source @ affine - truth, axis=1))
-    return {"mean_shape": float(np.mean(shape)), "affine_oracle": float(np.mean(oracle)) if oracle else float("nan")}
 
 
 def trained_minutes(env: dict, raw: Path, trainer: str, configuration: str, device: str):

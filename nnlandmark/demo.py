@@ -3,6 +3,7 @@ import os
 import shutil
 import time
 from os.path import exists, isfile, join
+from typing import Optional
 
 import torch
 
@@ -13,7 +14,8 @@ from nnlandmark.evaluation.report import format_table
 from nnlandmark.inference.predictor import LandmarkPredictor
 from nnlandmark.io.predictions import read_world_landmarks
 from nnlandmark.landmark_set import LANDMARKS_WORLD_JSON
-from nnlandmark.planning import derive_cpu_plans, plan_and_preprocess
+from nnlandmark.paths import CPU_PLANS
+from nnlandmark.planning import plan_and_preprocess, plan_cpu_stages
 from nnlandmark.trainers.run import train
 
 DEMO_DATASET_ID = 990
@@ -33,16 +35,16 @@ def prepare_workdir(workdir: str) -> None:
         os.makedirs(os.environ[name])
 
 
-def run_demo(workdir: str, trainer: str = 'nnLandmarkTrainer_CPU', n_train: int = 20, n_test: int = 5) -> dict:
+def run_demo(workdir: str, trainer: Optional[str] = None, n_train: int = 20, n_test: int = 5) -> dict:
     """The whole pipeline on the built-in synthetic dataset; returns the evaluation summary of the test cases."""
     start = time.time()
     prepare_workdir(workdir)
     raw = make_synthetic_dataset(os.environ['nnUNet_raw'], DEMO_DATASET_ID, n_train=n_train, n_test=n_test)
     print(f"[demo] synthetic dataset written to {raw}")
-    plans = derive_cpu_plans(DEMO_DATASET_ID, plan_and_preprocess(DEMO_DATASET_ID, ('3d_fullres',)))
+    plan_cpu_stages(DEMO_DATASET_ID, plan_and_preprocess(DEMO_DATASET_ID, ('3d_fullres',)))  # the planner chooses
     os.environ.setdefault('nnUNet_n_proc_DA', '1')  # training only: 0 would crash nnU-Net's planning
     t_train = time.time()
-    trainer_obj = train(DEMO_DATASET_ID, '3d_fullres', 'all', trainer, plans, device='cpu')
+    trainer_obj = train(DEMO_DATASET_ID, '3d_fullres', 'all', trainer, CPU_PLANS, device='cpu')
     t_train = time.time() - t_train
     predictor = LandmarkPredictor.from_model_folder(trainer_obj.output_folder_base, ['all'],
                                                     device=torch.device('cpu'))

@@ -93,16 +93,17 @@ def channel_maxima(heat: torch.Tensor):
 def restrict_to_balls(heat: torch.Tensor, centres: np.ndarray, radius_voxels: np.ndarray) -> list:
     """Set each channel's heatmap to -1 outside an ellipsoid (a ball in mm) around its prior position, in place.
 
-    ``centres`` (N, D) in the stack's voxels, NaN rows leave the channel unrestricted; ``radius_voxels`` (D,) is the
-    radius along each axis. Used by a coarse-to-fine cascade: the fine model's maximum is read only near the
-    coarse model's landmark, so channels that fire on look-alike structures elsewhere do no harm. Returns the
-    channels left unrestricted because their ball holds no voxel of the volume.
+    ``centres`` (N, D) in the stack's voxels, NaN rows leave the channel unrestricted; ``radius_voxels`` (D,) or
+    (N, D) is the radius along each axis (per channel). Used by a coarse-to-fine cascade: the fine model's maximum is
+    read only near the coarse model's landmark, so channels that fire on look-alike structures elsewhere do no harm.
+    Returns the channels left unrestricted because their ball holds no voxel of the volume.
     """
     searchable = balls_inside(centres, radius_voxels, heat.shape[1:])
+    radii = np.broadcast_to(radius_voxels, centres.shape)
     for channel, centre in enumerate(centres):
         if not searchable[channel]:
             continue
-        sq = squared_distances(torch.tensor(centre, dtype=torch.float32), heat.shape[1:], radius_voxels)
+        sq = squared_distances(torch.tensor(centre, dtype=torch.float32), heat.shape[1:], radii[channel])
         heat[channel].masked_fill_(sq > 1, -1)
     return [c for c in range(len(centres)) if not searchable[c] and not np.isnan(centres[c]).any()]
 

@@ -28,6 +28,24 @@ CHECKPOINT_GLOBALS = [(_NUMPY_SCALAR, 'numpy.core.multiarray.scalar'), (_NUMPY_S
                                                                        np.float16, np.float32, np.float64)}, key=str)
 
 
+DEVICES = ('cpu', 'cuda', 'mps')
+
+
+def torch_device(name: str) -> torch.device:
+    """``-device`` as a torch device, or a LandmarkError where this machine does not have it."""
+    available = {'cpu': True, 'cuda': torch.cuda.is_available(), 'mps': torch.backends.mps.is_available()}
+    if name not in available:
+        raise LandmarkError(f"unknown device '{name}': choose one of {', '.join(DEVICES)}")
+    if not available[name]:
+        what = "no CUDA GPU" if name == 'cuda' else "no Apple MPS device"
+        raise LandmarkError(f"-device {name} requested but {what} is available; use -device cpu")
+    return torch.device(name)
+
+
+def default_device() -> str:
+    return 'cuda' if torch.cuda.is_available() else 'mps' if torch.backends.mps.is_available() else 'cpu'
+
+
 def build_network(configuration_manager: ConfigurationManager, num_input_channels: int, num_landmarks: int,
                   enable_deep_supervision: bool = False) -> torch.nn.Module:
     """The plans' architecture with ``num_landmarks`` output channels."""

@@ -1,7 +1,7 @@
 """nnU-Net's folders (a one-line error names the variable to set) and the names of what nnlandmark adds to them."""
 import os
 import tempfile
-from os.path import exists, isdir, join
+from os.path import exists, isdir
 from pathlib import Path
 
 from nnlandmark.errors import LandmarkError
@@ -51,14 +51,6 @@ def dataset_name(dataset_name_or_id) -> str:
     except RuntimeError as e:
         raise LandmarkError(f"dataset {dataset_name_or_id} not found in nnUNet_raw, nnUNet_preprocessed or "
                             f"nnUNet_results") from e
-
-
-def model_folder(dataset, trainer: str, plans: str, configuration: str) -> str:
-    """nnU-Net's results layout: nnUNet_results/DatasetXXX/TRAINER__PLANS__CONFIG; LandmarkError if absent."""
-    folder = join(require_path('nnUNet_results'), dataset_name(dataset), f'{trainer}__{plans}__{configuration}')
-    if not isdir(folder):
-        raise LandmarkError(f"no trained model at {folder}: check -d, -tr, -p and -c")
-    return folder
 
 
 CPU_PLANS = 'nnLandmarkCPUPlans'    # the small CPU plans (nnLandmark_plan_and_preprocess --cpu_plans)

@@ -1,9 +1,11 @@
 """Planning and preprocessing: nnU-Net's, unchanged, plus the landmark check and small CPU plans."""
+import multiprocessing
 import os
 import shutil
 from collections import Counter
+from contextlib import contextmanager
 from os.path import isdir, isfile, join
-from typing import Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 from batchgenerators.utilities.file_and_folder_operations import load_json, save_json, subfiles
@@ -13,8 +15,15 @@ from nnlandmark.dataset_conversion.verify import (labels_in_preprocessed, landma
                                                   verify_landmark_dataset)
 from nnlandmark.errors import LandmarkError
 from nnlandmark.io.atomic import read_json
-from nnlandmark.landmark_set import names_by_label, read_dataset_json
+from nnlandmark.landmark_set import landmark_labels, names_by_label, read_dataset_json
 from nnlandmark.paths import CPU_PLANS, WHOLE_VOLUME, dataset_name, require_path
+from nnlandmark.stages import EPOCHS_KEY, TRAINER_KEY
+from nnlandmark.trainers.variants import (nnLandmarkTrainer_CPU, nnLandmarkTrainer_CPU_SpatialSoftmax,
+                                          nnLandmarkTrainer_CPU_SpatialSoftmax_Fine)
+
+COARSE_TRAINER = nnLandmarkTrainer_CPU_SpatialSoftmax.__name__
+FINE_TRAINER = nnLandmarkTrainer_CPU_SpatialSoftmax_Fine.__name__
+SINGLE_CPU_TRAINER = nnLandmarkTrainer_CPU.__name__
 
 
 def planner_class(name: str):
@@ -28,6 +37,19 @@ def planner_class(name: str):
     if name not in planners:
         raise LandmarkError(f"unknown planner '{name}'; available: {', '.join(sorted(planners))}")
     return planners[name]
+
+
+@contextmanager
+def _pools_without_fork():
+    """nnU-Net lists a dataset's files with a default-context Pool(12). Forked from a process that already runs
+    threads (torch's, BLAS's, a test runner's), its workers can hang for ever on a lock copied mid-use; forkserver
+    workers start from a clean single-threaded process. The start method is restored afterwards."""
+    before = multiprocessing.get_start_method(allow_none=True)
+    multiprocessing.set_start_method('forkserver', force=True)
+    try:
+        yield
+    finally:
+        multiprocessing.set_start_method(before, force=True)
 
 
 def plan_and_preprocess(dataset_id: int, configurations: Sequence[str] = ('3d_fullres',),
@@ -44,8 +66,9 @@ def plan_and_preprocess(dataset_id: int, configurations: Sequence[str] = ('3d_fu
     _check_channel_files(join(raw, name), dataset_json)
     present = verify_landmark_dataset(join(raw, name), check_image_values=verify_dataset_integrity)
     try:
-        extract_fingerprint_dataset(int(dataset_id), num_processes=num_processes,
-                                    check_dataset_integrity=verify_dataset_integrity, verbose=False)
+        with _pools_without_fork():
+            extract_fingerprint_dataset(int(dataset_id), num_processes=num_processes,
+                                        check_dataset_integrity=verify_dataset_integrity, verbose=False)
     except (RuntimeError, AssertionError, FileNotFoundError) as e:
         if not verify_dataset_integrity:
             raise
@@ -65,7 +88,8 @@ def plan_and_preprocess(dataset_id: int, configurations: Sequence[str] = ('3d_fu
     if flat:
         raise LandmarkError(f"configuration '{flat[0]}' (-c) is 2D; nnlandmark needs a 3D one: "
                             f"{', '.join(c for c in planned if c not in flat)}")
-    preprocess_dataset(int(dataset_id), plans_identifier, tuple(configurations), num_processes=[num_processes])
+    with _pools_without_fork():
+        preprocess_dataset(int(dataset_id), plans_identifier, tuple(configurations), num_processes=[num_processes])
     _ship_splits(join(raw, name), join(require_path('nnUNet_preprocessed'), name), dataset_json['file_ending'])
     names = names_by_label(dataset_json)
     for configuration in configurations:
@@ -141,6 +165,63 @@ def derive_cpu_plans(dataset_id, source_plans: str = 'nnUNetPlans', configuratio
     return CPU_PLANS
 
 
+COARSE_STAGE_ABOVE_LANDMARKS = 4         # more landmarks than this: a coarse whole-volume stage first
+COARSE_STAGE_ABOVE_PATCHES = 8           # a median volume of more patches than this: likewise
+CPU_EPOCHS = {WHOLE_VOLUME: 10, 'fine': 40, 'single': 40}   # x 50 iterations: about 4 + 8 minutes on 2 cores
+
+
+def needs_coarse_stage(n_landmarks: int, median_shape, patch_size) -> Optional[str]:
+    """Why a CPU model should start from a whole-volume stage, or None. A 32^3 patch model cannot tell many landmarks
+    or a large volume's look-alikes apart on a CPU budget (32 landmarks in 80x96x80 at 2 mm: 94-116 mm with patches
+    alone, 5-6 mm whole-volume, 1.0-1.2 mm as a cascade), while 3 landmarks in a 64^3 volume (8 patches) need no
+    cascade (the demo: about 1-1.6 mm); the thresholds between are set by those two measurements
+    (benchmarks/README.md), not tuned."""
+    patches = float(np.prod(median_shape) / np.prod(patch_size))
+    if n_landmarks > COARSE_STAGE_ABOVE_LANDMARKS:
+        return f"{n_landmarks} landmarks (> {COARSE_STAGE_ABOVE_LANDMARKS})"
+    if patches > COARSE_STAGE_ABOVE_PATCHES:
+        return f"the median volume holds {patches:.0f} patches (> {COARSE_STAGE_ABOVE_PATCHES})"
+    return None
+
+
+def plan_cpu_stages(dataset_id, source_plans: str = 'nnUNetPlans', force_coarse_stage: bool = False,
+                    num_processes: int = 2) -> List[str]:
+    """The CPU plans, with a coarse whole-volume stage where ``needs_coarse_stage`` (or ``force_coarse_stage``) says
+    so, and in each configuration the trainer and epochs to train it with (``stages.TRAINER_KEY``/``EPOCHS_KEY``);
+    prints the decision and why. Returns the configurations to train, coarse first."""
+    derive_cpu_plans(dataset_id, source_plans)
+    folder = join(require_path('nnUNet_preprocessed'), dataset_name(dataset_id))
+    plans_file = join(folder, CPU_PLANS + '.json')
+    plans = load_json(plans_file)
+    fullres = plans['configurations']['3d_fullres']
+    n_landmarks = len(landmark_labels(load_json(join(folder, 'dataset.json'))))
+    reason = needs_coarse_stage(n_landmarks, fullres['median_image_size_in_voxels'], fullres['patch_size']) or \
+        ("--cpu_whole_volume" if force_coarse_stage else None)
+    if reason:
+        add_whole_volume_configuration(dataset_id, CPU_PLANS, num_processes=num_processes)
+        plans = load_json(plans_file)
+        plans['configurations'][WHOLE_VOLUME].update({TRAINER_KEY: COARSE_TRAINER,
+                                                      EPOCHS_KEY: CPU_EPOCHS[WHOLE_VOLUME]})
+        plans['configurations']['3d_fullres'].update({TRAINER_KEY: FINE_TRAINER, EPOCHS_KEY: CPU_EPOCHS['fine']})
+        stages = [WHOLE_VOLUME, '3d_fullres']
+        print(f"{CPU_PLANS}: a cascade, because of {reason}: {WHOLE_VOLUME} (whole volume at "
+              f"{_spacing(plans, WHOLE_VOLUME)} mm, {COARSE_TRAINER}, {CPU_EPOCHS[WHOLE_VOLUME]} epochs), then "
+              f"3d_fullres read around its landmarks ({FINE_TRAINER}, {CPU_EPOCHS['fine']} epochs)")
+    else:
+        plans['configurations']['3d_fullres'].update({TRAINER_KEY: SINGLE_CPU_TRAINER,
+                                                      EPOCHS_KEY: CPU_EPOCHS['single']})
+        stages = ['3d_fullres']
+        print(f"{CPU_PLANS}: one stage, 3d_fullres ({SINGLE_CPU_TRAINER}, {CPU_EPOCHS['single']} epochs): "
+              f"{n_landmarks} landmark(s) in a median volume of "
+              f"{np.prod(fullres['median_image_size_in_voxels']) / np.prod(fullres['patch_size']):.0f} patches")
+    save_json(plans, plans_file, sort_keys=False)
+    return stages
+
+
+def _spacing(plans: dict, configuration: str) -> str:
+    return "x".join(f"{s:.2g}" for s in plans['configurations'][configuration]['spacing'])
+
+
 def add_whole_volume_configuration(dataset_id, plans_identifier: str = CPU_PLANS, max_voxels: int = 64_000,
                                    num_processes: int = 2) -> str:
     """Add and preprocess ``3d_whole`` in ``plans_identifier``: 3d_fullres resampled to a coarser spacing at which the
@@ -166,7 +247,8 @@ def add_whole_volume_configuration(dataset_id, plans_identifier: str = CPU_PLANS
         'spacing': [float(s * factor) for s in fullres['spacing']],
         'median_image_size_in_voxels': [float(s / factor) for s in shape], 'patch_size': patch.tolist()}
     save_json(plans, plans_file, sort_keys=False)
-    preprocess_dataset(int(dataset_id), plans_identifier, (WHOLE_VOLUME,), num_processes=[num_processes])
+    with _pools_without_fork():
+        preprocess_dataset(int(dataset_id), plans_identifier, (WHOLE_VOLUME,), num_processes=[num_processes])
     fullres_folder = join(folder, fullres['data_identifier'])  # what 3d_fullres kept; it was checked and warned about
     present = labels_in_preprocessed(fullres_folder) if isdir(fullres_folder) else \
         verify_landmark_dataset(join(require_path('nnUNet_raw'), name))

@@ -506,7 +506,7 @@ def predict_negative_radius(tmp):
 @bad("predict")
 def predict_model_never_trained(tmp):
     raw_dataset(tmp)
-    return predict_args(tmp), "nnLandmarkTrainer__nnUNetPlans__3d_fullres"
+    return predict_args(tmp), "no trained model *__*__3d_fullres"
 
 
 # ---- nnLandmark_evaluate ----------------------------------------------------------------------------------------

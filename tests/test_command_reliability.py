@@ -224,7 +224,7 @@ def test_a_progress_bar_still_open_at_the_error_is_ended_before_the_error_line(c
 @pytest.mark.parametrize("main, argv, message", [
     (plan_and_preprocess.main, ["-d", "42", "-np", "0"], "argument -np: must be a positive integer, got '0'"),
     (plan_and_preprocess.main, ["-d", "42", "-np", "-3"], "argument -np: must be a positive integer, got '-3'"),
-    (plan_and_preprocess.main, ["-d", "42", "-c", "3d_lowres", "--cpu_plans"], "--cpu_plans needs -c 3d_fullres"),
+    (plan_and_preprocess.main, ["-d", "42", "-c", "3d_lowres", "--cpu_plans"], "the CPU plans train on the preprocessed data of 3d_fullres"),
     (predict.main, ["-i", "x", "-o", "y", "-d", "1", "-step_size", "0"], "argument -step_size: must be a number in "
                                                                         "(0, 1], got '0'"),
     (predict.main, ["-i", "x", "-o", "y", "-d", "1", "-step_size", "1.5"], "argument -step_size: must be a number in "
@@ -340,3 +340,78 @@ def test_training_a_configuration_that_was_not_preprocessed_is_named(model_env, 
     err = fails_with(train.main, ["996", "2d", "0", "-device", "cpu"])
     assert err.endswith("nnUNetPlans_2d not found: configuration '2d' was planned but not preprocessed; run "
                         "nnLandmark_plan_and_preprocess -d 996 -c 2d")
+
+
+# --- nnUNetv2's options, same names and meanings ----------------------------------------------------------------------
+
+def test_predict_splits_a_cohort_into_parts_and_takes_files(model_env, tmp_path):
+    _, raw, _ = model_env
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for copy in range(5):
+        shutil.copy(raw / "imagesTs" / "sphere_003_0000.nii.gz", inputs / f"c{copy}_0000.nii.gz")
+    for part in (0, 1):
+        predict.main(predict_args(inputs, tmp_path / f"part{part}", "-num_parts", "2", "-part_id", str(part),
+                                  "-npp", "2", "-nps", "2"))
+    assert sorted(p.stem for p in (tmp_path / "part0").glob("c*.json")) == ["c0", "c2", "c4"]
+    assert sorted(p.stem for p in (tmp_path / "part1").glob("c*.json")) == ["c1", "c3"]
+    files = tmp_path / "files"
+    predict.main(["-i", str(inputs / "c1_0000.nii.gz"), str(raw / "imagesTs" / "sphere_003_0000.nii.gz"), "-o",
+                  str(files), "-d", "996", "-device", "cpu", "--disable_tqdm", "-npp", "0"])
+    assert sorted(p.stem for p in files.glob("*.json")) == ["c1", "sphere_003"]   # one case per file
+    same = [json.loads((folder / "c1.json").read_text())["landmarks"] for folder in (files, tmp_path / "part1")]
+    assert same[0] == same[1]            # background preprocessing changes nothing
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["-num_parts", "2", "-part_id", "2"], "-part_id must lie in 0..1 for -num_parts 2"),
+    (["-device", "mps"], "-device mps requested but no Apple MPS device is available; use -device cpu"),
+])
+def test_predict_part_and_device_mistakes_are_one_line(model_env, tmp_path, fails_with, argv, message):
+    _, raw, _ = model_env
+    args = predict_args(raw / "imagesTs", tmp_path / "out")
+    args[args.index("-device"):args.index("-device") + 2] = []
+    assert message in fails_with(predict.main, args + argv)
+
+
+def test_a_list_of_input_files_is_checked_like_a_folder(model_env, tmp_path, fails_with):
+    _, raw, _ = model_env
+    image = raw / "imagesTs" / "sphere_003_0000.nii.gz"
+    shutil.copy(image, tmp_path / "sphere_003.nii.gz")
+    err = fails_with(predict.main, ["-i", str(image), str(tmp_path / "sphere_003.nii.gz"), "-o", str(tmp_path / "o"),
+                                    "-d", "996", "-device", "cpu"])
+    assert "are both case 'sphere_003'" in err
+    err = fails_with(predict.main, ["-i", str(image), str(tmp_path / "nowhere.nii.gz"), "-o", str(tmp_path / "o"),
+                                    "-d", "996", "-device", "cpu"])
+    assert f"input {tmp_path / 'nowhere.nii.gz'} does not exist" in err and not (tmp_path / "o").exists()
+
+
+def test_training_from_pretrained_weights_without_checkpoints_exports_validation_heatmaps(model_env, capsys):
+    model, _, _ = model_env
+    pretrained = model / "fold_0" / "checkpoint_final.pth"
+    train.main(["996", "3d_fullres", "1", "-tr", "nnLandmarkTrainer_tiny", "-p", "nnUNetPlans", "-device", "cpu",
+                "-pretrained_weights", str(pretrained), "--npz", "--disable_checkpointing"])
+    fold = model.parent / "nnLandmarkTrainer_tiny__nnUNetPlans__3d_fullres" / "fold_1"
+    assert not list(fold.glob("*.pth"))
+    exported = np.load(fold / "validation" / "sphere_001.npz")
+    assert exported["heatmaps"].dtype == np.float16 and exported["heatmaps"].shape[0] == 3
+    assert sorted(exported["landmarks"]) == sorted(LANDMARKS)
+    assert f"Loading pretrained weights from file  {pretrained}" in capsys.readouterr().out   # nnU-Net's loader
+    log = next(fold.glob("training_log_*.txt")).read_text()
+    assert "No checkpoint written, checkpointing is disabled" in log
+
+
+def test_pretrained_weights_of_another_network_or_that_run_code_are_refused(model_env, tmp_path, fails_with):
+    model, _, _ = model_env
+    checkpoint = torch.load(model / "fold_0" / "checkpoint_final.pth", weights_only=False)
+    weights = checkpoint["network_weights"]
+    first = next(k for k in weights if k.endswith(".weight") and ".seg_layers." not in k)
+    weights[first] = torch.zeros(1)                          # an encoder layer of another shape
+    torch.save(checkpoint, tmp_path / "other.pth")
+    args = ["996", "3d_fullres", "1", "-tr", "nnLandmarkTrainer_tiny", "-p", "nnUNetPlans", "-device", "cpu"]
+    err = fails_with(train.main, args + ["-pretrained_weights", str(tmp_path / "other.pth")])
+    assert f"-pretrained_weights {tmp_path / 'other.pth'} do not fit this network" in err and first in err
+    marker = tmp_path / "code_ran"
+    torch.save({**checkpoint, "payload": RunsCode(marker)}, tmp_path / "evil.pth")
+    err = fails_with(train.main, args + ["-pretrained_weights", str(tmp_path / "evil.pth")])
+    assert "holds io.open, not only weights and numbers" in err and not marker.exists()

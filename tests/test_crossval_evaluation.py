@@ -63,7 +63,7 @@ def test_cv_errors(cv_model, capsys, write_prediction):
     root, model = cv_model
     with pytest.raises(SystemExit) as exc:
         main(["-d", NAME, "-tr", "OtherTrainer"])
-    assert exc.value.code == 2 and "OtherTrainer__nnUNetPlans__3d_fullres" in capsys.readouterr().err
+    assert exc.value.code == 2 and "no trained model OtherTrainer__*__3d_fullres" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["-d", NAME, "-pred", str(root)])
     assert "either -pred" in capsys.readouterr().err

@@ -140,3 +140,28 @@ def test_two_folds_are_ensembled_by_averaging_their_heatmaps(trained, tmp_path):
         assert ensemble["likelihood"] == pytest.approx((low["likelihood"] + high["likelihood"]) / 2, abs=2e-3)
         np.testing.assert_allclose(ensemble["voxel"], low["voxel"], atol=1.01)
         np.testing.assert_allclose(ensemble["voxel"], high["voxel"], atol=1.01)
+
+
+def test_disable_tta_leaves_out_the_mirrored_passes(trained, predictions, tmp_path, cli):
+    """The CPU trainer allows no mirroring; a copy whose checkpoint allows it predicts otherwise, unless
+    --disable_tta."""
+    import shutil
+    import torch
+    root, raw, env = trained
+    results = tmp_path / "results"
+    shutil.copytree(root / "results" / "Dataset991_E2E" / MODEL, results / "Dataset991_E2E" / MODEL,
+                    ignore=shutil.ignore_patterns("validation"))
+    checkpoint_file = results / "Dataset991_E2E" / MODEL / "fold_0" / "checkpoint_final.pth"
+    checkpoint = torch.load(checkpoint_file, weights_only=False)
+    checkpoint["inference_allowed_mirroring_axes"] = (0, 1, 2)
+    torch.save(checkpoint, checkpoint_file)
+    env = {**env, "nnUNet_results": str(results)}
+    voxels = {}
+    for run, flags in (("mirrored", ()), ("disabled", ("--disable_tta",))):
+        cli("nnLandmark_predict", env, "-i", raw / "imagesTs" / "sphere_021_0000.nii.gz", "-o", tmp_path / run,
+            "-d", 991, "-f", 0, "-device", "cpu", "--disable_tqdm", *flags)
+        voxels[run] = json.loads((tmp_path / run / "sphere_021.json").read_text())["landmarks"]
+    plain = json.loads((predictions / "sphere_021.json").read_text())["landmarks"]   # the unchanged model
+    for name, entry in voxels["disabled"].items():
+        assert entry["voxel"] != voxels["mirrored"][name]["voxel"]            # eight passes averaged, or one
+        assert entry["voxel"] == pytest.approx(plain[name]["voxel"], abs=1e-6)

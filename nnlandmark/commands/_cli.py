@@ -73,5 +73,6 @@ def _bounded(convert, accept, requirement: str):
 
 
 positive_int = _bounded(int, lambda v: v > 0, "a positive integer")
+non_negative_int = _bounded(int, lambda v: v >= 0, "an integer >= 0")
 positive_float = _bounded(float, lambda v: v > 0 and v != float('inf'), "a positive number")
 fraction = _bounded(float, lambda v: 0 < v <= 1, "a number in (0, 1]")

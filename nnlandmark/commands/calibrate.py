@@ -11,14 +11,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="Calibrate presence thresholds on the cross-validation predictions "
                                                  "of the landmarks dataset.json declares 'landmarks_may_be_absent'.")
     parser.add_argument("-d", required=True, help="dataset name or ID")
-    parser.add_argument("-tr", default="nnLandmarkTrainer")
-    parser.add_argument("-p", default="nnUNetPlans")
+    parser.add_argument("-tr", default=None, help="trainer (default: the trained model of the planner's choice)")
+    parser.add_argument("-p", default=None, help="plans (default: those of the trained model)")
     parser.add_argument("-c", default="3d_fullres")
     args = parser.parse_args(argv)
     from nnlandmark.landmark_set import THRESHOLDS_JSON
-    from nnlandmark.paths import model_folder
+    from nnlandmark.stages import find_model_folder
     from nnlandmark.presence import calibrate_model
-    model = model_folder(args.d, args.tr, args.p, args.c)
+    model = find_model_folder(args.d, args.c, args.tr, args.p)
     calibration = calibrate_model(model, args.d)
     width = max(len(n) for n in calibration)
     print(f"{'landmark':<{width}}  threshold  present  absent  sensitivity  specificity")

@@ -9,7 +9,7 @@ from nnlandmark.commands._cli import user_errors_as_one_line
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Run nnlandmark end to end on a built-in synthetic dataset (CPU).")
     parser.add_argument('--workdir', default='nnlandmark_demo', help='scratch folder (recreated on each run)')
-    parser.add_argument('-tr', default='nnLandmarkTrainer_CPU', help='trainer (a short CPU schedule)')
+    parser.add_argument('-tr', default=None, help='trainer (default: the one the planner chooses, a short CPU schedule)')
     args = parser.parse_args(argv)
     from nnlandmark.demo import run_demo
     from nnlandmark.paths import writable_folder

@@ -23,8 +23,8 @@ def _parser():
                              "(all_landmarks_world.json if present, else the label cubes in labelsTr/labelsTs)")
     parser.add_argument("-d", default=None, help="cross-validation: dataset name or id (instead of -pred); pools "
                         "$nnUNet_results/DatasetXXX/TR__P__C/fold_*/validation")
-    parser.add_argument("-tr", default="nnLandmarkTrainer", help="cross-validation: trainer")
-    parser.add_argument("-p", default="nnUNetPlans", help="cross-validation: plans identifier")
+    parser.add_argument("-tr", default=None, help="cross-validation: trainer (default: the planner's choice)")
+    parser.add_argument("-p", default=None, help="cross-validation: plans identifier (default: the trained one)")
     parser.add_argument("-c", default="3d_fullres", help="cross-validation: configuration")
     parser.add_argument("-o", default=None, help="output folder (default: PRED/evaluation; several -pred folders: "
                         "PARENT_OF_FIRST/comparison; -d: MODEL_FOLDER/crossval_evaluation)")
@@ -88,8 +88,8 @@ def main(argv=None):
     options = dict(thresholds=tuple(args.thresholds), pairs=parse_pairs(args.pairs) if args.pairs else None,
                    qc=args.qc, image_folders=[Path(args.images)] if args.images else None)
     if args.d is not None:
-        from nnlandmark.paths import model_folder
-        model = Path(model_folder(args.d, args.tr, args.p, args.c))
+        from nnlandmark.stages import find_model_folder
+        model = Path(find_model_folder(args.d, args.c, args.tr, args.p))
         report, folds = crossval_report(model, args.d, args.gt, args.o, **options)
         print(f"Cross-validation of {model.name}: {len(folds)} fold(s) found ({', '.join(folds)}), "
               f"{len(report.summary['per_case'])} validation case(s) pooled")

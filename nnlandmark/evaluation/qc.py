@@ -123,7 +123,9 @@ def write_qc(images: Mapping[str, Path], pred: Mapping, gt: Mapping, out_dir,
 
 
 def qc_for_predictions(pred_dir, image_dir, ending: Optional[str] = None, cases: Optional[Sequence[str]] = None) -> list:
-    """nnLandmark_predict --qc: PRED_DIR/qc/CASE.png for the given (default: all) predicted cases, no ground truth."""
+    """nnLandmark_predict --qc: PRED_DIR/qc/CASE.png for the given (default: all) predicted cases, no ground truth;
+    ``image_dir`` a folder, or {case: image path}."""
     pred = read_predictions(pred_dir)[0]
-    images = qc_images(sorted(pred) if cases is None else list(cases), [image_dir], ending)
+    images = dict(image_dir) if isinstance(image_dir, Mapping) else \
+        qc_images(sorted(pred) if cases is None else list(cases), [image_dir], ending)
     return write_qc(images, pred, {}, pred_dir)

@@ -5,10 +5,12 @@ back to the original image, so memory never holds a full-resolution copy of ever
 ``nnLandmark_predict`` command does is one call of :meth:`LandmarkPredictor.predict_folder`.
 """
 import os
+from concurrent.futures import ThreadPoolExecutor
 from copy import copy
-from itertools import combinations
+from dataclasses import dataclass
+from itertools import combinations, islice
 from os.path import isfile, join
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import SimpleITK as sitk
@@ -24,17 +26,27 @@ from nnlandmark.evaluation.qc import qc_for_predictions
 from nnlandmark.geometry import Geometry, preprocessed_to_original_index, world_to_preprocessed
 from nnlandmark.heatmaps import channel_maxima, refine_peaks, restrict_to_balls, tiles_near_balls
 from nnlandmark.io.atomic import read_json, write_json_atomic
-from nnlandmark.io.images import find_input_cases, images_to_nnunet_array
+from nnlandmark.io.images import images_to_nnunet_array, input_cases
 from nnlandmark.io.predictions import (Points, case_prediction, parse_formats, read_prediction,
                                        write_prediction_formats)
 from nnlandmark.labelmaps import write_prediction_labelmap
 from nnlandmark.landmark_set import channel_permutation, landmark_labels, mirror_pairs, read_dataset_json
-from nnlandmark.network import build_network_for, load_checkpoint
+from nnlandmark.network import build_network_for, load_checkpoint, torch_device
 from nnlandmark.paths import writable_folder
 from nnlandmark.presence import read_thresholds
 
 ImageInput = Union[str, Sequence[str], sitk.Image, Sequence[sitk.Image]]
+SearchRadius = Union[float, Dict[str, float]]   # mm, one for all landmarks or per landmark
 SEARCH_RADIUS_MM = 20.0
+
+
+@dataclass(frozen=True)
+class Search:
+    """Read each landmark only near a prior position (a coarse stage's landmark): within ``radius_mm`` of
+    ``priors[case][name]`` (world LPS); with ``fallback_below``, a weaker maximum there keeps the prior."""
+    priors: Points
+    radius_mm: SearchRadius = SEARCH_RADIUS_MM
+    fallback_below: Optional[float] = None
 
 
 class LandmarkPredictor(nnUNetPredictor):
@@ -43,8 +55,7 @@ class LandmarkPredictor(nnUNetPredictor):
     def __init__(self, tile_step_size: float = 0.5, use_gaussian: bool = True, use_mirroring: bool = True,
                  device: torch.device = torch.device('cpu'), verbose: bool = False, allow_tqdm: bool = True,
                  subvoxel: bool = True, presence_thresholds: Optional[Dict[str, float]] = None):
-        if device.type == 'cuda' and not torch.cuda.is_available():
-            raise LandmarkError("-device cuda requested but no CUDA GPU is available; use -device cpu")
+        torch_device(device.type)  # a device this machine has, or one clear line
         super().__init__(tile_step_size, use_gaussian, use_mirroring, perform_everything_on_device=True,
                          device=device, verbose=verbose, verbose_preprocessing=False, allow_tqdm=allow_tqdm)
         self.subvoxel = subvoxel  # False: the paper's integer argmax
@@ -141,90 +152,150 @@ class LandmarkPredictor(nnUNetPredictor):
         return predictor.predict_logits_from_preprocessed_data(data)
 
     def predict_preprocessed(self, data: torch.Tensor, properties: dict, prior: Optional[Dict[str, np.ndarray]] = None,
-                             search_radius_mm: float = SEARCH_RADIUS_MM) -> Dict[str, dict]:
+                             search_radius_mm: SearchRadius = SEARCH_RADIUS_MM,
+                             fallback_below: Optional[float] = None,
+                             heatmap_file: Optional[str] = None) -> Dict[str, dict]:
         """Landmarks of one preprocessed case: {name: {label, voxel, world, likelihood, present}} in the original
         image. ``prior`` ({name: world LPS}, e.g. a coarse model's prediction) restricts each named landmark's maximum
-        to ``search_radius_mm`` around it."""
+        to ``search_radius_mm`` (one radius, or {name: mm}) around it. With ``fallback_below``, a landmark whose
+        maximum there is weaker keeps its prior position, and every landmark with a prior says which it is
+        (``"stage": "fine"`` or ``"coarse"``). ``heatmap_file``: also write the (N, *preprocessed) fp16 heatmaps as
+        read (-1 outside the search balls) to that .npz, with the landmark names and the preprocessed spacing."""
         if 'sitk_stuff' not in properties:
             raise LandmarkError("world coordinates need image geometry: use SimpleITKIO (the default for "
                                 ".nii.gz/.nrrd/.mha) as the dataset's reader")
         geometry = Geometry.of_sitk_stuff(properties['sitk_stuff'])
-        balls = None
+        names = list(self.landmark_labels)
+        balls, prior_world = None, None
         if prior:
-            world = np.array([prior.get(n, [np.nan] * 3) for n in self.landmark_labels], float)
-            balls = (world_to_preprocessed(world, geometry, data.shape[1:], properties,
+            prior_world = np.array([prior.get(n, [np.nan] * 3) for n in names], float)
+            radius_mm = np.array([search_radius_mm.get(n, SEARCH_RADIUS_MM) if isinstance(search_radius_mm, dict)
+                                  else search_radius_mm for n in names], float)
+            balls = (world_to_preprocessed(prior_world, geometry, data.shape[1:], properties,
                                            self.plans_manager.transpose_forward),
-                     search_radius_mm / np.asarray(self.configuration_manager.spacing, float))
+                     radius_mm[:, None] / np.asarray(self.configuration_manager.spacing, float)[None, :])
         heat = self.predict_heatmaps(data, balls)
         if balls:
-            names = list(self.landmark_labels)
             with torch.inference_mode():  # heat is an inference tensor: changed in place only in that mode
                 for channel in restrict_to_balls(heat, *balls):
                     print(f"WARNING: the prior of landmark '{names[channel]}' lies more than "
-                          f"{search_radius_mm} mm outside the image; searched the whole image")
+                          f"{radius_mm[channel]:.1f} mm outside the image; searched the whole image")
+        if heatmap_file:
+            np.savez_compressed(heatmap_file, heatmaps=heat.cpu().numpy().astype(np.float16), landmarks=names,
+                                spacing=np.asarray(self.configuration_manager.spacing, float))
         peaks, likelihood = channel_maxima(heat)
         if self.subvoxel:
             peaks = refine_peaks(heat, peaks)
         index = preprocessed_to_original_index(peaks, heat.shape[1:], properties, self.plans_manager.transpose_backward)
         world = geometry.index_to_world(index)
+        stage = [None] * len(names)
+        if fallback_below is not None and prior_world is not None:
+            has_prior = ~np.isnan(prior_world).any(1)
+            weak = has_prior & (likelihood < fallback_below)
+            world[weak], index[weak] = prior_world[weak], geometry.world_to_index(prior_world[weak])
+            stage = [('coarse' if weak[i] else 'fine') if has_prior[i] else None for i in range(len(names))]
         thresholds = self.presence_thresholds or {}
         return {name: {'label': label, 'voxel': index[i].tolist(), 'world': world[i].tolist(),
-                       'likelihood': float(likelihood[i]), 'present': bool(likelihood[i] >= thresholds.get(name, 0.0))}
+                       'likelihood': float(likelihood[i]), 'present': bool(likelihood[i] >= thresholds.get(name, 0.0)),
+                       **({'stage': stage[i]} if stage[i] else {})}
                 for i, (name, label) in enumerate(self.landmark_labels.items())}
 
     def predict(self, image: ImageInput, case: Optional[str] = None, prior: Optional[Dict[str, np.ndarray]] = None,
-                search_radius_mm: float = SEARCH_RADIUS_MM) -> dict:
+                search_radius_mm: SearchRadius = SEARCH_RADIUS_MM, fallback_below: Optional[float] = None) -> dict:
         """One case from a file path (or one path per channel) or a SimpleITK image -> the prediction dict (the
         CASE.json schema); ``prior`` as in :meth:`predict_preprocessed`."""
         images = [image] if isinstance(image, (str, os.PathLike, sitk.Image)) else list(image)
         expected = determine_num_input_channels(self.plans_manager, self.configuration_manager, self.dataset_json)
         if len(images) != expected:
             raise LandmarkError(f"the model expects {expected} channel(s) per case, got {len(images)}")
+        source = '<SimpleITK image>' if isinstance(images[0], sitk.Image) else os.path.basename(str(images[0]))
+        data, properties = self._preprocess(images)
+        landmarks = self.predict_preprocessed(data, properties, prior, search_radius_mm, fallback_below)
+        return case_prediction(case or source, source, landmarks)
+
+    def _preprocess(self, images: Sequence) -> Tuple[torch.Tensor, dict]:
+        """nnU-Net's preprocessing of one case's files or SimpleITK images, in this process."""
         preprocessor = self.configuration_manager.preprocessor_class(verbose=False)
         args = (self.plans_manager, self.configuration_manager, self.dataset_json)
         if isinstance(images[0], sitk.Image):
             data, properties = images_to_nnunet_array(images)
             data, _, properties = preprocessor.run_case_npy(data, None, properties, *args)
-            source = '<SimpleITK image>'
         else:
             data, _, properties = preprocessor.run_case([str(i) for i in images], None, *args)
-            source = os.path.basename(str(images[0]))
-        if not np.all(np.isfinite(data)):
-            where = source if isinstance(images[0], sitk.Image) else ", ".join(str(i) for i in images)
-            raise LandmarkError(f"image {where} contains NaN or infinite values")
-        landmarks = self.predict_preprocessed(torch.from_numpy(data), properties, prior, search_radius_mm)
-        return case_prediction(case or source, source, landmarks)
+        return _finite(torch.from_numpy(data), images), properties
 
-    def predict_folder(self, input_dir: str, output_dir: str, priors: Optional[Points] = None,
-                       search_radius_mm: float = SEARCH_RADIUS_MM, formats: Union[str, Sequence[str]] = 'json',
-                       save_labelmap: bool = False, qc: bool = False, continue_prediction: bool = False) -> List[str]:
-        """Every case in an nnU-Net style input folder (CASE_0000.ext, ...) -> OUTPUT_DIR/CASE.json, plus
-        CASE.mrk.json / CASE.fcsv / CASE.csv for the other ``formats``, CASE<file_ending> (a cube per landmark on the
-        input grid) with ``save_labelmap`` and qc/CASE.png with ``qc``. ``priors`` {case: {name: world LPS}} search
-        each landmark within ``search_radius_mm`` of its prior (every case needs one). ``continue_prediction`` keeps
-        the CASE.json files already there. Returns the CASE.json paths."""
+    def _preprocessed_cases(self, cases: Dict[str, List[str]], workers: int):
+        """(case, data, properties) of each case in order; with ``workers`` > 0, that many threads preprocess the
+        next cases while the network runs (nnU-Net's preprocessing and torch release the GIL for most of their work).
+        Threads, not nnU-Net's spawned worker processes: those start slowly (each imports torch and nnU-Net) and print
+        tracebacks when a run is interrupted."""
+        if workers == 0 or len(cases) < 2:
+            for case, files in cases.items():
+                yield (case, *self._preprocess(files))
+            return
+        with ThreadPoolExecutor(workers) as pool:
+            pending, order = {}, iter(cases.items())
+            for case, files in islice(order, workers + 1):
+                pending[case] = pool.submit(self._preprocess, files)
+            for case in cases:
+                data, properties = pending.pop(case).result()
+                for next_case, files in islice(order, 1):   # keep workers + 1 cases in flight, no more in memory
+                    pending[next_case] = pool.submit(self._preprocess, files)
+                yield case, data, properties
+
+    def predict_folder(self, input_dir: Union[str, Sequence[str]], output_dir: str, search: Optional[Search] = None,
+                       formats: Union[str, Sequence[str]] = 'json', save_labelmap: bool = False, qc: bool = False,
+                       continue_prediction: bool = False, num_parts: int = 1, part_id: int = 0,
+                       num_processes_preprocessing: int = 0, num_processes_export: int = 1) -> List[str]:
+        """Every case in an nnU-Net style input folder (CASE_0000.ext, ...), or of a list of image files (one case
+        each, single-channel models) -> OUTPUT_DIR/CASE.json, plus CASE.mrk.json / CASE.fcsv / CASE.csv for the other
+        ``formats``, CASE<file_ending> (a cube per landmark on the input grid) with ``save_labelmap`` and qc/CASE.png
+        with ``qc``. ``search`` reads each landmark near its prior (every case needs one). ``continue_prediction``
+        keeps the CASE.json files already there; ``num_parts``/``part_id`` predict every num_parts-th case from
+        part_id on (nnU-Net's way to split a cohort over machines); ``num_processes_preprocessing`` threads preprocess
+        the next cases and ``num_processes_export`` threads write the files while the network runs (nnU-Net's -npp /
+        -nps). Returns the CASE.json paths."""
         formats = parse_formats(formats if isinstance(formats, str) else ",".join(formats))
         writable_folder(output_dir, "output folder -o")
         ending = self.dataset_json['file_ending']
         n_channels = determine_num_input_channels(self.plans_manager, self.configuration_manager, self.dataset_json)
-        cases = find_input_cases(input_dir, ending, n_channels)
-        without_prior = sorted(set(cases) - set(priors)) if priors is not None else []
+        if not 0 <= part_id < num_parts:
+            raise LandmarkError(f"-part_id must lie in 0..{num_parts - 1} for -num_parts {num_parts}, got {part_id}")
+        cases = dict(list(input_cases(input_dir, ending, n_channels).items())[part_id::num_parts])
+        without_prior = sorted(set(cases) - set(search.priors)) if search is not None else []
         if without_prior:
-            raise LandmarkError(f"case '{without_prior[0]}' has no prior positions (--search_around)")
+            raise LandmarkError(f"case '{without_prior[0]}' has no prior positions (-prev_stage_predictions)")
         os.makedirs(output_dir, exist_ok=True)
-        written = []
-        for case, files in tqdm(cases.items(), desc='cases', disable=not self.allow_tqdm):
-            target = join(output_dir, f'{case}.json')
-            if continue_prediction and isfile(target):
-                prediction = read_prediction(target)
-            else:
-                prediction = self.predict(files, case, priors[case] if priors is not None else None,
-                                          search_radius_mm)
-                write_json_atomic(prediction, target)
+        targets = {case: join(output_dir, f'{case}.json') for case in cases}
+        done = [c for c in cases if continue_prediction and isfile(targets[c])]
+        todo = {c: files for c, files in cases.items() if c not in done}
+
+        def export(case: str, prediction: dict, write: bool) -> None:
+            if write:
+                write_json_atomic(prediction, targets[case])
             write_prediction_formats(prediction, output_dir, formats)
             if save_labelmap:
-                write_prediction_labelmap(prediction, files[0], join(output_dir, case + ending))
-            written.append(target)
+                write_prediction_labelmap(prediction, cases[case][0], join(output_dir, case + ending))
+
+        with ThreadPoolExecutor(max(1, num_processes_export)) as pool, \
+                tqdm(total=len(cases), desc='cases', disable=not self.allow_tqdm) as bar:
+            exports = [pool.submit(export, case, read_prediction(targets[case]), False) for case in done]
+            bar.update(len(done))
+            for case, data, properties in self._preprocessed_cases(todo, num_processes_preprocessing):
+                landmarks = self.predict_preprocessed(data, properties, *(() if search is None else (
+                    search.priors[case], search.radius_mm, search.fallback_below)))
+                source = os.path.basename(cases[case][0])
+                exports.append(pool.submit(export, case, case_prediction(case, source, landmarks), True))
+                bar.update()
+            for future in exports:
+                future.result()   # an export's error, raised here
         if qc:
-            qc_for_predictions(output_dir, input_dir, ending, list(cases))
-        return written
+            qc_for_predictions(output_dir, {case: files[0] for case, files in cases.items()})
+        return list(targets.values())
+
+
+def _finite(data: torch.Tensor, images: Sequence) -> torch.Tensor:
+    if not torch.isfinite(data).all():
+        where = '<SimpleITK image>' if isinstance(images[0], sitk.Image) else ", ".join(str(i) for i in images)
+        raise LandmarkError(f"image {where} contains NaN or infinite values")
+    return data

@@ -9,7 +9,7 @@ import re
 import zlib
 from glob import glob
 from os.path import basename, dirname, isdir, isfile, join
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import SimpleITK as sitk
@@ -206,6 +206,32 @@ def find_input_cases(folder: str, file_ending: str, n_channels: int) -> Dict[str
                      disable=None):
         check_image_data(path, read_image_header(path))
     return cases
+
+
+def input_cases(source: Union[str, Sequence[str]], file_ending: str, n_channels: int) -> Dict[str, List[str]]:
+    """{CASE: [files]} of a folder in nnU-Net naming (find_input_cases) or of a list of image files, one case each
+    (CASE<ending> or CASE_0000<ending>; only for single-channel models), every file checked likewise."""
+    paths = [source] if isinstance(source, (str, os.PathLike)) else list(source)
+    if len(paths) == 1 and isdir(paths[0]):
+        return find_input_cases(str(paths[0]), file_ending, n_channels)
+    if n_channels != 1:
+        raise LandmarkError(f"a list of files gives one image per case, but the model expects {n_channels} channels: "
+                            f"give a folder of CASE_0000{file_ending} ... CASE_{n_channels - 1:04d}{file_ending} files")
+    cases = {}
+    for path in map(str, paths):
+        _refuse_broken_link(path)
+        if not isfile(path):
+            raise LandmarkError(f"input {path} {'is a folder' if isdir(path) else 'does not exist'}: give one folder, "
+                                f"or image files")
+        if not path.endswith(file_ending):
+            raise LandmarkError(f"input {path} is not a {file_ending} file, which the model reads")
+        case = re.sub(r"_0000$", "", basename(path)[:-len(file_ending)])
+        if case in cases:
+            raise LandmarkError(f"inputs {cases[case][0]} and {path} are both case '{case}'")
+        cases[case] = [path]
+    for path in tqdm([p[0] for p in cases.values()], desc="checking input images", leave=False, disable=None):
+        check_image_data(path, read_image_header(path))
+    return dict(sorted(cases.items()))
 
 
 def preprocessed_case_properties(preprocessed_folder: str) -> Dict[str, dict]:

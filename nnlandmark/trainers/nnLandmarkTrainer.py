@@ -34,6 +34,7 @@ class nnLandmarkTrainer(nnUNetTrainer):
     topk_percent = 20.0     # share of voxels kept per (sample, channel)
     epochs, iterations, val_iterations = 1000, 250, 50
     trust_checkpoint = False  # --trust_checkpoint: unpickle --c / --val checkpoints in full
+    export_heatmaps = False   # --npz: the final validation also writes each case's heatmaps
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device('cuda')):

@@ -1,6 +1,7 @@
 """Final validation of a fold: predict the validation cases, write CASE.json, evaluate them in mm."""
 import os
-from os.path import join
+from os.path import isdir, join
+from typing import Optional, Tuple
 
 import numpy as np
 import torch
@@ -8,10 +9,14 @@ from torch import distributed as dist
 
 from nnlandmark.evaluation.pipeline import evaluate
 from nnlandmark.evaluation.report import format_table
-from nnlandmark.inference.predictor import LandmarkPredictor
+from nnlandmark.inference.cascade import WEAK_FINE_LIKELIHOOD
+from nnlandmark.inference.predictor import SEARCH_RADIUS_MM, LandmarkPredictor, SearchRadius
 from nnlandmark.io.atomic import write_json_atomic
-from nnlandmark.io.predictions import case_prediction
+from nnlandmark.io.predictions import Points, case_prediction, read_predictions
 from nnlandmark.labelmaps import read_label_maps
+from nnlandmark.landmark_set import landmark_names
+from nnlandmark.paths import WHOLE_VOLUME
+from nnlandmark.stages import coarse_stage_folder, read_search_radii, write_search_radii
 
 
 def validate_fold(trainer) -> dict:
@@ -27,9 +32,13 @@ def validate_fold(trainer) -> dict:
     if trainer.is_ddp:
         val_keys = val_keys[trainer.local_rank::dist.get_world_size()]
     dataset = trainer.dataset_class(trainer.preprocessed_dataset_folder, val_keys)
+    priors, radii, fallback = _coarse_stage(trainer)
     for key in dataset.identifiers:
         data, _, _, properties = dataset.load_case(key)
-        landmarks = predictor.predict_preprocessed(torch.from_numpy(np.asarray(data[:])), properties)
+        landmarks = predictor.predict_preprocessed(torch.from_numpy(np.asarray(data[:])), properties,
+                                                   priors.get(key) if priors else None, radii, fallback,
+                                                   join(output_folder, f'{key}.npz') if trainer.export_heatmaps
+                                                   else None)
         write_json_atomic(case_prediction(key, key + trainer.dataset_json['file_ending'], landmarks),
                           join(output_folder, f'{key}.json'))
     if trainer.is_ddp:
@@ -41,4 +50,26 @@ def validate_fold(trainer) -> dict:
     summary = evaluate(output_folder, truth, out_dir=output_folder, plots=False)
     trainer.print_to_log_file("Final validation of this fold:\n" + format_table(summary), add_timestamp=False)
     trainer.logger.log_summary('final_val/mre_mm', summary['mre_mm'])
+    if trainer.configuration_name == WHOLE_VOLUME:  # a coarse stage: the fine stage searches this far around it
+        radii = write_search_radii(trainer.output_folder_base, trainer.plans_manager.dataset_name)
+        trainer.print_to_log_file(f"search radius of a fine stage around these landmarks, from the validated folds: "
+                                  f"{min(radii.values()):.1f}-{max(radii.values()):.1f} mm", add_timestamp=False)
     return summary
+
+
+def _coarse_stage(trainer) -> Tuple[Optional[Points], SearchRadius, Optional[float]]:
+    """(priors, search radii, fallback likelihood) that validate a fine stage as it is predicted: within balls around
+    its coarse stage's validation landmarks of the same fold (nnU-Net validates 3d_cascade_fullres on the 3d_lowres
+    predictions likewise); the whole image for any other model, or where the coarse fold is not validated yet."""
+    coarse = coarse_stage_folder(trainer.output_folder_base, trainer.plans_manager.plans)
+    if coarse is None:
+        return None, SEARCH_RADIUS_MM, None
+    folder = join(coarse, f'fold_{trainer.fold}', 'validation')
+    if not isdir(folder):
+        trainer.print_to_log_file(f"WARNING: the coarse stage has no validation of fold {trainer.fold} ({folder}): "
+                                  f"this fine stage is validated on the whole image, not as it is used; validate "
+                                  f"again with --val once the coarse fold is trained")
+        return None, SEARCH_RADIUS_MM, None
+    radii = read_search_radii(coarse, landmark_names(trainer.dataset_json)) or SEARCH_RADIUS_MM
+    trainer.print_to_log_file(f"validating within the coarse stage's landmarks of {folder}", add_timestamp=False)
+    return read_predictions(folder)[0], radii, WEAK_FINE_LIKELIHOOD

@@ -11,6 +11,7 @@ from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 from nnlandmark.heatmaps import centre_crop
 from nnlandmark.losses import MSEHeatmapLoss, TopKBCECoordinateLoss, TopKBCESpatialSoftmaxLoss
 from nnlandmark.paths import WHOLE_VOLUME
+from nnlandmark.stages import EPOCHS_KEY
 from nnlandmark.trainers.nnLandmarkTrainer import nnLandmarkTrainer
 
 
@@ -22,13 +23,18 @@ class nnLandmarkTrainer_MSE(nnLandmarkTrainer):
 
 
 class nnLandmarkTrainer_CPU(nnLandmarkTrainer):
-    """Short CPU schedule: AdamW 3e-3, 40 epochs x 50 iterations; use with the CPU plans (nnLandmarkCPUPlans)."""
+    """Short CPU schedule: AdamW 3e-3, 50 iterations per epoch, as many epochs as the CPU plans set for the
+    configuration (``nnlandmark_epochs``, planning.CPU_EPOCHS; 40 where they set none) unless a variant fixes them;
+    use with the CPU plans (nnLandmarkCPUPlans)."""
     initial_lr_cpu = 3e-3
-    epochs, iterations, val_iterations = 40, 50, 5
+    epochs, iterations, val_iterations = None, 50, 5
+    planless_epochs = 40
     checkpoint_every = 10  # epochs between checkpoint_latest.pth saves
 
     def __init__(self, plans, configuration, fold, dataset_json, device=torch.device('cuda')):
         super().__init__(plans, configuration, fold, dataset_json, device)
+        if self.epochs is None:
+            self.num_epochs = int(self.configuration_manager.configuration.get(EPOCHS_KEY, self.planless_epochs))
         self.initial_lr = self.initial_lr_cpu
         self.save_every = self.checkpoint_every
 
@@ -151,8 +157,8 @@ _variant(nnLandmarkTrainer_CPU, "nnLandmarkTrainer_CPU_4epochs", "A pipeline che
          "x 10 iterations, a checkpoint every epoch.", epochs=4, iterations=10, val_iterations=2, checkpoint_every=1)
 for _base in (nnLandmarkTrainer_CPU, nnLandmarkTrainer_CPU_SoftArgmax, nnLandmarkTrainer_CPU_SpatialSoftmax,
               nnLandmarkTrainer_CPU_SpatialSoftmax_Fine):
-    _variant((EpochSnapshots, _base), f"{_base.__name__}_Curve", f"As {_base.__name__}, a checkpoint every 5 epochs "
-             f"(MRE vs minutes charts).")
+    _variant((EpochSnapshots, _base), f"{_base.__name__}_Curve", f"As {_base.__name__} for 40 epochs, a checkpoint "
+             f"every 5 epochs (MRE vs minutes charts).", epochs=40)
 for _m in (4, 8, 15):  # beyond the paper: label map margin around each patch (cones from landmarks just outside)
     _variant((TargetMargin, nnLandmarkTrainer), f"nnLandmarkTrainer_Margin{_m}",
              f"Ablation: targets built with a {_m}-voxel label margin around each patch.", target_margin=_m)
