@@ -29,7 +29,8 @@ def untrained_model(trainer_class, dataset: int, plans: str, device: str) -> Pat
     from batchgenerators.utilities.file_and_folder_operations import load_json, save_json
     from nnlandmark.paths import dataset_name
     pre = Path(os.environ["nnUNet_preprocessed"]) / dataset_name(dataset)
-    trainer = trainer_class(plans=load_json(str(pre / f"{plans}.json")), configuration="3d_fullres", fold=0,
+    plans_dict = {**load_json(str(pre / f"{plans}.json")), "continue_training": False}   # nnU-Net's trainer asks
+    trainer = trainer_class(plans=plans_dict, configuration="3d_fullres", fold=0,
                             dataset_json=load_json(str(pre / "dataset.json")), device=torch.device(device))
     trainer.initialize()
     os.makedirs(trainer.output_folder, exist_ok=True)

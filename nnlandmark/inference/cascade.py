@@ -42,19 +42,18 @@ def predict_model(model_folder: str, input_dir: Union[str, Sequence[str]], outpu
         LandmarkPredictor.from_model_folder(coarse, None, checkpoint_name, trust_checkpoint, **predictor_kwargs) \
             .predict_folder(input_dir, coarse_output, **stage_kwargs)
         priors = read_predictions(coarse_output)[0]
-    search = None
-    if priors is not None:
+    if priors is None:
+        return fine.predict_folder(input_dir, output_dir, None, **folder_kwargs)
+    if search_radius_mm is None and coarse is not None:
+        names = landmark_names(read_dataset_json(join(model_folder, 'dataset.json')))
+        search_radius_mm = read_search_radii(coarse, names) if isdir(coarse) else None
         if search_radius_mm is None:
-            names = landmark_names(read_dataset_json(join(model_folder, 'dataset.json')))
-            search_radius_mm = read_search_radii(coarse, names) if coarse is not None and isdir(coarse) else None
-            if search_radius_mm is None:
-                print(f"WARNING: no cross-validation search radius of the coarse stage; searching "
-                      f"{SEARCH_RADIUS_MM} mm around each prior landmark (--search_radius sets it)")
-            else:
-                print(f"fine stage {model_folder}: search radius {min(search_radius_mm.values()):.1f}-"
-                      f"{max(search_radius_mm.values()):.1f} mm (from the coarse stage's cross-validation)")
-        search = Search(priors, search_radius_mm or SEARCH_RADIUS_MM,
-                        WEAK_FINE_LIKELIHOOD if coarse is not None else None)
+            print(f"WARNING: no cross-validation search radius of the coarse stage; searching {SEARCH_RADIUS_MM} mm "
+                  f"around each prior landmark (--search_radius sets it)")
+        else:
+            print(f"fine stage {model_folder}: search radius {min(search_radius_mm.values()):.1f}-"
+                  f"{max(search_radius_mm.values()):.1f} mm (from the coarse stage's cross-validation)")
+    search = Search(priors, search_radius_mm or SEARCH_RADIUS_MM, WEAK_FINE_LIKELIHOOD if coarse else None)
     return fine.predict_folder(input_dir, output_dir, search, **folder_kwargs)
 
 
