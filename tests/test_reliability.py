@@ -128,7 +128,7 @@ def two_channels(model):
 def prior_without_the_case(model):
     prior = model.parent / "prior.json"
     prior.write_text('{"sphere_999": {"small_sphere": [0, 0, 0]}}')
-    return "case 'sphere_020' has no prior positions (--search_around)", ["--search_around", str(prior)]
+    return "case 'sphere_020' has no prior positions (-prev_stage_predictions)", ["--search_around", str(prior)]
 
 
 def empty_folder(model):
