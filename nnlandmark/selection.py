@@ -20,8 +20,8 @@ from nnlandmark.evaluation.pipeline import evaluate_points
 from nnlandmark.io.atomic import write_json_atomic
 from nnlandmark.io.landmark_files import finite_point
 from nnlandmark.io.predictions import Points, case_prediction, read_prediction, write_prediction_formats
-from nnlandmark.paths import dataset_name, require_path, writable_folder
-from nnlandmark.stages import coarse_stage_folder
+from nnlandmark.paths import WHOLE_VOLUME, dataset_name, require_path, writable_folder
+from nnlandmark.stages import coarse_stage_folder, is_fine_stage
 
 INFERENCE_INFORMATION_JSON = 'inference_information.json'   # nnU-Net's name for the choice
 
@@ -47,8 +47,7 @@ def _row(label: str, folders: Sequence[Path], summary: dict, folds: Sequence[str
 
 def _label(folder: Path) -> str:
     trainer, plans, configuration = folder.name.split('__')
-    stage = f"cascade {Path(coarse_stage_folder(str(folder))).name.split('__')[2]} -> " \
-        if coarse_stage_folder(str(folder)) else ''
+    stage = f"cascade {WHOLE_VOLUME} -> " if is_fine_stage(trainer) else ''
     return f"{stage}{configuration} ({trainer}, {plans})"
 
 
@@ -70,16 +69,17 @@ def find_best_configuration(dataset, ensembles: bool = True) -> dict:
                             f"a fold first")
     truth, _, _ = cv_ground_truth(dataset)
     predictions, folds, rows = {}, {}, []
+    labels = {folder: _label(folder) for folder in models}
     for folder in models:
         predictions[folder], _, folds[folder] = collect_folds(folder)
         cascade_ok = coarse_stage_folder(str(folder)) is None or _validated_as_cascade(folder)
         note = '' if cascade_ok else 'validated on the whole image, not within its coarse stage: run --val again'
-        rows.append(_row(_label(folder), [folder], evaluate_points(predictions[folder], truth)[0], folds[folder], note))
+        rows.append(_row(labels[folder], [folder], evaluate_points(predictions[folder], truth)[0], folds[folder], note))
     if ensembles:
         for a, b in combinations(models, 2):
             if folds[a] == folds[b]:
                 summary = evaluate_points(average_points([predictions[a], predictions[b]]), truth)[0]
-                rows.append(_row(f"average of {_label(a)} and {_label(b)}", [a, b], summary, folds[a]))
+                rows.append(_row(f"average of {labels[a]} and {labels[b]}", [a, b], summary, folds[a]))
     most = max(r['n_cases'] for r in rows)
     eligible = [r for r in rows if r['n_cases'] == most and not r['note']] or rows
     best = min(eligible, key=lambda r: r['mre_mm'])
