@@ -8,4 +8,4 @@ demo: setup
 
 test:
 	EXTRAS=test,slicer bash scripts/setup.sh
-	.venv/bin/python -m pytest -q
+	.venv/bin/python -m pytest -q --durations=15

@@ -5,7 +5,7 @@
   (subvoxel_and_close_landmarks.py --data pair);
 - ``partial_volume_balls``: a 32³ scan with two balls drawn with partial-volume edges (--data small);
 - the study (``write_study_cases``, learning_efficiency.py): 32 landmarks on 80x96x80 volumes at 2 mm that look like
-  a real landmark study.
+  a real landmark study; its deformations also make the real-anatomy studies of _afids.py.
 
 A scene draws one scan from a random generator: ``draw(rng) -> (image, {landmark: ITK index})``, the image a numpy
 (z, y, x) array; ``write_scans`` writes a series of them. Voxel grids come from nnlandmark.geometry
@@ -41,9 +41,12 @@ def partial_volume_ball(xyz: np.ndarray, centre, radius: float) -> np.ndarray:
     return np.clip(radius + 0.5 - np.linalg.norm(xyz - centre, axis=-1), 0, 1)
 
 
-def write_scan(image: np.ndarray, path, spacing=None, origin=None) -> None:
-    """A numpy (z, y, x) image as an image file (identity direction; spacing 1 and origin 0 unless given)."""
+def write_scan(image: np.ndarray, path, spacing=None, origin=None, like: Optional[sitk.Image] = None) -> None:
+    """A numpy (z, y, x) image as an image file: on the grid of ``like`` where given, else identity direction,
+    spacing 1 and origin 0 unless given."""
     itk = sitk.GetImageFromArray(image)
+    if like is not None:
+        itk.CopyInformation(like)
     if spacing is not None:
         itk.SetSpacing(spacing)
     if origin is not None:
@@ -52,7 +55,7 @@ def write_scan(image: np.ndarray, path, spacing=None, origin=None) -> None:
 
 
 def write_scans(folder, n: int, draw: Scene, rng: np.random.Generator, prefix: str, spacing=None, origin=None,
-                progress: Optional[str] = None) -> Dict[str, Points]:
+                like: Optional[sitk.Image] = None, progress: Optional[str] = None) -> Dict[str, Points]:
     """Draw ``n`` scans one after the other from ``rng``, write each as folder/PREFIX_NNN.nii.gz; returns
     {case: {landmark: ITK index}}."""
     from tqdm import tqdm
@@ -62,7 +65,7 @@ def write_scans(folder, n: int, draw: Scene, rng: np.random.Generator, prefix: s
     for i in tqdm(range(n), desc=progress, disable=progress is None):
         image, points = draw(rng)
         case = f"{prefix}_{i:03d}"
-        write_scan(image, folder / f"{case}.nii.gz", spacing, origin)
+        write_scan(image, folder / f"{case}.nii.gz", spacing, origin, like)
         truth[case] = points
     return truth
 
@@ -202,14 +205,16 @@ def _template(rng):
 
 
 def _case(template, template_points, rng):
-    """One deformed case: image (z, y, x) and its landmark positions (numpy order, voxels)."""
-    centre = (np.array(SHAPE) - 1) / 2
+    """One deformed case of ``template`` (any shape): image (z, y, x) and its landmark positions (numpy order,
+    voxels)."""
+    shape = template.shape
+    centre = (np.array(shape) - 1) / 2
     rotation = Rotation.from_rotvec(np.deg2rad(rng.uniform(-8, 8, 3))).as_matrix()
     matrix = rotation @ np.diag(rng.uniform(0.92, 1.08, 3))
     shift = rng.uniform(-6, 6, 3)
-    field = np.stack([ndimage.gaussian_filter(rng.normal(size=[s // 4 for s in SHAPE]), 2) for _ in range(3)])
+    field = np.stack([ndimage.gaussian_filter(rng.normal(size=[s // 4 for s in shape]), 2) for _ in range(3)])
     field *= 1.5 / field.std()  # ~1.5 voxel = 3 mm displacement, smooth over ~30 mm
-    field = np.stack([ndimage.zoom(f, 4, order=1) for f in field])
+    field = np.stack([ndimage.zoom(f, np.divide(shape, f.shape), order=1) for f in field])
 
     def displacement(p):  # (M, 3) -> (M, 3), voxels
         return np.stack([ndimage.map_coordinates(f, p.T, order=1, mode="nearest") for f in field], -1)
@@ -217,26 +222,30 @@ def _case(template, template_points, rng):
     def forward(p):  # template -> case
         return (p - centre) @ matrix.T + centre + shift + displacement(p)
 
-    grid = _voxel_grid_zyx(SHAPE).reshape(-1, 3)
+    grid = _voxel_grid_zyx(shape).reshape(-1, 3)
     inverse = np.linalg.inv(matrix)
     source = grid.copy()
     for _ in range(6):  # fixed point of forward(source) = grid
         source = (grid - centre - shift - displacement(source)) @ inverse.T + centre
-    image = ndimage.map_coordinates(template, source.T, order=1, mode="constant").reshape(SHAPE)
-    bias = ndimage.zoom(ndimage.gaussian_filter(rng.normal(size=(5, 6, 5)), 1), 16, order=1)[:SHAPE[0], :SHAPE[1],
-                                                                                               :SHAPE[2]]
-    image = image * rng.uniform(0.8, 1.25) * (1 + 0.15 * bias / bias.std()) + rng.normal(0, 0.08, SHAPE)
+    image = ndimage.map_coordinates(template, source.T, order=1, mode="constant").reshape(shape)
+    coarse = [-(-s // 16) for s in shape]  # a bias field smooth over ~5 coarse cells per axis
+    bias = ndimage.zoom(ndimage.gaussian_filter(rng.normal(size=coarse), 1), 16, order=1)[tuple(map(slice, shape))]
+    image = image * rng.uniform(0.8, 1.25) * (1 + 0.15 * bias / bias.std()) + rng.normal(0, 0.08, shape)
     return image.astype(np.float32), forward(template_points)
 
 
-def study_scene(template, template_points) -> Scene:
+def study_scene(template, template_points, names=None, gamma=None) -> Scene:
     """The study's scene: one case of the anatomy, drawn again while its deformation pushes a landmark off the
-    volume; landmarks L00..L31 as ITK index."""
+    volume; landmarks (``names``, else L00..L31) as ITK index. ``gamma`` (low, high): each case first raises the
+    template's intensities to a random power in that range (a contrast change no linear scaling undoes)."""
+    names = names or [f"L{j:02d}" for j in range(len(template_points))]
+
     def draw(rng):
         while True:
-            image, case_points = _case(template, template_points, rng)
-            if np.all((case_points >= 1.5) & (case_points <= np.array(SHAPE) - 2.5)):
-                return image, {f"L{j:02d}": itk_order(p) for j, p in enumerate(case_points)}
+            image = template ** rng.uniform(*gamma) if gamma else template
+            image, case_points = _case(image, template_points, rng)
+            if np.all((case_points >= 1.5) & (case_points <= np.array(template.shape) - 2.5)):
+                return image, {name: itk_order(p) for name, p in zip(names, case_points)}
     return draw
 
 

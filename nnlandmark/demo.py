@@ -42,7 +42,7 @@ def run_demo(workdir: str, trainer: Optional[str] = None, n_train: int = 20, n_t
     raw = make_synthetic_dataset(os.environ['nnUNet_raw'], DEMO_DATASET_ID, n_train=n_train, n_test=n_test)
     print(f"[demo] synthetic dataset written to {raw}")
     plan_cpu_stages(DEMO_DATASET_ID, plan_and_preprocess(DEMO_DATASET_ID, ('3d_fullres',)))  # the planner chooses
-    os.environ.setdefault('nnUNet_n_proc_DA', '1')  # training only: 0 would crash nnU-Net's planning
+    os.environ.setdefault('nnUNet_n_proc_DA', '1')  # one augmentation process beside the training
     t_train = time.time()
     trainer_obj = train(DEMO_DATASET_ID, '3d_fullres', 'all', trainer, CPU_PLANS, device='cpu')
     t_train = time.time() - t_train

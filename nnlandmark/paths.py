@@ -3,6 +3,7 @@ import os
 import tempfile
 from os.path import exists, isdir
 from pathlib import Path
+from typing import Optional
 
 from nnlandmark.errors import LandmarkError
 
@@ -19,6 +20,18 @@ def require_path(variable: str, writable: bool = False) -> str:
     if writable and isdir(value):
         _probe_writable(value, variable)
     return value
+
+
+def augmentation_workers() -> Optional[int]:
+    """nnU-Net's ``nnUNet_n_proc_DA`` (data augmentation processes; 0 = in the training process), None where unset.
+    nnU-Net reads it with a bare int() deep inside a run, so a typo or a negative number would be a traceback."""
+    value = os.environ.get('nnUNet_n_proc_DA')
+    if value is None:
+        return None
+    if not value.strip().isdigit():
+        raise LandmarkError(f"nnUNet_n_proc_DA={value!r} is not a whole number >= 0 (the data augmentation processes; "
+                            f"0 runs augmentation in the training process): export nnUNet_n_proc_DA=2")
+    return int(value)
 
 
 def writable_folder(path: str, what: str) -> str:

@@ -16,7 +16,7 @@ from nnlandmark.dataset_conversion.verify import (labels_in_preprocessed, landma
 from nnlandmark.errors import LandmarkError
 from nnlandmark.io.atomic import read_json
 from nnlandmark.landmark_set import landmark_labels, names_by_label, read_dataset_json
-from nnlandmark.paths import CPU_PLANS, WHOLE_VOLUME, dataset_name, require_path
+from nnlandmark.paths import CPU_PLANS, WHOLE_VOLUME, augmentation_workers, dataset_name, require_path
 from nnlandmark.stages import EPOCHS_KEY, TRAINER_KEY
 from nnlandmark.trainers.variants import (nnLandmarkTrainer_CPU, nnLandmarkTrainer_CPU_SpatialSoftmax,
                                           nnLandmarkTrainer_CPU_SpatialSoftmax_Fine)
@@ -40,16 +40,23 @@ def planner_class(name: str):
 
 
 @contextmanager
-def _pools_without_fork():
-    """nnU-Net lists a dataset's files with a default-context Pool(12). Forked from a process that already runs
-    threads (torch's, BLAS's, a test runner's), its workers can hang for ever on a lock copied mid-use; forkserver
-    workers start from a clean single-threaded process. The start method is restored afterwards."""
+def _nnunet_planning():
+    """Two settings nnU-Net's planning needs, restored afterwards. (1) nnU-Net lists a dataset's files with a
+    default-context Pool(12). Forked from a process that already runs threads (torch's, BLAS's, a test runner's), its
+    workers can hang for ever on a lock copied mid-use; forkserver workers start from a clean single-threaded process.
+    (2) Its planner sets torch's thread count to nnUNet_n_proc_DA while it estimates memory, and 0 threads fail; 0 is
+    a valid value for training (augmentation in the training process), so planning sees at least 1."""
     before = multiprocessing.get_start_method(allow_none=True)
+    workers = augmentation_workers()
     multiprocessing.set_start_method('forkserver', force=True)
+    if workers == 0:
+        os.environ['nnUNet_n_proc_DA'] = '1'
     try:
         yield
     finally:
         multiprocessing.set_start_method(before, force=True)
+        if workers == 0:
+            os.environ['nnUNet_n_proc_DA'] = '0'
 
 
 def plan_and_preprocess(dataset_id: int, configurations: Sequence[str] = ('3d_fullres',),
@@ -66,14 +73,15 @@ def plan_and_preprocess(dataset_id: int, configurations: Sequence[str] = ('3d_fu
     _check_channel_files(join(raw, name), dataset_json)
     present = verify_landmark_dataset(join(raw, name), check_image_values=verify_dataset_integrity)
     try:
-        with _pools_without_fork():
+        with _nnunet_planning():
             extract_fingerprint_dataset(int(dataset_id), num_processes=num_processes,
                                         check_dataset_integrity=verify_dataset_integrity, verbose=False)
     except (RuntimeError, AssertionError, FileNotFoundError) as e:
         if not verify_dataset_integrity:
             raise
         raise LandmarkError(f"nnU-Net's dataset integrity check failed for {name}: {str(e).splitlines()[0]}") from e
-    plans, plans_identifier = plan_experiment_dataset(int(dataset_id), planner_cls)
+    with _nnunet_planning():
+        plans, plans_identifier = plan_experiment_dataset(int(dataset_id), planner_cls)
     plans_manager = PlansManager(plans)
     planned = plans_manager.available_configurations
     if '3d_fullres' not in planned:
@@ -88,7 +96,7 @@ def plan_and_preprocess(dataset_id: int, configurations: Sequence[str] = ('3d_fu
     if flat:
         raise LandmarkError(f"configuration '{flat[0]}' (-c) is 2D; nnlandmark needs a 3D one: "
                             f"{', '.join(c for c in planned if c not in flat)}")
-    with _pools_without_fork():
+    with _nnunet_planning():
         preprocess_dataset(int(dataset_id), plans_identifier, tuple(configurations), num_processes=[num_processes])
     _ship_splits(join(raw, name), join(require_path('nnUNet_preprocessed'), name), dataset_json['file_ending'])
     names = names_by_label(dataset_json)
@@ -247,7 +255,7 @@ def add_whole_volume_configuration(dataset_id, plans_identifier: str = CPU_PLANS
         'spacing': [float(s * factor) for s in fullres['spacing']],
         'median_image_size_in_voxels': [float(s / factor) for s in shape], 'patch_size': patch.tolist()}
     save_json(plans, plans_file, sort_keys=False)
-    with _pools_without_fork():
+    with _nnunet_planning():
         preprocess_dataset(int(dataset_id), plans_identifier, (WHOLE_VOLUME,), num_processes=[num_processes])
     fullres_folder = join(folder, fullres['data_identifier'])  # what 3d_fullres kept; it was checked and warned about
     present = labels_in_preprocessed(fullres_folder) if isdir(fullres_folder) else \

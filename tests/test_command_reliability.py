@@ -374,6 +374,13 @@ def test_predict_part_and_device_mistakes_are_one_line(model_env, tmp_path, fail
     assert message in fails_with(predict.main, args + argv)
 
 
+@pytest.mark.parametrize("value", ["two", "-1", ""])
+def test_a_mistyped_augmentation_process_count_is_named_before_training(model_env, monkeypatch, fails_with, value):
+    monkeypatch.setenv("nnUNet_n_proc_DA", value)
+    err = fails_with(train.main, ["996", "3d_fullres", "0", "-device", "cpu"])
+    assert f"nnUNet_n_proc_DA={value!r} is not a whole number >= 0" in err
+
+
 def test_a_list_of_input_files_is_checked_like_a_folder(model_env, tmp_path, fails_with):
     _, raw, _ = model_env
     image = raw / "imagesTs" / "sphere_003_0000.nii.gz"

@@ -1,5 +1,6 @@
 """Planning keeps nnU-Net's behaviour and warns when resampling erases a landmark cube."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -50,14 +51,15 @@ def test_whole_volume_configuration_is_coarser_trains_and_predicts(nnunet_dirs, 
     from nnlandmark.trainers.run import train
 
     raw = make_synthetic_dataset(str(nnunet_dirs / "nnUNet_raw"), 995, "Whole", n_train=5, n_test=1, size=32)
+    monkeypatch.setenv("nnUNet_n_proc_DA", "0")   # augmentation in the training process; nnU-Net's planner needs >= 1
     derive_cpu_plans(995, plan_and_preprocess(995))
+    assert os.environ["nnUNet_n_proc_DA"] == "0"
     assert add_whole_volume_configuration(995, max_voxels=16 ** 3) == WHOLE_VOLUME  # 32^3 -> 16^3: factor 2
     pre = nnunet_dirs / "nnUNet_preprocessed" / "Dataset995_Whole"
     config = json.loads((pre / f"{CPU_PLANS}.json").read_text())["configurations"][WHOLE_VOLUME]
     assert config["spacing"] == [2.0, 2.0, 2.0] and config["patch_size"] == [16, 16, 16]
     properties = load_pickle(pre / f"{CPU_PLANS}_{WHOLE_VOLUME}" / "sphere_000.pkl")
     assert properties["shape_after_cropping_and_before_resampling"] == (32, 32, 32)
-    monkeypatch.setenv("nnUNet_n_proc_DA", "0")
     trainer = train(995, WHOLE_VOLUME, 0, "nnLandmarkTrainer_tiny", CPU_PLANS, device="cpu")
     predictor = LandmarkPredictor.from_model_folder(trainer.output_folder[:-len("/fold_0")], use_mirroring=False)
     landmarks = predictor.predict(sitk.ReadImage(f"{raw}/imagesTs/sphere_005_0000.nii.gz"))["landmarks"]

@@ -11,7 +11,7 @@ from nnlandmark.errors import LandmarkError
 from nnlandmark.io.atomic import read_json
 from nnlandmark.landmark_set import read_dataset_json
 from nnlandmark.network import load_checkpoint, torch_device
-from nnlandmark.paths import WHOLE_VOLUME, dataset_name, require_path
+from nnlandmark.paths import WHOLE_VOLUME, augmentation_workers, dataset_name, require_path
 from nnlandmark.stages import coarse_stage_folder, default_plans, planned_trainer
 from nnlandmark.trainers import trainer_class_by_name
 
@@ -109,6 +109,7 @@ def train(dataset, configuration: str = '3d_fullres', fold: Union[int, str] = 0,
         raise LandmarkError("-pretrained_weights starts a training: it cannot be combined with --c or --val")
     if pretrained_weights and not isfile(pretrained_weights):
         raise LandmarkError(f"-pretrained_weights {pretrained_weights} does not exist")
+    augmentation_workers()
     fold = fold if fold == 'all' else int(fold)
     options = dict(trust_checkpoint=trust_checkpoint, pretrained_weights=pretrained_weights,
                    export_heatmaps=export_heatmaps, disable_checkpointing=disable_checkpointing)
