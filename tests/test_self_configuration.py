@@ -185,7 +185,7 @@ def test_ensemble_averages_coordinates_and_votes_on_presence(tmp_path, capsys, f
 def test_the_default_cpu_path_names_no_trainer_and_predicts_a_cascade_in_one_command(tmp_path, cli):
     import os
     from nnlandmark.dataset_conversion.synthetic import make_synthetic_dataset
-    env = {k: v for k, v in os.environ.items() if k != "nnUNet_n_proc_DA"}   # 0 crashes nnU-Net's planning
+    env = {**os.environ, "nnUNet_n_proc_DA": "0"}   # planning and training with augmentation in-process
     for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
         env[name] = str(tmp_path / name)
     raw = Path(make_synthetic_dataset(env["nnUNet_raw"], 701, "Path", n_train=5, n_test=2, size=32))
@@ -200,13 +200,12 @@ def test_the_default_cpu_path_names_no_trainer_and_predicts_a_cascade_in_one_com
         plans["configurations"][configuration]["nnlandmark_epochs"] = 1
     plans_file.write_text(json.dumps(plans))
 
-    training = {**env, "nnUNet_n_proc_DA": "0"}
-    assert f"training {COARSE} on {CPU} 3d_whole" in cli("nnLandmark_train", training, 701, "3d_whole", 0, "-device",
+    assert f"training {COARSE} on {CPU} 3d_whole" in cli("nnLandmark_train", env, 701, "3d_whole", 0, "-device",
                                                          "cpu")
     results = tmp_path / "nnUNet_results" / "Dataset701_Path"
     radii = json.loads((results / f"{COARSE}__{CPU}__3d_whole" / "search_radius.json").read_text())
     assert set(radii) == {"small_sphere", "medium_sphere", "large_sphere"} and min(radii.values()) > 0
-    assert f"training {FINE} on {CPU} 3d_fullres" in cli("nnLandmark_train", training, 701, "3d_fullres", 0,
+    assert f"training {FINE} on {CPU} 3d_fullres" in cli("nnLandmark_train", env, 701, "3d_fullres", 0,
                                                           "-device", "cpu")
     fine = results / f"{FINE}__{CPU}__3d_fullres"
     import torch
