@@ -4,7 +4,7 @@ maxima, sub-voxel refinement, search balls), shared by the losses, the trainer's
 Positions here are in the tensor's own axis order (preprocessed numpy order); geometry.py maps them elsewhere.
 """
 import itertools
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 import torch
@@ -152,6 +152,27 @@ def refine_peaks(heat: torch.Tensor, peaks: np.ndarray, radius: int = REFINE_RAD
     peak_values = window[:, len(offsets) // 2:len(offsets) // 2 + 1]
     weights = (window - (peak_values - drop)).clamp(min=0).numpy()
     return (weights[..., None] * positions).sum(1) / weights.sum(1, keepdims=True)
+
+
+def peak_shape(heat: torch.Tensor, peaks: np.ndarray, spacing) -> Tuple[np.ndarray, np.ndarray]:
+    """How clear each channel's maximum is, from the heatmaps alone (the features of the calibrated error estimate):
+    ``half_max_radius_mm`` (N,), the radius of a ball as large as the voxels at or above half the channel's maximum
+    (a broad or split response is uncertain), and ``second_peak`` (N,), the channel's highest value farther than
+    twice that radius from its integer maximum ``peaks`` (N, D), relative to the maximum (a look-alike elsewhere);
+    0 where nothing is that far. Voxels outside search balls (-1) count for neither."""
+    spacing = np.asarray(spacing, float)
+    radius_mm, second = np.zeros(len(peaks)), np.zeros(len(peaks))
+    for channel, peak in enumerate(peaks):   # one channel at a time: no second copy of the whole stack
+        values = heat[channel]
+        maximum = float(values[tuple(int(p) for p in peak)])
+        count = int((values >= max(maximum / 2, 1e-6)).sum())
+        radius_mm[channel] = (3 * count * np.prod(spacing) / (4 * np.pi)) ** (1 / 3)
+        exclusion_voxels = np.maximum(2 * radius_mm[channel] / spacing, 1.0)
+        outside = values[squared_distances(torch.tensor(peak, dtype=torch.float32), values.shape,
+                                           exclusion_voxels) > 1]
+        if outside.numel() and maximum > 0:
+            second[channel] = max(float(outside.max()) / maximum, 0.0)
+    return radius_mm, second
 
 
 def patch_landmark_errors(logits: torch.Tensor, seg: torch.Tensor, num_landmarks: int,

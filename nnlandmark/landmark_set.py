@@ -18,6 +18,7 @@ LANDMARKS_WORLD_JSON = "all_landmarks_world.json"   # {case: {name: [x, y, z] LP
 LANDMARKS_VOXEL_JSON = "all_landmarks_voxel.json"   # the same as continuous ITK indices
 SPACING_JSON = "spacing.json"                       # {case: [sx, sy, sz]}
 THRESHOLDS_JSON = "landmark_thresholds.json"        # presence thresholds, next to a trained model
+UNCERTAINTY_JSON = "landmark_uncertainty.json"      # the calibrated error model, next to a trained model
 
 Pair = Tuple[str, str]
 

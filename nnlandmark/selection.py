@@ -104,7 +104,8 @@ def _commands(dataset, best: dict) -> List[str]:
 
 def ensemble_folders(folders: Sequence[str], output_dir: str, formats: Sequence[str] = ('json',)) -> List[str]:
     """CASE.json of the cases every folder predicted, with each landmark's voxel, world and likelihood averaged and
-    ``present`` where at least half the models say so; returns the written CASE.json paths."""
+    ``present`` where at least half the models say so (no error estimate: no model was calibrated as this average);
+    returns the written CASE.json paths."""
     if len({os.path.realpath(f) for f in folders}) < 2:
         raise LandmarkError("nnLandmark_ensemble needs at least two different prediction folders (-i)")
     writable_folder(output_dir, "output folder -o")
@@ -144,4 +145,4 @@ def _average_entry(entries: List[tuple]) -> Dict:
     votes = sum(e.get('present', True) for _, _, e in entries)
     return {'label': entries[0][2].get('label'), 'voxel': np.mean(voxels, 0).tolist(),
             'world': np.mean(worlds, 0).tolist(), 'likelihood': float(np.mean(likelihoods)),
-            'present': 2 * votes >= len(entries)}
+            'present': 2 * votes >= len(entries), 'expected_error_mm': None, 'radius_mm': None}

@@ -6,6 +6,7 @@ import pytest
 import SimpleITK as sitk
 from scipy import ndimage
 
+from nnlandmark.errors import LandmarkError
 from nnlandmark.io.landmark_files import read_fcsv, read_mrk_json
 
 MODEL = "nnLandmarkTrainer_CPU__nnLandmarkCPUPlans__3d_fullres"
@@ -165,3 +166,42 @@ def test_disable_tta_leaves_out_the_mirrored_passes(trained, predictions, tmp_pa
     for name, entry in voxels["disabled"].items():
         assert entry["voxel"] != voxels["mirrored"][name]["voxel"]            # eight passes averaged, or one
         assert entry["voxel"] == pytest.approx(plain[name]["voxel"], abs=1e-6)
+
+
+def test_the_final_validation_calibrates_errors_and_predictions_carry_them_with_a_review_list(trained, cli):
+    root, raw, env = trained
+    model = root / "results" / "Dataset991_E2E" / MODEL
+    calibration = json.loads((model / "landmark_uncertainty.json").read_text())
+    assert calibration["n_cases"] == 4 and calibration["coverage"] == 0.9   # fold 0's validation cases
+    out = root / "reviewed"
+    printed = cli("nnLandmark_predict", env, "-i", raw / "imagesTs", "-o", out, "-d", 991, "-device", "cpu",
+                  "--disable_tqdm", "--review", "0.001", "--qc")
+    cases = {p.stem: json.loads(p.read_text()) for p in out.glob("sphere_*.json")}
+    assert len(cases) == 4 and all(c["radius_coverage"] == 0.9 for c in cases.values())
+    entries = [(case, name, e) for case, c in cases.items() for name, e in c["landmarks"].items()]
+    assert all(0 < e["expected_error_mm"] < e["radius_mm"] < 50 for _, _, e in entries)
+    rows = [line.split(",") for line in (out / "review.csv").read_text().splitlines()[1:]]
+    assert "12 landmark(s) with an expected error above 0.001 mm" in printed
+    worst_first = sorted(entries, key=lambda r: -r[2]["expected_error_mm"])
+    assert [(r[0], r[1]) for r in rows] == [(case, name) for case, name, _ in worst_first]
+    np.testing.assert_allclose([float(r[3]) for r in rows], [e["radius_mm"] for *_, e in worst_first], atol=1e-3)
+    printed = cli("nnLandmark_evaluate", env, "-pred", out, "-gt", raw / "all_landmarks_world.json")
+    section = json.loads((out / "evaluation" / "summary.json").read_text())["error_estimates"]
+    assert section["n_pairs"] == 12 and section["radius_coverage_stated"] == 0.9
+    assert "Error estimates (12 pairs)" in printed
+
+
+def test_an_uncalibrated_model_gives_null_error_fields_and_refuses_a_review(trained):
+    import torch
+    from nnlandmark.inference.predictor import LandmarkPredictor
+
+    root, raw, _ = trained
+    predictor = LandmarkPredictor.from_model_folder(root / "results" / "Dataset991_E2E" / MODEL, [0],
+                                                    device=torch.device("cpu"), allow_tqdm=False, error_model=None)
+    prediction = predictor.predict(str(raw / "imagesTs" / "sphere_020_0000.nii.gz"))
+    assert prediction["radius_coverage"] is None
+    assert all(e["expected_error_mm"] is None and e["radius_mm"] is None for e in prediction["landmarks"].values())
+    assert all(e["peak"]["half_max_radius_mm"] > 0 for e in prediction["landmarks"].values())
+    with pytest.raises(LandmarkError, match="--review needs a calibrated model"):
+        predictor.predict_folder(str(raw / "imagesTs"), str(root / "never"), review_mm=2.0)
+    assert not (root / "never").exists()

@@ -104,3 +104,21 @@ def test_prediction_only_qc_marks_the_prediction(dataset, tmp_path):
         red = colour_centroid(png, RED, (px, py), 8)
         assert red is not None and abs(red[0] - px) <= 1.5 and abs(red[1] - py) <= 1.5
     assert not np.any(np.all(np.abs(png[..., :3] - np.array(GREEN)) < 0.25, axis=-1))
+
+
+def test_prediction_qc_draws_the_radius_where_its_ball_meets_each_slice(dataset, tmp_path):
+    from nnlandmark.evaluation.qc import qc_for_predictions
+    root, pred = dataset
+    case = json.loads((pred / "w.json").read_text())
+    case["radius_coverage"] = 0.9
+    case["landmarks"]["L"].update(expected_error_mm=2.0, radius_mm=5.0)
+    (pred / "w.json").write_text(json.dumps(case))
+    png = imread(qc_for_predictions(pred, root / "imagesTr", ".nii.gz", cases=["w"])[0])
+    red = np.all(np.abs(png[..., :3] - np.array(RED)) < 0.25, axis=-1)
+    ys, xs = np.nonzero(red)
+    # slices through the prediction: a 5 mm circle is 50 px at 10 px per mm in every panel, around the red cross
+    for px, py in [(145, 174), (345, 99), (550, 99)]:
+        near = (np.abs(xs - px) < 100) & (np.abs(ys - py) < 100)
+        distance = np.hypot(xs[near] - px, ys[near] - py)
+        assert np.sum(np.abs(distance - 50) < 4) > 80           # the dashed circle
+        assert np.sum((distance > 12) & (distance < 44)) == 0   # nothing between the cross and the circle

@@ -227,8 +227,11 @@ def set_likelihood(model, fold, case, value):
     return path
 
 
-def test_calibration_on_fabricated_folds(cal_model):
-    assert calibrate.main(["-d", NAME]) is None
+def test_calibration_on_fabricated_folds(cal_model, fails_with):
+    # the fabricated validation files carry no peak features: the thresholds are written, the error model is not
+    err = fails_with(calibrate.main, ["-d", NAME])
+    assert "landmark_thresholds.json written, but no error calibration:" in err and "has no \"peak\" features" in err
+    assert not (cal_model / "landmark_uncertainty.json").exists()
     thresholds = json.loads((cal_model / "landmark_thresholds.json").read_text())
     assert thresholds["M"]["threshold"] == pytest.approx(0.5)     # midway between absent 0.3 and present 0.7
     assert thresholds["M"]["sensitivity"] == 1.0 and thresholds["M"]["specificity"] == 1.0

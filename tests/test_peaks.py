@@ -1,10 +1,10 @@
-"""Channel maxima and their sub-voxel refinement."""
+"""Channel maxima, their sub-voxel refinement and the shape of the peak."""
 import numpy as np
 import pytest
 import torch
 
-from nnlandmark.heatmaps import (balls_inside, channel_maxima, edt_heatmaps, refine_peaks, restrict_to_balls,
-                                 tiles_near_balls)
+from nnlandmark.heatmaps import (balls_inside, channel_maxima, edt_heatmaps, peak_shape, refine_peaks,
+                                 restrict_to_balls, tiles_near_balls)
 
 
 def test_maxima_are_per_channel_positions_and_values():
@@ -68,3 +68,19 @@ def test_a_ball_is_inside_the_volume_when_its_nearest_voxel_is():
     radius = np.array([2.0, 2.0, 1.0])
     centres = np.array([[-1.9, 0, 0], [-2.1, 0, 0], [0, 0, 9.9], [0, 0, 10.1], [np.nan, 0, 0]])
     assert balls_inside(centres, radius, (5, 5, 10)).tolist() == [True, False, True, False, False]
+
+
+def test_peak_shape_measures_the_half_maximum_ball_and_a_separate_second_peak():
+    heat = torch.zeros(2, 40, 40, 40, dtype=torch.half)
+    z, y, x = torch.meshgrid(*[torch.arange(40)] * 3, indexing="ij")
+    inside = (z - 10) ** 2 + (y - 20) ** 2 + (x - 20) ** 2 <= 4 ** 2     # 257 voxels at or above half maximum
+    heat[0][inside] = 0.8
+    heat[0, 10, 20, 20] = 1.0
+    heat[0, 16, 20, 20] = 0.3      # within twice the half-maximum radius (8 voxels): part of the same peak
+    heat[0, 32, 20, 20] = 0.4      # 22 voxels away: a separate second peak
+    heat[1] = -1                   # outside every search ball except one voxel
+    heat[1, 5, 5, 5] = 0.5
+    radius, second = peak_shape(heat, np.array([[10, 20, 20], [5, 5, 5]]), (2.0, 2.0, 2.0))
+    assert radius[0] == pytest.approx(2.0 * (3 * 257 / (4 * np.pi)) ** (1 / 3), rel=1e-6)   # about 7.9 mm
+    assert second[0] == pytest.approx(0.4, abs=1e-3)
+    assert radius[1] == pytest.approx(2.0 * (3 / (4 * np.pi)) ** (1 / 3), rel=1e-6) and second[1] == 0.0

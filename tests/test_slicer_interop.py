@@ -168,6 +168,25 @@ def test_landmarks_predicted_absent_open_in_slicer_as_skipped_points_and_read_ba
         assert list(annotation.points) == ["nasion"] and annotation.missing == ["sella"], ending
 
 
+def test_landmarks_to_review_open_in_slicer_unselected_with_their_expected_error_as_description(tmp_path):
+    landmarks = {name: {"label": n, "voxel": [0.0, 0.0, 0.0], "world": [float(n), 2.0, 3.0], "likelihood": 0.9,
+                        "present": True, "expected_error_mm": error, "radius_mm": 2 * error}
+                 for n, (name, error) in enumerate([("nasion", 1.0), ("sella", 5.0)], start=1)}
+    write_prediction_formats(case_prediction("case", "case_0000.nii.gz", landmarks, radius_coverage=0.9),
+                             str(tmp_path), ["mrk.json", "fcsv"], review_mm=4.0)
+    for ending, storage_class in STORAGE.items():
+        scene = slicer.vtkMRMLScene()
+        node = scene.AddNode(slicer.vtkMRMLMarkupsFiducialNode())
+        storage = scene.AddNode(storage_class())
+        storage.SetFileName(str(tmp_path / f"case.{ending}"))
+        assert storage.ReadData(node) == 1
+        flags = {node.GetNthControlPointLabel(n): (node.GetNthControlPointDescription(n),
+                                                   bool(node.GetNthControlPointSelected(n)))
+                 for n in range(node.GetNumberOfControlPoints())}
+        assert flags == {"nasion": ("", True), "sella": ("review: expected error 5.0 mm, radius 10.0 mm", False)}, \
+            ending
+
+
 def test_slicer_point_list_converts_to_cubes_at_slicer_voxels(tmp_path, oblique_image):
     (tmp_path / "images").mkdir()
     (tmp_path / "landmarks").mkdir()

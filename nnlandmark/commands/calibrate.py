@@ -1,5 +1,7 @@
-"""nnLandmark_calibrate -d ID [-tr TRAINER] [-p PLANS] [-c CONFIG]: per-landmark presence thresholds from the
-cross-validation predictions, written next to the model (landmark_thresholds.json) for nnLandmark_predict."""
+"""nnLandmark_calibrate -d ID [-tr TRAINER] [-p PLANS] [-c CONFIG] [--coverage 0.9]: from the cross-validation
+predictions, the calibrated error model (landmark_uncertainty.json: expected_error_mm and radius_mm of every
+prediction) and, for the landmarks dataset.json declares 'landmarks_may_be_absent', the presence thresholds
+(landmark_thresholds.json), both written next to the model for nnLandmark_predict."""
 import argparse
 from os.path import join
 
@@ -8,23 +10,45 @@ from nnlandmark.commands._cli import user_errors_as_one_line
 
 @user_errors_as_one_line
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Calibrate presence thresholds on the cross-validation predictions "
-                                                 "of the landmarks dataset.json declares 'landmarks_may_be_absent'.")
+    parser = argparse.ArgumentParser(description="Calibrate a trained model on its cross-validation predictions: "
+                                                 "the error estimate and prediction radius of every landmark, and "
+                                                 "presence thresholds where landmarks may be absent.")
     parser.add_argument("-d", required=True, help="dataset name or ID")
     parser.add_argument("-tr", default=None, help="trainer (default: the trained model of the planner's choice)")
     parser.add_argument("-p", default=None, help="plans (default: those of the trained model)")
     parser.add_argument("-c", default="3d_fullres")
+    parser.add_argument("--coverage", type=float, default=0.9,
+                        help="share of landmarks whose true position lies within radius_mm (default 0.9)")
     args = parser.parse_args(argv)
-    from nnlandmark.landmark_set import THRESHOLDS_JSON
-    from nnlandmark.stages import find_model_folder
+    from nnlandmark.errors import LandmarkError
+    from nnlandmark.io.atomic import read_json
+    from nnlandmark.landmark_set import THRESHOLDS_JSON, UNCERTAINTY_JSON, may_be_absent
     from nnlandmark.presence import calibrate_model
+    from nnlandmark.stages import find_model_folder
+    from nnlandmark.uncertainty import calibrate_errors
+    if not 0 < args.coverage < 1:
+        raise LandmarkError(f"--coverage must lie between 0 and 1 (e.g. 0.9), got {args.coverage}")
     model = find_model_folder(args.d, args.c, args.tr, args.p)
-    calibration = calibrate_model(model, args.d)
+    thresholds_written = may_be_absent(read_json(join(model, "dataset.json")))
+    if thresholds_written:
+        print_thresholds(calibrate_model(model, args.d))
+        print(f"written: {join(model, THRESHOLDS_JSON)} (nnLandmark_predict now reports \"present\": false below "
+              f"these thresholds)")
+    try:
+        errors = calibrate_errors(model, args.d, args.coverage)
+    except LandmarkError as e:
+        raise LandmarkError(f"{THRESHOLDS_JSON} written, but no error calibration: {e}") if thresholds_written \
+            else e from None
+    print(f"error calibration from {errors['n_pairs']} validated landmarks of {errors['n_cases']} cases: a "
+          f"{errors['coverage']:.0%} radius of median {errors['median_radius_mm']:.2f} mm (one radius for all "
+          f"landmarks would be {errors['global_radius_mm']:.2f} mm)")
+    print(f"written: {join(model, UNCERTAINTY_JSON)} (nnLandmark_predict now gives expected_error_mm and radius_mm)")
+
+
+def print_thresholds(calibration: dict) -> None:
     width = max(len(n) for n in calibration)
     print(f"{'landmark':<{width}}  threshold  present  absent  sensitivity  specificity")
     for name, c in calibration.items():
         spec = "-" if c["specificity"] is None else f"{c['specificity']:.3f}"
         print(f"{name:<{width}}  {c['threshold']:9.4f}  {c['n_present']:7d}  {c['n_absent']:6d}  "
               f"{c['sensitivity']:11.3f}  {spec:>11}")
-    print(f"written: {join(model, THRESHOLDS_JSON)} (nnLandmark_predict now reports \"present\": false below these "
-          f"thresholds)")

@@ -56,6 +56,9 @@ def _print_report(report) -> None:
     if "biometry" in summary:
         print("\nBiometry: " + summary["biometry"]["definition"])
         print(format_biometry(summary["biometry"]))
+    if "error_estimates" in summary:
+        from nnlandmark.evaluation.reliability import format_error_estimates
+        print("\n" + format_error_estimates(summary["error_estimates"]))
     pictures = [p for p in report.written if p.parent.name == "qc"]
     names = [p.name for p in report.written[1:] if p not in pictures]
     print(f"\nwritten: {report.written[0]}, " + ", ".join(names + [f"qc/ ({len(pictures)} case(s))"] * bool(pictures)))

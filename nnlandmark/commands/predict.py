@@ -1,4 +1,4 @@
-"""nnLandmark_predict -i INPUT_DIR -o OUTPUT_DIR -d ID [-c 3d_fullres] [-f FOLDS...] [-tr] [-p] [-chk] [-device] [--format json,mrk.json,fcsv,csv] [--save_labelmap] [--qc] [-prev_stage_predictions PRIOR] [--search_radius MM] [--disable_tta] [-num_parts N -part_id K] [-npp 3] [-nps 3] [--trust_checkpoint]"""
+"""nnLandmark_predict -i INPUT_DIR -o OUTPUT_DIR -d ID [-c 3d_fullres] [-f FOLDS...] [-tr] [-p] [-chk] [-device] [--format json,mrk.json,fcsv,csv] [--save_labelmap] [--qc] [-prev_stage_predictions PRIOR] [--search_radius MM] [--review MM] [--disable_tta] [-num_parts N -part_id K] [-npp 3] [-nps 3] [--trust_checkpoint]"""
 import argparse
 from os.path import join
 
@@ -58,6 +58,10 @@ def main(argv=None):
     parser.add_argument('--search_radius', type=positive_float, default=None, metavar='MM',
                         help="radius in mm around each prior position (default: from the coarse stage's "
                              "cross-validation errors, else 20)")
+    parser.add_argument('--review', type=positive_float, default=None, metavar='MM',
+                        help="write OUTPUT_DIR/review.csv: the landmarks whose calibrated expected error exceeds MM, "
+                             "worst first; the Slicer files mark them (description, unselected) and --qc draws "
+                             "each landmark's radius. Needs a calibrated model (nnLandmark_calibrate)")
     parser.add_argument('--trust_checkpoint', action='store_true',
                         help="load checkpoints that hold more than weights and numbers (unpickling them can run any "
                              "code): only for a model whose maker you trust")
@@ -79,6 +83,6 @@ def main(argv=None):
                             formats=formats, save_labelmap=args.save_labelmap, qc=args.qc,
                             continue_prediction=args.continue_prediction, num_parts=args.num_parts,
                             part_id=args.part_id, num_processes_preprocessing=args.npp,
-                            num_processes_export=args.nps)
+                            num_processes_export=args.nps, review_mm=args.review)
     print(f"{len(written)} case(s) predicted into {args.o} with {model}" +
           (f"; QC pictures in {join(args.o, 'qc')}" if args.qc else ""))

@@ -15,11 +15,12 @@ from nnlandmark.evaluation.crossval import collect_folds, cv_ground_truth
 from nnlandmark.evaluation.detection import detection_summary
 from nnlandmark.evaluation.ground_truth import read_ground_truth
 from nnlandmark.evaluation.metrics import coverage, radial_errors, summarize
-from nnlandmark.evaluation.plots import errors_boxplot, sdr_curve
+from nnlandmark.evaluation.plots import errors_boxplot, reliability_plot, sdr_curve
+from nnlandmark.evaluation.reliability import error_estimate_summary
 from nnlandmark.evaluation.qc import qc_images, worst_cases, write_qc
 from nnlandmark.evaluation.report import write_summary
 from nnlandmark.io.atomic import read_json
-from nnlandmark.io.predictions import Points, Presence, read_predictions
+from nnlandmark.io.predictions import Points, Presence, read_error_estimates, read_predictions
 from nnlandmark.landmark_set import Pair
 from nnlandmark.paths import writable_folder
 
@@ -79,6 +80,7 @@ def evaluate_report(pred: Union[str, Path, Tuple[Points, Presence]], gt: GroundT
     if out_dir is not None:
         out_dir = Path(writable_folder(str(out_dir), "output folder (-o)"))
     points, predicted_presence = read_predictions(pred) if isinstance(pred, (str, Path)) else pred
+    coverage, estimates = read_error_estimates(pred) if isinstance(pred, (str, Path)) else (None, {})
     truth, true_presence = _loaded(gt)
     dataset = _dataset_folder(dataset or gt)
     if pairs is None:
@@ -86,6 +88,9 @@ def evaluate_report(pred: Union[str, Path, Tuple[Points, Presence]], gt: GroundT
     else:
         _check_pair_names(pairs, truth, true_presence, points, predicted_presence)
     summary, errors, bio = evaluate_points(points, truth, thresholds, pairs, predicted_presence, true_presence)
+    reliability = error_estimate_summary(errors, estimates, coverage) if estimates else None
+    if reliability:
+        summary["error_estimates"] = reliability
     if out_dir is None:
         return EvaluationReport(summary, [])
     images = {}
@@ -97,7 +102,8 @@ def evaluate_report(pred: Union[str, Path, Tuple[Points, Presence]], gt: GroundT
             image_folders = [dataset / "imagesTr", dataset / "imagesTs"]
         ending = read_json(dataset / "dataset.json").get("file_ending") if dataset is not None else None
         images = qc_images(worst_cases(summary["per_case"], qc), image_folders, ending)
-    pictures = write_qc(images, points, truth, out_dir, summary["per_case"]) if images else []
+    radii = {case: {name: radius for name, (_, radius) in named.items()} for case, named in estimates.items()}
+    pictures = write_qc(images, points, truth, out_dir, summary["per_case"], radii) if images else []
     write_summary(summary, out_dir)
     written = [out_dir / name for name in ("summary.json", "per_landmark.csv", "per_case.csv")]
     if pairs:
@@ -105,6 +111,8 @@ def evaluate_report(pred: Union[str, Path, Tuple[Points, Presence]], gt: GroundT
     if plots:
         written += [errors_boxplot(errors, out_dir / "errors_boxplot.png"),
                     sdr_curve({"prediction": errors}, out_dir / "sdr_curve.png", thresholds)]
+        if reliability:
+            written.append(reliability_plot(reliability["reliability"], out_dir / "reliability.png"))
     return EvaluationReport(summary, written + pictures)
 
 

@@ -46,3 +46,27 @@ def sdr_curve(errors: Mapping[str, Sequence[RadialError]], path, thresholds=(2, 
     fig.tight_layout()
     fig.savefig(path)
     return Path(path)
+
+
+def reliability_plot(table: Sequence[Mapping], path) -> Path:
+    """Mean actual against mean expected error per bin of the expected error (reliability.reliability_table): on
+    the diagonal where the estimates are calibrated."""
+    expected = [row["expected_mm"] for row in table]
+    actual = [row["actual_mm"] for row in table]
+    top = max(expected + actual + [1.0]) * 1.1
+    fig = Figure(figsize=(4.5, 4.5), dpi=100)
+    ax = fig.add_subplot()
+    ax.plot([0, top], [0, top], color="0.6", ls="--", lw=1, label="calibrated")
+    ax.plot(expected, actual, "o-", label="landmarks, by bins of expected error")
+    for x, y, row in zip(expected, actual, table):
+        ax.annotate(f"n={row['n']}", (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7)
+    ax.set_xlim(0, top)
+    ax.set_ylim(0, top)
+    ax.set_xlabel("expected error (mm)")
+    ax.set_ylabel("actual radial error (mm)")
+    ax.set_title("Reliability of expected_error_mm")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path)
+    return Path(path)

@@ -4,7 +4,8 @@ The layout is fixed in pixels so a marker's position is predictable: one row per
 text band, then three PANEL×PANEL cells (axial, coronal, sagittal in the image's voxel grid). Each slice is
 fitted into its cell with physical aspect (spacing) and centred. Axial: horizontal i, vertical j downwards;
 coronal: i, k upwards; sagittal: j, k upwards. Prediction = red cross, ground truth = green circle;
-slices pass through the ground truth, the prediction is drawn at its in-plane position on them.
+slices pass through the ground truth, the prediction is drawn at its in-plane position on them. A calibrated
+prediction's radius is the dashed red circle where its ball meets the slice.
 """
 import glob
 from pathlib import Path
@@ -13,17 +14,19 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import SimpleITK as sitk
 from matplotlib.figure import Figure
+from matplotlib.patches import Ellipse
 from tqdm import tqdm
 
 from nnlandmark.errors import LandmarkError
 from nnlandmark.geometry import Geometry, volume_in_itk_order
 from nnlandmark.io.images import read_image
-from nnlandmark.io.predictions import read_predictions
+from nnlandmark.io.predictions import read_error_estimates, read_predictions
 
 PANEL, HEADER, DPI = 200, 24, 100
 PRED_STYLE = dict(marker="x", color=(1.0, 0.0, 0.0), markersize=10, markeredgewidth=2, linestyle="none")
 GT_STYLE = dict(marker="o", markerfacecolor="none", markeredgecolor=(0.0, 1.0, 0.0), markersize=12,
                 markeredgewidth=2, linestyle="none")
+RADIUS_STYLE = dict(fill=False, edgecolor=(1.0, 0.0, 0.0), linestyle="--", linewidth=1)
 # (name, fixed ITK axis, horizontal axis, vertical axis, vertical axis points up)
 VIEWS = (("axial", 2, 0, 1, False), ("coronal", 1, 0, 2, True), ("sagittal", 0, 1, 2, True))
 
@@ -49,8 +52,11 @@ def _slice(volume: np.ndarray, axis: int, index: float) -> Tuple[np.ndarray, int
     return np.take(volume, k, axis=axis), k
 
 
-def render_case(volume: np.ndarray, geometry: Geometry, pred: Mapping, gt: Mapping, path, title: str = "") -> Path:
-    """Write the QC PNG for one case; slices pass through the ground truth (else the prediction)."""
+def render_case(volume: np.ndarray, geometry: Geometry, pred: Mapping, gt: Mapping, path, title: str = "",
+                radius: Optional[Mapping[str, float]] = None) -> Path:
+    """Write the QC PNG for one case; slices pass through the ground truth (else the prediction); ``radius``
+    {name: mm} draws each prediction's ball where it meets the slice."""
+    radius = radius or {}
     names = sorted(set(pred) | set(gt))
     if not names:
         raise LandmarkError(f"no landmark to show in the QC picture {path}")
@@ -87,10 +93,22 @@ def render_case(volume: np.ndarray, geometry: Geometry, pred: Mapping, gt: Mappi
                 ax.plot([g_idx[u]], [g_idx[v]], **GT_STYLE)
             if p_idx is not None:
                 ax.plot([p_idx[u]], [p_idx[v]], **PRED_STYLE)
+                _draw_ball(ax, p_idx, radius.get(name), geometry.spacing, k, fixed, u, v)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI, facecolor="black")
     return path
+
+
+def _draw_ball(ax, centre, radius_mm: Optional[float], spacing, k: int, fixed: int, u: int, v: int) -> None:
+    """The circle where a ball of ``radius_mm`` around ``centre`` (ITK index) meets slice ``k`` of axis ``fixed``."""
+    if radius_mm is None:
+        return
+    offset_mm = (centre[fixed] - k) * spacing[fixed]
+    if abs(offset_mm) >= radius_mm:
+        return
+    r = float(np.sqrt(radius_mm ** 2 - offset_mm ** 2))
+    ax.add_patch(Ellipse((centre[u], centre[v]), 2 * r / spacing[u], 2 * r / spacing[v], **RADIUS_STYLE))
 
 
 def worst_cases(per_case: Mapping[str, float], n: int) -> list:
@@ -105,7 +123,7 @@ def qc_images(cases: Sequence[str], image_folders: Sequence, ending: Optional[st
 
 
 def write_qc(images: Mapping[str, Path], pred: Mapping, gt: Mapping, out_dir,
-             per_case: Optional[Mapping[str, float]] = None) -> list:
+             per_case: Optional[Mapping[str, float]] = None, radii: Optional[Mapping] = None) -> list:
     """out_dir/qc/CASE.png for each case of ``images`` (see qc_images); if one fails, the pictures of this call are
     removed again, so a failed run leaves no partial set."""
     written = []
@@ -114,7 +132,7 @@ def write_qc(images: Mapping[str, Path], pred: Mapping, gt: Mapping, out_dir,
             volume, geometry = read_volume(image)
             title = case + (f"  case MRE {per_case[case]:.2f} mm" if per_case and case in per_case else "")
             written.append(render_case(volume, geometry, pred.get(case, {}), gt.get(case, {}),
-                                       Path(out_dir) / "qc" / f"{case}.png", title))
+                                       Path(out_dir) / "qc" / f"{case}.png", title, (radii or {}).get(case)))
     except LandmarkError:
         for path in written:
             path.unlink()
@@ -128,4 +146,6 @@ def qc_for_predictions(pred_dir, image_dir, ending: Optional[str] = None, cases:
     pred = read_predictions(pred_dir)[0]
     images = dict(image_dir) if isinstance(image_dir, Mapping) else \
         qc_images(sorted(pred) if cases is None else list(cases), [image_dir], ending)
-    return write_qc(images, pred, {}, pred_dir)
+    radii = {case: {name: radius for name, (_, radius) in named.items()}
+             for case, named in read_error_estimates(pred_dir)[1].items()}
+    return write_qc(images, pred, {}, pred_dir, radii=radii)

@@ -35,6 +35,7 @@ def predict_model(model_folder: str, input_dir: Union[str, Sequence[str]], outpu
                             f"-prev_stage_predictions")
     fine = LandmarkPredictor.from_model_folder(model_folder, folds, checkpoint_name, trust_checkpoint,
                                                **predictor_kwargs)
+    fine.check_review(folder_kwargs.get('review_mm'))
     if coarse is not None and priors is None:
         coarse_output = join(output_dir, WHOLE_VOLUME)
         print(f"coarse stage {coarse} -> {coarse_output}")

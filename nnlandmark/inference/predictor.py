@@ -24,16 +24,17 @@ from tqdm import tqdm
 from nnlandmark.errors import LandmarkError
 from nnlandmark.evaluation.qc import qc_for_predictions
 from nnlandmark.geometry import Geometry, preprocessed_to_original_index, world_to_preprocessed
-from nnlandmark.heatmaps import channel_maxima, refine_peaks, restrict_to_balls, tiles_near_balls
+from nnlandmark.heatmaps import channel_maxima, peak_shape, refine_peaks, restrict_to_balls, tiles_near_balls
 from nnlandmark.io.atomic import read_json, write_json_atomic
 from nnlandmark.io.images import images_to_nnunet_array, input_cases
-from nnlandmark.io.predictions import (Points, case_prediction, parse_formats, read_prediction,
-                                       write_prediction_formats)
+from nnlandmark.io.predictions import (REVIEW_CSV, Points, case_prediction, parse_formats, read_prediction,
+                                       write_prediction_formats, write_review_list)
 from nnlandmark.labelmaps import write_prediction_labelmap
 from nnlandmark.landmark_set import channel_permutation, landmark_labels, mirror_pairs, read_dataset_json
 from nnlandmark.network import build_network_for, load_checkpoint, torch_device
 from nnlandmark.paths import writable_folder
 from nnlandmark.presence import read_thresholds
+from nnlandmark.uncertainty import ErrorModel, read_error_model
 
 ImageInput = Union[str, Sequence[str], sitk.Image, Sequence[sitk.Image]]
 SearchRadius = Union[float, Dict[str, float]]   # mm, one for all landmarks or per landmark
@@ -54,20 +55,22 @@ class LandmarkPredictor(nnUNetPredictor):
 
     def __init__(self, tile_step_size: float = 0.5, use_gaussian: bool = True, use_mirroring: bool = True,
                  device: torch.device = torch.device('cpu'), verbose: bool = False, allow_tqdm: bool = True,
-                 subvoxel: bool = True, presence_thresholds: Optional[Dict[str, float]] = None):
+                 subvoxel: bool = True, presence_thresholds: Optional[Dict[str, float]] = None,
+                 error_model: Optional[ErrorModel] = None):
         torch_device(device.type)  # a device this machine has, or one clear line
         super().__init__(tile_step_size, use_gaussian, use_mirroring, perform_everything_on_device=True,
                          device=device, verbose=verbose, verbose_preprocessing=False, allow_tqdm=allow_tqdm)
         self.subvoxel = subvoxel  # False: the paper's integer argmax
         self.presence_thresholds = presence_thresholds  # {name: likelihood} (nnLandmark_calibrate); None: all present
+        self.error_model = error_model  # expected_error_mm and radius_mm (nnLandmark_calibrate); None: null fields
         self.tile_balls = None  # set only on the short-lived copy that reads one case around priors (_searching)
 
     @classmethod
     def from_model_folder(cls, model_folder: str, folds: Optional[Sequence[Union[int, str]]] = None,
                           checkpoint_name: str = 'checkpoint_final.pth', trust_checkpoint: bool = False,
                           **kwargs) -> "LandmarkPredictor":
-        """The folds (default: all trained) of a model folder; ``presence_thresholds`` default to the model's
-        calibration (landmark_thresholds.json). ``trust_checkpoint`` also loads checkpoints that hold more than
+        """The folds (default: all trained) of a model folder; ``presence_thresholds`` and ``error_model`` default to
+        the model's calibration (landmark_thresholds.json, landmark_uncertainty.json). ``trust_checkpoint`` also loads checkpoints that hold more than
         weights and numbers (unpickling them can run code). Other keyword arguments go to the constructor."""
         for name in ('plans.json', 'dataset.json'):
             if not isfile(join(model_folder, name)):
@@ -76,6 +79,8 @@ class LandmarkPredictor(nnUNetPredictor):
         plans_manager = PlansManager(read_json(join(model_folder, 'plans.json'), "plans file"))
         if 'presence_thresholds' not in kwargs:
             kwargs['presence_thresholds'] = read_thresholds(model_folder)
+        if 'error_model' not in kwargs:
+            kwargs['error_model'] = read_error_model(model_folder)
         predictor = cls(**kwargs)  # checks the settings before the checkpoints are read
         folds = list(folds) if folds else cls.auto_detect_available_folds(model_folder, checkpoint_name)
         if not folds:
@@ -105,6 +110,10 @@ class LandmarkPredictor(nnUNetPredictor):
             mirrored = torch.flip(self.network(torch.flip(x, flip)), flip)
             prediction += mirrored[:, swap] if swap is not None else mirrored
         return prediction / (len(combos) + 1)
+
+    @property
+    def radius_coverage(self) -> Optional[float]:
+        return self.error_model.coverage if self.error_model else None
 
     @property
     def landmark_labels(self) -> Dict[str, int]:
@@ -184,10 +193,13 @@ class LandmarkPredictor(nnUNetPredictor):
             np.savez_compressed(heatmap_file, heatmaps=heat.cpu().numpy().astype(np.float16), landmarks=names,
                                 spacing=np.asarray(self.configuration_manager.spacing, float))
         peaks, likelihood = channel_maxima(heat)
+        half_max_radius, second_peak = peak_shape(heat, peaks, self.configuration_manager.spacing)
         if self.subvoxel:
             peaks = refine_peaks(heat, peaks)
         index = preprocessed_to_original_index(peaks, heat.shape[1:], properties, self.plans_manager.transpose_backward)
         world = geometry.index_to_world(index)
+        prior_distance = np.linalg.norm(world - prior_world, axis=1) if prior_world is not None else \
+            np.full(len(names), np.nan)
         stage = [None] * len(names)
         if fallback_below is not None and prior_world is not None:
             has_prior = ~np.isnan(prior_world).any(1)
@@ -195,10 +207,19 @@ class LandmarkPredictor(nnUNetPredictor):
             world[weak], index[weak] = prior_world[weak], geometry.world_to_index(prior_world[weak])
             stage = [('coarse' if weak[i] else 'fine') if has_prior[i] else None for i in range(len(names))]
         thresholds = self.presence_thresholds or {}
-        return {name: {'label': label, 'voxel': index[i].tolist(), 'world': world[i].tolist(),
-                       'likelihood': float(likelihood[i]), 'present': bool(likelihood[i] >= thresholds.get(name, 0.0)),
-                       **({'stage': stage[i]} if stage[i] else {})}
-                for i, (name, label) in enumerate(self.landmark_labels.items())}
+        landmarks = {name: {'label': label, 'voxel': index[i].tolist(), 'world': world[i].tolist(),
+                            'likelihood': float(likelihood[i]),
+                            'present': bool(likelihood[i] >= thresholds.get(name, 0.0)),
+                            **({'stage': stage[i]} if stage[i] else {}),
+                            'peak': {'half_max_radius_mm': float(half_max_radius[i]),
+                                     'second_peak': float(second_peak[i]),
+                                     'prior_distance_mm': None if np.isnan(prior_distance[i])
+                                     else float(prior_distance[i])}}
+                     for i, (name, label) in enumerate(self.landmark_labels.items())}
+        estimates = self.error_model.estimate(landmarks) if self.error_model else {}
+        for name, entry in landmarks.items():
+            entry['expected_error_mm'], entry['radius_mm'] = estimates.get(name, (None, None))
+        return landmarks
 
     def predict(self, image: ImageInput, case: Optional[str] = None, prior: Optional[Dict[str, np.ndarray]] = None,
                 search_radius_mm: SearchRadius = SEARCH_RADIUS_MM, fallback_below: Optional[float] = None) -> dict:
@@ -211,7 +232,7 @@ class LandmarkPredictor(nnUNetPredictor):
         source = '<SimpleITK image>' if isinstance(images[0], sitk.Image) else os.path.basename(str(images[0]))
         data, properties = self._preprocess(images)
         landmarks = self.predict_preprocessed(data, properties, prior, search_radius_mm, fallback_below)
-        return case_prediction(case or source, source, landmarks)
+        return case_prediction(case or source, source, landmarks, self.radius_coverage)
 
     def _preprocess(self, images: Sequence) -> Tuple[torch.Tensor, dict]:
         """nnU-Net's preprocessing of one case's files or SimpleITK images, in this process."""
@@ -243,10 +264,17 @@ class LandmarkPredictor(nnUNetPredictor):
                     pending[next_case] = pool.submit(self._preprocess, files)
                 yield case, data, properties
 
+    def check_review(self, review_mm: Optional[float]) -> None:
+        """A review list needs error estimates: refused before any case is predicted where the model has none."""
+        if review_mm is not None and self.error_model is None:
+            raise LandmarkError("--review needs a calibrated model (expected_error_mm): run nnLandmark_calibrate on "
+                                "its cross-validation first")
+
     def predict_folder(self, input_dir: Union[str, Sequence[str]], output_dir: str, search: Optional[Search] = None,
                        formats: Union[str, Sequence[str]] = 'json', save_labelmap: bool = False, qc: bool = False,
                        continue_prediction: bool = False, num_parts: int = 1, part_id: int = 0,
-                       num_processes_preprocessing: int = 0, num_processes_export: int = 1) -> List[str]:
+                       num_processes_preprocessing: int = 0, num_processes_export: int = 1,
+                       review_mm: Optional[float] = None) -> List[str]:
         """Every case in an nnU-Net style input folder (CASE_0000.ext, ...), or of a list of image files (one case
         each, single-channel models) -> OUTPUT_DIR/CASE.json, plus CASE.mrk.json / CASE.fcsv / CASE.csv for the other
         ``formats``, CASE<file_ending> (a cube per landmark on the input grid) with ``save_labelmap`` and qc/CASE.png
@@ -254,8 +282,10 @@ class LandmarkPredictor(nnUNetPredictor):
         keeps the CASE.json files already there; ``num_parts``/``part_id`` predict every num_parts-th case from
         part_id on (nnU-Net's way to split a cohort over machines); ``num_processes_preprocessing`` threads preprocess
         the next cases and ``num_processes_export`` threads write the files while the network runs (nnU-Net's -npp /
-        -nps). Returns the CASE.json paths."""
+        -nps). ``review_mm``: OUTPUT_DIR/review.csv lists the landmarks whose expected error exceeds it, worst first,
+        and the Slicer files flag them (the model must be calibrated). Returns the CASE.json paths."""
         formats = parse_formats(formats if isinstance(formats, str) else ",".join(formats))
+        self.check_review(review_mm)
         writable_folder(output_dir, "output folder -o")
         ending = self.dataset_json['file_ending']
         n_channels = determine_num_input_channels(self.plans_manager, self.configuration_manager, self.dataset_json)
@@ -273,7 +303,7 @@ class LandmarkPredictor(nnUNetPredictor):
         def export(case: str, prediction: dict, write: bool) -> None:
             if write:
                 write_json_atomic(prediction, targets[case])
-            write_prediction_formats(prediction, output_dir, formats)
+            write_prediction_formats(prediction, output_dir, formats, review_mm)
             if save_labelmap:
                 write_prediction_labelmap(prediction, cases[case][0], join(output_dir, case + ending))
 
@@ -285,10 +315,16 @@ class LandmarkPredictor(nnUNetPredictor):
                 landmarks = self.predict_preprocessed(data, properties, *(() if search is None else (
                     search.priors[case], search.radius_mm, search.fallback_below)))
                 source = os.path.basename(cases[case][0])
-                exports.append(pool.submit(export, case, case_prediction(case, source, landmarks), True))
+                exports.append(pool.submit(export, case, case_prediction(case, source, landmarks,
+                                                                         self.radius_coverage), True))
                 bar.update()
             for future in exports:
                 future.result()   # an export's error, raised here
+        if review_mm is not None:
+            flagged = write_review_list([read_prediction(t) for t in targets.values()], review_mm,
+                                        join(output_dir, REVIEW_CSV))
+            print(f"{flagged} landmark(s) with an expected error above {review_mm:g} mm: "
+                  f"{join(output_dir, REVIEW_CSV)}")
         if qc:
             qc_for_predictions(output_dir, {case: files[0] for case, files in cases.items()})
         return list(targets.values())

@@ -56,16 +56,19 @@ def _in_system(point, coordinate_system: str) -> List[float]:
 
 
 def write_mrk_json(path: str, landmarks: Dict[str, Sequence[float]], coordinate_system: str = "LPS",
-                   missing: Sequence[str] = ()) -> None:
+                   missing: Sequence[str] = (), notes: Optional[Dict[str, str]] = None) -> None:
     """3D Slicer markups JSON with one Fiducial markup; ``landmarks`` are world LPS mm, written in
     ``coordinate_system`` ("LPS" or "RAS"). Positions are floats (Slicer ignores integer literals). The ``missing``
     ones keep their position but are marked as Slicer marks a skipped point, so that a corrected file converts them
-    as absent, not as annotations."""
+    as absent, not as annotations. Points with a ``notes`` entry carry it as their description and are unselected,
+    so that they stand out in Slicer's list and views (a review flag)."""
     if coordinate_system not in ("LPS", "RAS"):
         raise LandmarkError(f"coordinate system must be LPS or RAS, not '{coordinate_system}'")
+    notes = notes or {}
     points = [{"id": str(i), "label": str(name),
                "position": _in_system(_xyz(p, name), coordinate_system),  # python floats: json writes 10.0
-               "positionStatus": "missing" if name in missing else "defined"}
+               "positionStatus": "missing" if name in missing else "defined",
+               **({"description": notes[name], "selected": False} if name in notes else {})}
               for i, (name, p) in enumerate(landmarks.items(), start=1)]
     doc = {"@schema": MRK_SCHEMA,
            "markups": [{"type": "Fiducial", "coordinateSystem": coordinate_system, "coordinateUnits": "mm",
@@ -73,17 +76,20 @@ def write_mrk_json(path: str, landmarks: Dict[str, Sequence[float]], coordinate_
     write_text_atomic(json.dumps(doc, indent=2) + "\n", path)
 
 
-def write_fcsv(path: str, landmarks: Dict[str, Sequence[float]], missing: Sequence[str] = ()) -> None:
+def write_fcsv(path: str, landmarks: Dict[str, Sequence[float]], missing: Sequence[str] = (),
+               notes: Optional[Dict[str, str]] = None) -> None:
     """Slicer fcsv version 5.3 in LPS, one row per landmark (label = name, quoted when it needs it), ending as
-    Slicer's rows do in positionStatus (2 defined, 3 ``missing``: skipped) and autoCreated."""
+    Slicer's rows do in positionStatus (2 defined, 3 ``missing``: skipped) and autoCreated; a ``notes`` entry is the
+    row's desc, and the row is unselected (sel 0)."""
+    notes = notes or {}
     buf = io.StringIO()
     buf.write("# Markups fiducial file version = 5.3\n# CoordinateSystem = LPS\n"
               f"# columns = {FCSV_COLUMNS}\n")
     writer = csv.writer(buf, lineterminator="\n")
     for i, (name, p) in enumerate(landmarks.items(), start=1):
         x, y, z = _xyz(p, name)
-        writer.writerow([str(i), repr(x), repr(y), repr(z), 0, 0, 0, 1, 1, 1, 0, str(name), "", "",
-                         3 if name in missing else 2, 0])
+        writer.writerow([str(i), repr(x), repr(y), repr(z), 0, 0, 0, 1, 1, 0 if name in notes else 1, 0, str(name),
+                         notes.get(name, ""), "", 3 if name in missing else 2, 0])
     write_text_atomic(buf.getvalue(), path)
 
 

@@ -2,6 +2,8 @@
 
 Everything here reads and writes world LPS millimetres; files in RAS are converted on reading.
 """
+import csv
+import io
 import math
 import os
 from os.path import join
@@ -12,19 +14,23 @@ import numpy as np
 
 from nnlandmark.errors import LandmarkError
 from nnlandmark.geometry import lps_to_ras
-from nnlandmark.io.atomic import read_json, write_json_atomic
+from nnlandmark.io.atomic import read_json, write_json_atomic, write_text_atomic
 from nnlandmark.io.landmark_files import FORMATS, finite_point, write_csv, write_fcsv, write_mrk_json
 from nnlandmark.landmark_set import LANDMARKS_VOXEL_JSON, LANDMARKS_WORLD_JSON
 
 Points = Dict[str, Dict[str, np.ndarray]]      # {case: {name: world LPS mm}}
+REVIEW_CSV = "review.csv"                       # nnLandmark_predict --review: the landmarks a person should check
 Presence = Dict[str, Dict[str, bool]]          # {case: {name: present?}}
 
 
-def case_prediction(case: str, image: str, landmarks: Dict[str, dict]) -> dict:
-    """``{"case", "image", "coordinate_system": "LPS", "landmarks": {NAME: {label, voxel, world, likelihood,
-    present}}}``; voxel is the continuous ITK index of the original image, world = origin + D @ (spacing * voxel) in
-    mm; present is false when the likelihood lies below the model's calibrated threshold (coordinates still given)."""
-    return {"case": case, "image": image, "coordinate_system": "LPS", "landmarks": landmarks}
+def case_prediction(case: str, image: str, landmarks: Dict[str, dict], radius_coverage: Optional[float] = None) -> dict:
+    """``{"case", "image", "coordinate_system": "LPS", "radius_coverage", "landmarks": {NAME: {label, voxel, world,
+    likelihood, present, peak, expected_error_mm, radius_mm}}}``; voxel is the continuous ITK index of the original
+    image, world = origin + D @ (spacing * voxel) in mm; present is false when the likelihood lies below the model's
+    calibrated threshold (coordinates still given); the true landmark lies within radius_mm of world for a share
+    radius_coverage of landmarks (null, like the error fields, where the model is not calibrated)."""
+    return {"case": case, "image": image, "coordinate_system": "LPS", "radius_coverage": radius_coverage,
+            "landmarks": landmarks}
 
 
 def parse_formats(text: str) -> List[str]:
@@ -36,10 +42,12 @@ def parse_formats(text: str) -> List[str]:
     return list(dict.fromkeys(formats))
 
 
-def write_prediction_formats(prediction: dict, output_dir: str, formats: Iterable[str]) -> List[str]:
+def write_prediction_formats(prediction: dict, output_dir: str, formats: Iterable[str],
+                             review_mm: Optional[float] = None) -> List[str]:
     """A prediction dict (the CASE.json schema) -> OUTPUT_DIR/CASE.mrk.json, CASE.fcsv, CASE.csv for the requested
     formats ('json' is CASE.json itself and is written by the predictor); Slicer files mark landmarks predicted
-    absent as skipped points. Returns the paths written."""
+    absent as skipped points, and those to review (``review_mm``, see ``to_review``) with a description and
+    unselected. Returns the paths written."""
     formats = parse_formats(formats if isinstance(formats, str) else ",".join(formats))
     if prediction.get("coordinate_system", "LPS") != "LPS":
         raise LandmarkError(f"case '{prediction.get('case')}': prediction coordinate_system must be LPS")
@@ -47,19 +55,47 @@ def write_prediction_formats(prediction: dict, output_dir: str, formats: Iterabl
     entries = prediction["landmarks"]
     world = {name: entry["world"] for name, entry in entries.items()}
     absent = [name for name, entry in entries.items() if entry.get("present") is False]
+    notes = {name: f"review: expected error {e:.1f} mm, radius {r:.1f} mm"
+             for name, e, r, _ in to_review(prediction, review_mm)} if review_mm is not None else None
     written = []
     for fmt in formats:
         if fmt == "json":
             continue
         target = join(output_dir, f"{case}.{fmt}")
         if fmt == "mrk.json":
-            write_mrk_json(target, world, missing=absent)
+            write_mrk_json(target, world, missing=absent, notes=notes)
         elif fmt == "fcsv":
-            write_fcsv(target, world, missing=absent)
+            write_fcsv(target, world, missing=absent, notes=notes)
         else:
             write_csv(target, world, voxel={name: entry["voxel"] for name, entry in entries.items()})
         written.append(target)
     return written
+
+
+def to_review(prediction: dict, review_mm: float) -> List[Tuple[str, float, float, float]]:
+    """(name, expected_error_mm, radius_mm, likelihood) of the landmarks predicted present whose expected error
+    exceeds ``review_mm``, worst first; a prediction without error estimates is refused (its model is not
+    calibrated: nothing could be said about it)."""
+    if prediction.get("radius_coverage") is None:
+        raise LandmarkError(f"case '{prediction.get('case')}' has no error estimates (radius_coverage null): the "
+                            f"model is not calibrated; run nnLandmark_calibrate first")
+    rows = [(name, float(e["expected_error_mm"]), float(e["radius_mm"]), float(e["likelihood"]))
+            for name, e in prediction["landmarks"].items()
+            if e.get("present", True) and e["expected_error_mm"] > review_mm]
+    return sorted(rows, key=lambda row: -row[1])
+
+
+def write_review_list(predictions: Sequence[dict], review_mm: float, path: str) -> int:
+    """review.csv: case, landmark, expected_error_mm, radius_mm, likelihood of every landmark ``to_review``, worst
+    first over all cases; returns how many rows."""
+    rows = sorted(((p["case"], *row) for p in predictions for row in to_review(p, review_mm)),
+                  key=lambda row: (-row[2], row[0], row[1]))
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["case", "landmark", "expected_error_mm", "radius_mm", "likelihood"])
+    writer.writerows([case, name, f"{e:.3f}", f"{r:.3f}", f"{lik:.4f}"] for case, name, e, r, lik in rows)
+    write_text_atomic(buf.getvalue(), path)
+    return len(rows)
 
 
 def read_prediction(path) -> dict:
@@ -126,6 +162,38 @@ def read_predictions(pred_dir) -> Tuple[Points, Presence]:
         presence[case] = {name: xyz is not None for name, xyz in positions.items()}
         preds[case] = {name: xyz for name, xyz in positions.items() if xyz is not None}
     return preds, presence
+
+
+def read_landmark_entries(pred_dir) -> Dict[str, Dict[str, dict]]:
+    """{case: {name: the landmark's entry as written}} of a folder of CASE.json predictions in LPS (the predictor's
+    own files: their likelihood, peak features and error estimates)."""
+    entries = {}
+    for path, case, system, landmarks in _prediction_files(pred_dir):
+        if system != "LPS" or not all(isinstance(e, dict) for e in landmarks.values()):
+            raise LandmarkError(f"{path} is not a prediction of nnLandmark_predict (LPS, an object per landmark)")
+        entries[case] = landmarks
+    return entries
+
+
+def read_error_estimates(pred_dir) -> Tuple[Optional[float], Dict[str, Dict[str, Tuple[float, float]]]]:
+    """(radius coverage, {case: {name: (expected_error_mm, radius_mm)}}) of the calibrated predictions of a folder;
+    (None, {}) where none is calibrated. Predictions calibrated for different coverages are refused: their radii
+    cannot be judged as one set."""
+    coverages, estimates = set(), {}
+    for path, case, _, landmarks in _prediction_files(pred_dir):
+        coverage = read_json(path).get("radius_coverage")
+        if coverage is None:
+            continue
+        coverages.add(float(coverage))
+        estimates[case] = {}
+        for name, entry in landmarks.items():
+            pair = (entry.get("expected_error_mm"), entry.get("radius_mm")) if isinstance(entry, dict) else (None,)
+            if all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in pair):
+                estimates[case][name] = (float(pair[0]), float(pair[1]))
+    if len(coverages) > 1:
+        raise LandmarkError(f"{pred_dir}: predictions calibrated for different radius coverages "
+                            f"({', '.join(f'{c:g}' for c in sorted(coverages))}); evaluate them separately")
+    return (coverages.pop() if coverages else None), estimates
 
 
 def read_likelihoods(pred_dir) -> Dict[str, Dict[str, float]]:

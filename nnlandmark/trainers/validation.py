@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from torch import distributed as dist
 
+from nnlandmark.errors import LandmarkError
 from nnlandmark.evaluation.pipeline import evaluate
 from nnlandmark.evaluation.report import format_table
 from nnlandmark.inference.cascade import WEAK_FINE_LIKELIHOOD
@@ -17,6 +18,7 @@ from nnlandmark.labelmaps import read_label_maps
 from nnlandmark.landmark_set import landmark_names
 from nnlandmark.paths import WHOLE_VOLUME
 from nnlandmark.stages import coarse_stage_folder, read_search_radii, write_search_radii
+from nnlandmark.uncertainty import calibrate_errors
 
 
 def validate_fold(trainer) -> dict:
@@ -54,7 +56,22 @@ def validate_fold(trainer) -> dict:
         radii = write_search_radii(trainer.output_folder_base, trainer.plans_manager.dataset_name)
         trainer.print_to_log_file(f"search radius of a fine stage around these landmarks, from the validated folds: "
                                   f"{min(radii.values()):.1f}-{max(radii.values()):.1f} mm", add_timestamp=False)
+    _calibrate(trainer)
     return summary
+
+
+def _calibrate(trainer) -> None:
+    """Refit the model's error calibration on the folds validated so far, so that predictions carry
+    expected_error_mm and radius_mm without a further command; too few validated cases only leave it as it was."""
+    try:
+        calibration = calibrate_errors(trainer.output_folder_base, trainer.plans_manager.dataset_name)
+    except LandmarkError as e:
+        trainer.print_to_log_file(f"error calibration not refitted: {e}", add_timestamp=False)
+        return
+    trainer.print_to_log_file(f"error calibration from {calibration['n_cases']} validated cases: a "
+                              f"{calibration['coverage']:.0%} radius of median {calibration['median_radius_mm']:.2f} "
+                              f"mm (one radius for all would be {calibration['global_radius_mm']:.2f} mm)",
+                              add_timestamp=False)
 
 
 def _coarse_stage(trainer) -> Tuple[Optional[Points], SearchRadius, Optional[float]]:

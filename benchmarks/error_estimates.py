@@ -1,0 +1,100 @@
+"""Calibrated error estimates on the default path's trained models (issue: calibrated uncertainty): how well
+``expected_error_mm`` and the 90 % ``radius_mm``, calibrated on the cross-validation predictions, judge the held-out
+test cases. Run after ``default_path.py`` with the same ``--data`` and ``--workdir``; it validates the planned
+stages again where their validation files predate the peak features (``nnLandmark_train ... --val``), calibrates
+(``nnLandmark_calibrate``), predicts the test cases with ``--review`` and evaluates them.
+
+Reports the radius's coverage on the test cases and its median against the one global radius the CV errors would
+need for the same coverage, Spearman(expected, actual), AUROC of the expected error for errors above 2 and 4 mm,
+and what the review list at ``--review`` mm catches: the share of the test errors above that many mm it lists, and
+how many landmarks a person would look at.
+
+    python benchmarks/error_estimates.py [--data study|mni_t1|mni_t2w] [--review 4] [--workdir DIR] [--out FILE]
+    (a few minutes on 2 cores once default_path.py has trained)
+"""
+import csv
+import json
+from pathlib import Path
+
+from nnlandmark.paths import CPU_PLANS
+from nnlandmark.stages import TRAINER_KEY
+
+from _common import benchmark_parser, default_out, environment, markdown_table, nnunet_env, run_command, write_json
+from default_path import DATASETS
+
+
+def has_peak_features(validation: Path) -> bool:
+    case = next(p for p in sorted(validation.glob("*.json")) if p.name != "summary.json")
+    return all("peak" in entry for entry in json.loads(case.read_text())["landmarks"].values())
+
+
+def main():
+    parser = benchmark_parser(__doc__, workdir="default_path_benchmark")
+    parser.add_argument("--data", choices=list(DATASETS), default="study")
+    parser.add_argument("--review", type=float, default=4.0, help="the review list's cut in mm (default 4)")
+    args = parser.parse_args()
+    args.out = args.out or default_out("error_estimates" + ("" if args.data == "study" else f"_{args.data}"))
+    workdir = Path(args.workdir).resolve()
+    env = nnunet_env(workdir)
+    dataset = DATASETS[args.data]
+    raw = next(Path(env["nnUNet_raw"]).glob(f"Dataset{dataset}_*"), None)
+    if raw is None:
+        raise SystemExit(f"no trained default path in {workdir}: run default_path.py --data {args.data} first")
+    plans = json.loads((Path(env["nnUNet_preprocessed"]) / raw.name / f"{CPU_PLANS}.json").read_text())
+    stages = [c for c in ("3d_whole", "3d_fullres") if TRAINER_KEY in plans["configurations"].get(c, {})]
+    for configuration in stages:
+        trainer = plans["configurations"][configuration][TRAINER_KEY]
+        fold = Path(env["nnUNet_results"]) / raw.name / f"{trainer}__{CPU_PLANS}__{configuration}" / "fold_0"
+        if not has_peak_features(fold / "validation"):
+            print(f"validating {configuration} again (its validation predates the peak features)", flush=True)
+            run_command({**env, "nnUNet_n_proc_DA": "1"}, "nnLandmark_train", dataset, configuration, 0, "--val",
+                        "-device", "cpu")
+    calibrated = run_command(env, "nnLandmark_calibrate", "-d", dataset)
+    print(calibrated.strip(), flush=True)
+    model = Path(env["nnUNet_results"]) / raw.name / \
+        f"{plans['configurations']['3d_fullres'][TRAINER_KEY]}__{CPU_PLANS}__3d_fullres"
+    calibration = json.loads((model / "landmark_uncertainty.json").read_text())
+    predictions = workdir / f"predictions_{args.data}_reviewed"
+    run_command(env, "nnLandmark_predict", "-i", raw / "imagesTs", "-o", predictions, "-d", dataset, "-device", "cpu",
+                "--disable_tqdm", "--review", args.review)
+    run_command(env, "nnLandmark_evaluate", "-pred", predictions, "-gt", raw / "all_landmarks_world.json")
+    summary = json.loads((predictions / "evaluation" / "summary.json").read_text())
+    section = summary["error_estimates"]
+    truth = json.loads((raw / "all_landmarks_world.json").read_text())
+    errors = {}
+    for path in predictions.glob("*.json"):
+        case = json.loads(path.read_text())
+        for name, entry in case["landmarks"].items():
+            true = truth[case["case"]].get(name)
+            if true is not None:
+                errors[case["case"], name] = sum((a - b) ** 2 for a, b in zip(entry["world"], true)) ** 0.5
+    with open(predictions / "review.csv", newline="") as f:
+        reviewed = {(row["case"], row["landmark"]) for row in csv.DictReader(f)}
+    large = {key for key, error in errors.items() if error > args.review}
+    caught = len(large & reviewed)
+    auroc = section["auroc"]
+    print(markdown_table(["", "value"], [
+        ["test landmarks", section["n_pairs"]],
+        ["CV landmarks calibrated on (cases)", f"{calibration['n_pairs']} ({calibration['n_cases']})"],
+        ["radius coverage on test (stated)", f"{100 * section['radius_coverage']:.1f} % "
+                                             f"({100 * section['radius_coverage_stated']:.0f} %)"],
+        ["median radius (mm)", f"{section['median_radius_mm']:.2f}"],
+        ["one global CV radius for that coverage (mm)", f"{calibration['global_radius_mm']:.2f}"],
+        ["Spearman(expected, actual)", "-" if section["spearman"] is None else f"{section['spearman']:.3f}"],
+        ["AUROC, error > 2 mm", "-" if auroc["2.0"] is None else f"{auroc['2.0']:.3f}"],
+        ["AUROC, error > 4 mm", "-" if auroc["4.0"] is None else f"{auroc['4.0']:.3f}"],
+        [f"review list at {args.review:g} mm: landmarks listed", len(reviewed)],
+        [f"errors > {args.review:g} mm caught", f"{caught} of {len(large)}"],
+        ["test MRE (mm)", f"{summary['mre_mm']:.2f}"]]))
+    write_json(args.out, {"environment": environment("cpu"), "data": args.data, "review_mm": args.review,
+                          "calibration": {k: calibration[k] for k in ("n_pairs", "n_cases", "coverage", "quantile",
+                                                                      "global_radius_mm", "median_radius_mm")},
+                          "test": {k: section[k] for k in ("n_pairs", "radius_coverage", "median_radius_mm",
+                                                           "spearman", "auroc", "reliability")},
+                          "review": {"listed": len(reviewed), "large_errors": len(large), "caught": caught},
+                          "mre_mm": summary["mre_mm"]})
+    print(f"written: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
