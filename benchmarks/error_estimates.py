@@ -6,10 +6,11 @@ stages again where their validation files predate the peak features (``nnLandmar
 
 Reports the radius's coverage on the test cases and its median against the one global radius the CV errors would
 need for the same coverage, Spearman(expected, actual), AUROC of the expected error for errors above 2 and 4 mm,
-and what the review list at ``--review`` mm catches: the share of the test errors above that many mm it lists, and
-how many landmarks a person would look at.
+and what a review list at each ``--review`` cut (landmarks whose expected error exceeds it) catches: how many of
+the test errors above 4 mm it lists, and how many landmarks a person would look at.
 
-    python benchmarks/error_estimates.py [--data study|mni_t1|mni_t2w] [--review 4] [--workdir DIR] [--out FILE]
+    python benchmarks/error_estimates.py [--data study|mni_t1|mni_t2w] [--review 4 2 1.5] [--workdir DIR]
+                                         [--out FILE]
     (a few minutes on 2 cores once default_path.py has trained)
 """
 import csv
@@ -22,6 +23,8 @@ from nnlandmark.stages import TRAINER_KEY
 from _common import benchmark_parser, default_out, environment, markdown_table, nnunet_env, run_command, write_json
 from default_path import DATASETS
 
+LARGE_MM = 4.0   # the errors a review list should catch
+
 
 def has_peak_features(validation: Path) -> bool:
     case = next(p for p in sorted(validation.glob("*.json")) if p.name != "summary.json")
@@ -31,7 +34,8 @@ def has_peak_features(validation: Path) -> bool:
 def main():
     parser = benchmark_parser(__doc__, workdir="default_path_benchmark")
     parser.add_argument("--data", choices=list(DATASETS), default="study")
-    parser.add_argument("--review", type=float, default=4.0, help="the review list's cut in mm (default 4)")
+    parser.add_argument("--review", type=float, nargs="+", default=[4.0, 2.0, 1.5],
+                        help="review list cuts in mm (default 4 2 1.5)")
     args = parser.parse_args()
     args.out = args.out or default_out("error_estimates" + ("" if args.data == "study" else f"_{args.data}"))
     workdir = Path(args.workdir).resolve()
@@ -56,7 +60,7 @@ def main():
     calibration = json.loads((model / "landmark_uncertainty.json").read_text())
     predictions = workdir / f"predictions_{args.data}_reviewed"
     run_command(env, "nnLandmark_predict", "-i", raw / "imagesTs", "-o", predictions, "-d", dataset, "-device", "cpu",
-                "--disable_tqdm", "--review", args.review)
+                "--disable_tqdm", "--review", min(args.review))
     run_command(env, "nnLandmark_evaluate", "-pred", predictions, "-gt", raw / "all_landmarks_world.json")
     summary = json.loads((predictions / "evaluation" / "summary.json").read_text())
     section = summary["error_estimates"]
@@ -69,9 +73,13 @@ def main():
             if true is not None:
                 errors[case["case"], name] = sum((a - b) ** 2 for a, b in zip(entry["world"], true)) ** 0.5
     with open(predictions / "review.csv", newline="") as f:
-        reviewed = {(row["case"], row["landmark"]) for row in csv.DictReader(f)}
-    large = {key for key, error in errors.items() if error > args.review}
-    caught = len(large & reviewed)
+        listed = [((row["case"], row["landmark"]), float(row["expected_error_mm"])) for row in csv.DictReader(f)]
+    large = {key for key, error in errors.items() if error > LARGE_MM}
+    reviews = []
+    for cut in sorted(args.review, reverse=True):
+        reviewed = {key for key, expected in listed if expected > cut}
+        reviews.append({"cut_mm": cut, "listed": len(reviewed), "caught": len(large & reviewed),
+                        "large_errors": len(large)})
     auroc = section["auroc"]
     print(markdown_table(["", "value"], [
         ["test landmarks", section["n_pairs"]],
@@ -83,15 +91,15 @@ def main():
         ["Spearman(expected, actual)", "-" if section["spearman"] is None else f"{section['spearman']:.3f}"],
         ["AUROC, error > 2 mm", "-" if auroc["2.0"] is None else f"{auroc['2.0']:.3f}"],
         ["AUROC, error > 4 mm", "-" if auroc["4.0"] is None else f"{auroc['4.0']:.3f}"],
-        [f"review list at {args.review:g} mm: landmarks listed", len(reviewed)],
-        [f"errors > {args.review:g} mm caught", f"{caught} of {len(large)}"],
+        *[[f"review list at {r['cut_mm']:g} mm: landmarks listed, errors > {LARGE_MM:g} mm caught",
+           f"{r['listed']}, {r['caught']} of {r['large_errors']}"] for r in reviews],
         ["test MRE (mm)", f"{summary['mre_mm']:.2f}"]]))
     write_json(args.out, {"environment": environment("cpu"), "data": args.data, "review_mm": args.review,
                           "calibration": {k: calibration[k] for k in ("n_pairs", "n_cases", "coverage", "quantile",
                                                                       "global_radius_mm", "median_radius_mm")},
                           "test": {k: section[k] for k in ("n_pairs", "radius_coverage", "median_radius_mm",
                                                            "spearman", "auroc", "reliability")},
-                          "review": {"listed": len(reviewed), "large_errors": len(large), "caught": caught},
+                          "review": reviews,
                           "mre_mm": summary["mre_mm"]})
     print(f"written: {args.out}")
 

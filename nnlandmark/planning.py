@@ -175,7 +175,9 @@ def derive_cpu_plans(dataset_id, source_plans: str = 'nnUNetPlans', configuratio
 
 COARSE_STAGE_ABOVE_LANDMARKS = 4         # more landmarks than this: a coarse whole-volume stage first
 COARSE_STAGE_ABOVE_PATCHES = 8           # a median volume of more patches than this: likewise
-CPU_EPOCHS = {WHOLE_VOLUME: 10, 'fine': 40, 'single': 40}   # x 50 iterations: about 4 + 8 minutes on 2 cores
+CPU_EPOCHS = {WHOLE_VOLUME: 5, 'fine': 32, 'single': 40}   # x 50 iterations: about 2 + 6 minutes on 2 cores for
+# 30 cases of 80x96x80 (the epoch's cost does not grow with the data: the whole-volume patch is capped); 5 + 32
+# epochs gave 1.05 mm (study) and 1.38 mm (MNI T1 AFIDs) where 10 + 40 gave 1.01 and 1.67 (benchmarks/README.md)
 
 
 def needs_coarse_stage(n_landmarks: int, median_shape, patch_size) -> Optional[str]:

@@ -8,7 +8,8 @@ import nnlandmark
 PACKAGE = Path(nnlandmark.__file__).parent
 
 LAYERS = ["errors", "paths", "geometry", "landmark_set", "io", "labelmaps", "heatmaps", "network", "losses",
-          "evaluation", "presence", "uncertainty", "stages", "selection", "inference", "trainers", "dataset_conversion", "planning", "demo", "commands"]
+          "evaluation", "presence", "uncertainty", "stages", "selection", "inference", "trainers", "dataset_conversion",
+          "planning", "demo", "commands"]
 NEVER = {"evaluation": {"trainers", "losses", "inference", "dataset_conversion"},
          "dataset_conversion": {"inference", "trainers", "losses", "heatmaps", "network", "evaluation", "presence"},
          "inference": {"trainers", "losses"}}

@@ -195,7 +195,7 @@ def test_the_default_cpu_path_names_no_trainer_and_predicts_a_cascade_in_one_com
     plans_file = tmp_path / "nnUNet_preprocessed" / "Dataset701_Path" / f"{CPU}.json"
     plans = json.loads(plans_file.read_text())
     assert {c: plans["configurations"][c]["nnlandmark_trainer"] for c in CASCADE} == CASCADE
-    assert [plans["configurations"][c]["nnlandmark_epochs"] for c in ("3d_whole", "3d_fullres")] == [10, 40]
+    assert [plans["configurations"][c]["nnlandmark_epochs"] for c in ("3d_whole", "3d_fullres")] == [5, 32]
     for configuration in CASCADE:     # the documented knob that trades time for accuracy: one epoch each here
         plans["configurations"][configuration]["nnlandmark_epochs"] = 1
     plans_file.write_text(json.dumps(plans))

@@ -70,8 +70,9 @@ class LandmarkPredictor(nnUNetPredictor):
                           checkpoint_name: str = 'checkpoint_final.pth', trust_checkpoint: bool = False,
                           **kwargs) -> "LandmarkPredictor":
         """The folds (default: all trained) of a model folder; ``presence_thresholds`` and ``error_model`` default to
-        the model's calibration (landmark_thresholds.json, landmark_uncertainty.json). ``trust_checkpoint`` also loads checkpoints that hold more than
-        weights and numbers (unpickling them can run code). Other keyword arguments go to the constructor."""
+        the model's calibration (landmark_thresholds.json, landmark_uncertainty.json). ``trust_checkpoint`` also loads
+        checkpoints that hold more than weights and numbers (unpickling them can run code). Other keyword arguments
+        go to the constructor."""
         for name in ('plans.json', 'dataset.json'):
             if not isfile(join(model_folder, name)):
                 raise LandmarkError(f"{join(model_folder, name)} not found: is this a trained nnlandmark model folder?")

@@ -19,11 +19,12 @@ from nnlandmark.io.landmark_files import FORMATS, finite_point, write_csv, write
 from nnlandmark.landmark_set import LANDMARKS_VOXEL_JSON, LANDMARKS_WORLD_JSON
 
 Points = Dict[str, Dict[str, np.ndarray]]      # {case: {name: world LPS mm}}
-REVIEW_CSV = "review.csv"                       # nnLandmark_predict --review: the landmarks a person should check
 Presence = Dict[str, Dict[str, bool]]          # {case: {name: present?}}
+REVIEW_CSV = "review.csv"                      # nnLandmark_predict --review: the landmarks a person should check
 
 
-def case_prediction(case: str, image: str, landmarks: Dict[str, dict], radius_coverage: Optional[float] = None) -> dict:
+def case_prediction(case: str, image: str, landmarks: Dict[str, dict],
+                    radius_coverage: Optional[float] = None) -> dict:
     """``{"case", "image", "coordinate_system": "LPS", "radius_coverage", "landmarks": {NAME: {label, voxel, world,
     likelihood, present, peak, expected_error_mm, radius_mm}}}``; voxel is the continuous ITK index of the original
     image, world = origin + D @ (spacing * voxel) in mm; present is false when the likelihood lies below the model's
