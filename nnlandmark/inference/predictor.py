@@ -255,7 +255,8 @@ class LandmarkPredictor(nnUNetPredictor):
             for case, files in cases.items():
                 yield (case, *self._preprocess(files))
             return
-        with ThreadPoolExecutor(workers) as pool:
+        pool = ThreadPoolExecutor(workers)
+        try:
             pending, order = {}, iter(cases.items())
             for case, files in islice(order, workers + 1):
                 pending[case] = pool.submit(self._preprocess, files)
@@ -264,6 +265,8 @@ class LandmarkPredictor(nnUNetPredictor):
                 for next_case, files in islice(order, 1):   # keep workers + 1 cases in flight, no more in memory
                     pending[next_case] = pool.submit(self._preprocess, files)
                 yield case, data, properties
+        finally:   # an interrupted run does not preprocess the cases still queued
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def check_review(self, review_mm: Optional[float]) -> None:
         """A review list needs error estimates: refused before any case is predicted where the model has none."""
