@@ -62,13 +62,19 @@ def transform(matrix, points):
     return points @ matrix[:3, :3].T + matrix[:3, 3]
 
 
-def slicer_point_list(storage_class, path):
-    """{label: RAS} of a point list read by one of Slicer's markups storage nodes; every point must be defined."""
+def slicer_read(storage_class, path):
+    """(point list node, its scene: keep it alive while the node is used) as Slicer's storage node reads ``path``."""
     scene = slicer.vtkMRMLScene()
     node = scene.AddNode(slicer.vtkMRMLMarkupsFiducialNode())
     storage = scene.AddNode(storage_class())
     storage.SetFileName(str(path))
     assert storage.ReadData(node) == 1, f"Slicer could not read {path}"
+    return node, scene
+
+
+def slicer_point_list(storage_class, path):
+    """{label: RAS} of a point list read by one of Slicer's markups storage nodes; every point must be defined."""
+    node, scene = slicer_read(storage_class, path)
     points = {}
     for n in range(node.GetNumberOfControlPoints()):
         assert node.GetNthControlPointPositionStatus(n) == node.PositionDefined
@@ -156,11 +162,7 @@ def test_landmarks_predicted_absent_open_in_slicer_as_skipped_points_and_read_ba
     write_prediction_formats(case_prediction("case", "case_0000.nii.gz", landmarks), str(tmp_path),
                              ["mrk.json", "fcsv"])
     for ending, storage_class in STORAGE.items():
-        scene = slicer.vtkMRMLScene()
-        node = scene.AddNode(slicer.vtkMRMLMarkupsFiducialNode())
-        storage = scene.AddNode(storage_class())
-        storage.SetFileName(str(tmp_path / f"case.{ending}"))
-        assert storage.ReadData(node) == 1
+        node, scene = slicer_read(storage_class, tmp_path / f"case.{ending}")
         status = {node.GetNthControlPointLabel(n): node.GetNthControlPointPositionStatus(n)
                   for n in range(node.GetNumberOfControlPoints())}
         assert status == {"nasion": node.PositionDefined, "sella": node.PositionMissing}, ending
@@ -175,11 +177,7 @@ def test_landmarks_to_review_open_in_slicer_unselected_with_their_expected_error
     write_prediction_formats(case_prediction("case", "case_0000.nii.gz", landmarks, radius_coverage=0.9),
                              str(tmp_path), ["mrk.json", "fcsv"], review_mm=4.0)
     for ending, storage_class in STORAGE.items():
-        scene = slicer.vtkMRMLScene()
-        node = scene.AddNode(slicer.vtkMRMLMarkupsFiducialNode())
-        storage = scene.AddNode(storage_class())
-        storage.SetFileName(str(tmp_path / f"case.{ending}"))
-        assert storage.ReadData(node) == 1
+        node, scene = slicer_read(storage_class, tmp_path / f"case.{ending}")
         flags = {node.GetNthControlPointLabel(n): (node.GetNthControlPointDescription(n),
                                                    bool(node.GetNthControlPointSelected(n)))
                  for n in range(node.GetNumberOfControlPoints())}
