@@ -255,12 +255,16 @@ class LandmarkPredictor(nnUNetPredictor):
             for case, files in cases.items():
                 yield (case, *self._preprocess(files))
             return
+        order = iter(cases.items())
+        first, files = next(order)
+        # the first case in this thread: ITK creates its global singletons lazily and without a lock, and threads
+        # racing to create them corrupted a map that then hung the process at exit (seen 2026-12-02, gdb stack)
+        first_case = (first, *self._preprocess(files))
         pool = ThreadPoolExecutor(workers)
         try:
-            pending, order = {}, iter(cases.items())
-            for case, files in islice(order, workers + 1):
-                pending[case] = pool.submit(self._preprocess, files)
-            for case in cases:
+            pending = {case: pool.submit(self._preprocess, files) for case, files in islice(order, workers + 1)}
+            yield first_case
+            for case in list(cases)[1:]:
                 data, properties = pending.pop(case).result()
                 for next_case, files in islice(order, 1):   # keep workers + 1 cases in flight, no more in memory
                     pending[next_case] = pool.submit(self._preprocess, files)
