@@ -9,7 +9,7 @@ need for the same coverage, Spearman(expected, actual), AUROC of the expected er
 and what a review list at each ``--review`` cut (landmarks whose expected error exceeds it) catches: how many of
 the test errors above 4 mm it lists, and how many landmarks a person would look at.
 
-    python benchmarks/error_estimates.py [--data study|mni_t1|mni_t2w] [--review 4 2 1.5] [--workdir DIR]
+    python benchmarks/error_estimates.py [--data study|mni_t1|mni_t2w] [--review 4 2 1.5] [-f 0] [--workdir DIR]
                                          [--out FILE]
     (a few minutes on 2 cores once default_path.py has trained)
 """
@@ -36,6 +36,9 @@ def main():
     parser.add_argument("--data", choices=list(DATASETS), default="study")
     parser.add_argument("--review", type=float, nargs="+", default=[4.0, 2.0, 1.5],
                         help="review list cuts in mm (default 4 2 1.5)")
+    parser.add_argument("-f", nargs="+", default=None, metavar="FOLD",
+                        help="the fine stage's folds that predict the test cases (default: all trained; the "
+                             "calibration always uses every validated fold)")
     args = parser.parse_args()
     args.out = args.out or default_out("error_estimates" + ("" if args.data == "study" else f"_{args.data}"))
     workdir = Path(args.workdir).resolve()
@@ -60,7 +63,7 @@ def main():
     calibration = json.loads((model / "landmark_uncertainty.json").read_text())
     predictions = workdir / f"predictions_{args.data}_reviewed"
     run_command(env, "nnLandmark_predict", "-i", raw / "imagesTs", "-o", predictions, "-d", dataset, "-device", "cpu",
-                "--disable_tqdm", "--review", min(args.review))
+                "--disable_tqdm", "--review", min(args.review), *(["-f", *args.f] if args.f else []))
     run_command(env, "nnLandmark_evaluate", "-pred", predictions, "-gt", raw / "all_landmarks_world.json")
     summary = json.loads((predictions / "evaluation" / "summary.json").read_text())
     section = summary["error_estimates"]
@@ -95,6 +98,7 @@ def main():
            f"{r['listed']}, {r['caught']} of {r['large_errors']}"] for r in reviews],
         ["test MRE (mm)", f"{summary['mre_mm']:.2f}"]]))
     write_json(args.out, {"environment": environment("cpu"), "data": args.data, "review_mm": args.review,
+                          "predicting_folds": args.f or "all",
                           "calibration": {k: calibration[k] for k in ("n_pairs", "n_cases", "coverage", "quantile",
                                                                       "global_radius_mm", "median_radius_mm")},
                           "test": {k: section[k] for k in ("n_pairs", "radius_coverage", "median_radius_mm",
