@@ -10,6 +10,7 @@ import torch
 from nnlandmark.dataset_conversion.synthetic import make_synthetic_dataset
 from nnlandmark.errors import LandmarkError
 from nnlandmark.evaluation.pipeline import evaluate
+from nnlandmark.evaluation.reliability import format_error_estimates
 from nnlandmark.evaluation.report import format_table
 from nnlandmark.inference.predictor import LandmarkPredictor
 from nnlandmark.io.predictions import read_world_landmarks
@@ -54,6 +55,8 @@ def run_demo(workdir: str, trainer: Optional[str] = None, n_train: int = 20, n_t
     test_cases = {f[:-len('_0000.nii.gz')] for f in os.listdir(join(raw, 'imagesTs'))}
     summary = evaluate(predictions, {c: truth[c] for c in test_cases}, out_dir=join(predictions, 'evaluation'))
     print(format_table(summary))
+    if 'error_estimates' in summary:   # the model calibrated itself in its final validation
+        print("\n" + format_error_estimates(summary['error_estimates']))
     iterations = trainer_obj.num_epochs * trainer_obj.num_iterations_per_epoch
     print(f"[demo] training: {t_train:.0f} s for {iterations} iterations ({t_train / iterations:.3f} s/iteration "
           f"incl. validation); total {time.time() - start:.0f} s; spacing 1 mm, so mm = voxels")
