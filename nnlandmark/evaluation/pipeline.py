@@ -102,8 +102,7 @@ def evaluate_report(pred: Union[str, Path, Tuple[Points, Presence]], gt: GroundT
             image_folders = [dataset / "imagesTr", dataset / "imagesTs"]
         ending = read_json(dataset / "dataset.json").get("file_ending") if dataset is not None else None
         images = qc_images(worst_cases(summary["per_case"], qc), image_folders, ending)
-    radii = {case: {name: radius for name, (_, radius) in named.items()} for case, named in estimates.items()}
-    pictures = write_qc(images, points, truth, out_dir, summary["per_case"], radii) if images else []
+    pictures = write_qc(images, points, truth, out_dir, summary["per_case"], estimates) if images else []
     write_summary(summary, out_dir)
     written = [out_dir / name for name in ("summary.json", "per_landmark.csv", "per_case.csv")]
     if pairs:

@@ -123,16 +123,18 @@ def qc_images(cases: Sequence[str], image_folders: Sequence, ending: Optional[st
 
 
 def write_qc(images: Mapping[str, Path], pred: Mapping, gt: Mapping, out_dir,
-             per_case: Optional[Mapping[str, float]] = None, radii: Optional[Mapping] = None) -> list:
-    """out_dir/qc/CASE.png for each case of ``images`` (see qc_images); if one fails, the pictures of this call are
-    removed again, so a failed run leaves no partial set."""
+             per_case: Optional[Mapping[str, float]] = None, estimates: Optional[Mapping] = None) -> list:
+    """out_dir/qc/CASE.png for each case of ``images`` (see qc_images), with the radius of each landmark that
+    ``estimates`` ({case: {name: (expected_error_mm, radius_mm)}}, io.predictions.read_error_estimates) has; if one
+    fails, the pictures of this call are removed again, so a failed run leaves no partial set."""
     written = []
     try:
         for case, image in tqdm(images.items(), desc="QC pictures", disable=None):
             volume, geometry = read_volume(image)
             title = case + (f"  case MRE {per_case[case]:.2f} mm" if per_case and case in per_case else "")
+            radius = {name: r for name, (_, r) in (estimates or {}).get(case, {}).items()}
             written.append(render_case(volume, geometry, pred.get(case, {}), gt.get(case, {}),
-                                       Path(out_dir) / "qc" / f"{case}.png", title, (radii or {}).get(case)))
+                                       Path(out_dir) / "qc" / f"{case}.png", title, radius))
     except LandmarkError:
         for path in written:
             path.unlink()
@@ -146,6 +148,4 @@ def qc_for_predictions(pred_dir, image_dir, ending: Optional[str] = None, cases:
     pred = read_predictions(pred_dir)[0]
     images = dict(image_dir) if isinstance(image_dir, Mapping) else \
         qc_images(sorted(pred) if cases is None else list(cases), [image_dir], ending)
-    radii = {case: {name: radius for name, (_, radius) in named.items()}
-             for case, named in read_error_estimates(pred_dir)[1].items()}
-    return write_qc(images, pred, {}, pred_dir, radii=radii)
+    return write_qc(images, pred, {}, pred_dir, estimates=read_error_estimates(pred_dir)[1])

@@ -108,8 +108,8 @@ def read_prediction(path) -> dict:
 
 
 def _prediction_files(pred_dir):
-    """(path, case, system, landmarks dict) of every prediction JSON in a folder (files without "landmarks",
-    e.g. summary.json, are not predictions)."""
+    """(path, case, system, landmarks dict, the whole document) of every prediction JSON in a folder (files without
+    "landmarks", e.g. summary.json, are not predictions)."""
     pred_dir = Path(pred_dir)
     if not pred_dir.is_dir():
         raise LandmarkError(f"prediction folder {pred_dir} does not exist")
@@ -127,7 +127,7 @@ def _prediction_files(pred_dir):
         if case in seen:
             raise LandmarkError(f"{path}: case '{case}' is predicted in more than one file")
         seen.add(case)
-        yield path, case, system, data["landmarks"]
+        yield path, case, system, data["landmarks"], data
     if not seen:
         raise LandmarkError(f"no prediction JSON files (with a 'landmarks' key) in {pred_dir}")
 
@@ -158,7 +158,7 @@ def read_predictions(pred_dir) -> Tuple[Points, Presence]:
     landmark a file lists), from one pass over the folder. Only ``"present": false`` means the model says the
     landmark is not there."""
     preds, presence = {}, {}
-    for path, case, system, landmarks in _prediction_files(pred_dir):
+    for path, case, system, landmarks, _ in _prediction_files(pred_dir):
         positions = {name: _world_position(path, name, entry, system) for name, entry in landmarks.items()}
         presence[case] = {name: xyz is not None for name, xyz in positions.items()}
         preds[case] = {name: xyz for name, xyz in positions.items() if xyz is not None}
@@ -169,7 +169,7 @@ def read_landmark_entries(pred_dir) -> Dict[str, Dict[str, dict]]:
     """{case: {name: the landmark's entry as written}} of a folder of CASE.json predictions in LPS (the predictor's
     own files: their likelihood, peak features and error estimates)."""
     entries = {}
-    for path, case, system, landmarks in _prediction_files(pred_dir):
+    for path, case, system, landmarks, _ in _prediction_files(pred_dir):
         if system != "LPS" or not all(isinstance(e, dict) for e in landmarks.values()):
             raise LandmarkError(f"{path} is not a prediction of nnLandmark_predict (LPS, an object per landmark)")
         entries[case] = landmarks
@@ -181,8 +181,8 @@ def read_error_estimates(pred_dir) -> Tuple[Optional[float], Dict[str, Dict[str,
     (None, {}) where none is calibrated. Predictions calibrated for different coverages are refused: their radii
     cannot be judged as one set."""
     coverages, estimates = set(), {}
-    for path, case, _, landmarks in _prediction_files(pred_dir):
-        coverage = read_json(path).get("radius_coverage")
+    for _, case, _, landmarks, document in _prediction_files(pred_dir):
+        coverage = document.get("radius_coverage")
         if coverage is None:
             continue
         coverages.add(float(coverage))
@@ -201,7 +201,7 @@ def read_likelihoods(pred_dir) -> Dict[str, Dict[str, float]]:
     """{case: {name: likelihood}} of a prediction folder; a likelihood that is not a finite number (a diverged model
     writes NaN) is refused, naming the file and the landmark."""
     likelihoods = {}
-    for path, case, _, landmarks in _prediction_files(pred_dir):
+    for path, case, _, landmarks, _ in _prediction_files(pred_dir):
         likelihoods[case] = {}
         for name, entry in landmarks.items():
             value = entry.get("likelihood") if isinstance(entry, dict) else None
