@@ -4,10 +4,12 @@ maxima, sub-voxel refinement, search balls), shared by the losses, the trainer's
 Positions here are in the tensor's own axis order (preprocessed numpy order); geometry.py maps them elsewhere.
 """
 import itertools
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+
+from nnlandmark.landmark_set import MAX_INSTANCES
 
 REFINE_RADIUS = 3     # voxels around the integer maximum that may contribute
 REFINE_DROP = 0.15    # voxels more than this below the maximum get no weight
@@ -61,10 +63,41 @@ def edt_heatmaps(centres: torch.Tensor, present: torch.Tensor, spatial_shape, ra
     return heat.mul_(present.to(heat.dtype).reshape(*present.shape, *([1] * len(spatial_shape))))
 
 
-def heatmap_targets(seg: torch.Tensor, num_landmarks: int, radius: float) -> torch.Tensor:
-    """Label patch (B, 1, *spatial) -> heatmap targets (B, N, *spatial)."""
+def heatmap_targets(seg: torch.Tensor, num_landmarks: int, radius: float,
+                    instance_channels: Sequence[int] = ()) -> torch.Tensor:
+    """Label patch (B, 1, *spatial) -> heatmap targets (B, N, *spatial); the ``instance_channels`` (those of the
+    multi-instance classes, in class order) hold the cones of their instances (``instance_label``)."""
     centres, present = landmark_centres(seg, num_landmarks)
-    return edt_heatmaps(centres, present, seg.shape[2:], radius)
+    return with_instance_heatmaps(edt_heatmaps(centres, present, seg.shape[2:], radius), seg, num_landmarks, radius,
+                                  instance_channels)
+
+
+def with_instance_heatmaps(heat: torch.Tensor, seg: torch.Tensor, num_landmarks: int, radius: float,
+                           instance_channels: Sequence[int]) -> torch.Tensor:
+    """``heat`` (B, N, *spatial) with the ``instance_channels`` replaced by their instances' cones, in place."""
+    if instance_channels:
+        heat[:, list(instance_channels)] = instance_heatmaps(seg, num_landmarks, len(instance_channels), radius)
+    return heat
+
+
+def instance_label(num_landmarks: int, class_index: int, instance: int) -> int:
+    """The label value that the training patch gives instance ``instance`` (0-based) of the ``class_index``-th
+    multi-instance class (trainers.instances), above the landmark labels 1..N: a slot of its own, so that
+    ``landmark_centres`` finds each instance's centre as it finds a landmark's."""
+    return num_landmarks + 1 + class_index * MAX_INSTANCES + instance
+
+
+def instance_heatmaps(seg: torch.Tensor, num_landmarks: int, num_classes: int, radius: float) -> torch.Tensor:
+    """(B, num_classes, *spatial): each multi-instance class's cones, the maximum over its instances in a label
+    patch whose instances carry ``instance_label`` values; all 0 where a class has none."""
+    spatial = seg.shape[2:]
+    centres, present = landmark_centres(seg, num_landmarks + num_classes * MAX_INSTANCES)
+    centres = centres[:, num_landmarks:].reshape(seg.shape[0], num_classes, MAX_INSTANCES, len(spatial))
+    present = present[:, num_landmarks:].reshape(seg.shape[0], num_classes, MAX_INSTANCES)
+    heat = torch.zeros(seg.shape[0], num_classes, *spatial, device=seg.device)
+    for k in range(int(present.sum(-1).max()) if present.numel() else 0):   # slots fill from 0 on
+        torch.maximum(heat, edt_heatmaps(centres[:, :, k], present[:, :, k], spatial, radius), out=heat)
+    return heat
 
 
 def soft_argmax(logits: torch.Tensor) -> torch.Tensor:
@@ -188,3 +221,27 @@ def patch_landmark_errors(logits: torch.Tensor, seg: torch.Tensor, num_landmarks
     peaks = torch.stack(torch.unravel_index(flat_argmax, spatial), -1).float()
     distances = torch.linalg.norm(peaks - centres, dim=-1) * present
     return distances.sum(0), present.sum(0)
+
+
+def instance_peaks(channel: torch.Tensor, floor: float, limit: int = 8 * MAX_INSTANCES
+                   ) -> Tuple[np.ndarray, np.ndarray]:
+    """A multi-instance class's candidate peaks, strongest first: integer positions (K, D) and values (K,) of the
+    voxels that are the maximum of their 3^D neighbourhood and at least ``floor``, at most ``limit`` (a plateau is
+    many equal maxima). Non-maximum suppression (``suppressed``) comes after their sub-voxel refinement, which moves
+    two maxima of one broad peak towards each other."""
+    values = channel.float()
+    pool = torch.nn.functional.max_pool3d if values.ndim == 3 else torch.nn.functional.max_pool2d
+    local = (values >= pool(values[None], 3, stride=1, padding=1)[0]) & (values >= floor)
+    positions = torch.nonzero(local)
+    heights = values[tuple(positions.T)]
+    order = torch.argsort(heights, descending=True)[:limit]
+    return positions[order].numpy().reshape(-1, values.ndim), heights[order].numpy()
+
+
+def suppressed(points: np.ndarray, likelihoods: np.ndarray, nms_mm: float) -> np.ndarray:
+    """Indices of the points greedy non-maximum suppression keeps at ``nms_mm``, strongest first."""
+    kept = []
+    for i in np.argsort(-likelihoods, kind="stable"):
+        if not kept or np.min(np.linalg.norm(points[kept] - points[i], axis=1)) > nms_mm:
+            kept.append(i)
+    return np.asarray(kept, int)

@@ -18,7 +18,7 @@ from nnlandmark.geometry import Geometry, empty_grid_like, itk_order, numpy_orde
 from nnlandmark.io.atomic import read_json, written_atomically
 from nnlandmark.io.images import read_image
 from nnlandmark.io.predictions import Points, Presence
-from nnlandmark.landmark_set import landmark_labels, may_be_absent
+from nnlandmark.landmark_set import landmark_labels, may_be_absent, multi_instance, single_landmarks
 
 CUBE_HALF_WIDTH = 1  # 3x3x3 cubes
 _CUBE_OFFSETS = np.array(list(product(range(-CUBE_HALF_WIDTH, CUBE_HALF_WIDTH + 1), repeat=3)))
@@ -172,15 +172,24 @@ def landmarks_from_labelmap(seg_zyx: np.ndarray, labels: Mapping[str, int]) -> D
     return {name: itk_order(np.asarray(c, float)) for (name, _), c in zip(present, centres)}
 
 
+def instances_from_labelmap(seg_zyx: np.ndarray, value: int) -> List[np.ndarray]:
+    """Centre of mass of each blob of a multi-instance class's label value (26-connected components, as training
+    tells instances apart: trainers.instances) as continuous ITK indices."""
+    components, count = ndimage.label(seg_zyx == value, structure=np.ones((3, 3, 3)))
+    centres = ndimage.center_of_mass(np.ones_like(components, dtype=np.uint8), components, range(1, count + 1))
+    return [itk_order(np.asarray(c, float)) for c in centres]
+
+
 def count_blobs(seg_zyx: np.ndarray, value: int) -> int:
     """Number of 26-connected components of one label value."""
     _, n = ndimage.label(seg_zyx == value, structure=np.ones((3, 3, 3)))
     return n
 
 
-def read_label_folder(folder, labels: Mapping[str, int], ending: str, cases: Optional[Sequence[str]] = None) -> Points:
+def read_label_folder(folder, labels: Mapping[str, int], ending: str, cases: Optional[Sequence[str]] = None,
+                      classes: Optional[Mapping[str, int]] = None) -> Points:
     """Every ``CASE<ending>`` label map in a folder (or those of ``cases``) -> world landmarks (cube centres of
-    mass)."""
+    mass); with ``classes`` ({multi-instance class: label}), their instances instead: {case: {class: (K, 3)}}."""
     files = sorted(Path(folder).glob(f"*{ending}"))
     if cases is not None:
         files = [f for f in files if f.name[:-len(ending)] in set(cases)]
@@ -188,9 +197,25 @@ def read_label_folder(folder, labels: Mapping[str, int], ending: str, cases: Opt
     for file in tqdm(files, desc=f"reading label maps in {Path(folder).name}", leave=False):
         image = read_image(file)
         geometry = Geometry.of_image(image)
-        index = landmarks_from_labelmap(sitk.GetArrayFromImage(image), labels)
-        points[file.name[:-len(ending)]] = {name: geometry.index_to_world(ijk) for name, ijk in index.items()}
+        seg = sitk.GetArrayFromImage(image)
+        if classes is None:
+            index = landmarks_from_labelmap(seg, labels)
+            points[file.name[:-len(ending)]] = {name: geometry.index_to_world(ijk) for name, ijk in index.items()}
+        else:
+            points[file.name[:-len(ending)]] = {name: geometry.index_to_world(
+                np.reshape(instances_from_labelmap(seg, value), (-1, 3))) for name, value in classes.items()}
     return points
+
+
+def read_label_instances(dataset_json: Path, folders: Sequence, cases: Optional[Sequence[str]] = None
+                         ) -> Dict[str, Dict[str, np.ndarray]]:
+    """{case: {class: (K, 3) world LPS}} of the multi-instance classes in the label maps in ``folders``."""
+    info = read_json(dataset_json)
+    classes = {name: value for name, value in landmark_labels(info).items() if name in multi_instance(info)}
+    instances = {}
+    for folder in folders:
+        instances.update(read_label_folder(folder, {}, info["file_ending"], cases, classes))
+    return instances
 
 
 def read_label_maps(dataset_json: Path, folders: Sequence, cases: Optional[Sequence[str]] = None
@@ -200,7 +225,8 @@ def read_label_maps(dataset_json: Path, folders: Sequence, cases: Optional[Seque
     ``landmarks_may_be_absent`` (otherwise it just means "not annotated"). A case in two folders is an error, no
     label map at all too."""
     info = read_json(dataset_json)
-    labels = landmark_labels(info, str(dataset_json))
+    landmark_labels(info, str(dataset_json))   # a clear error for a dataset.json without landmark labels
+    labels = single_landmarks(info)
     ending = info.get("file_ending")
     if not isinstance(ending, str) or not ending:
         raise LandmarkError(f"{dataset_json}: no 'file_ending'")

@@ -3,7 +3,9 @@
 The labels 1..N are the landmarks (0 is nnU-Net's background); output channel c of a model is label c + 1.
 ``"landmarks_may_be_absent": [...] | true`` names the landmarks whose missing cube means "not there" (for the others
 it means "not annotated"); ``"mirror_pairs": [[left, right], ...]`` the landmarks that swap under a left-right flip;
-``"biometry_pairs": [[a, b], ...]`` the distances that evaluation reports.
+``"biometry_pairs": [[a, b], ...]`` the distances that evaluation reports; ``"multi_instance": [...]`` the classes
+with zero or many points per case (electrode contacts, teeth, nodules): one channel each, whose instances share its
+label value (one cube per instance) and are told apart as connected components.
 """
 import json
 from typing import Dict, List, Sequence, Set, Tuple
@@ -13,12 +15,16 @@ from nnlandmark.errors import LandmarkError
 MAY_BE_ABSENT_KEY = "landmarks_may_be_absent"
 MIRROR_PAIRS_KEY = "mirror_pairs"
 BIOMETRY_PAIRS_KEY = "biometry_pairs"
+MULTI_INSTANCE_KEY = "multi_instance"
+MAX_INSTANCES = 100   # instances of one class per case: each gets a slot of its own in the training targets
 
 LANDMARKS_WORLD_JSON = "all_landmarks_world.json"   # {case: {name: [x, y, z] LPS mm | null}} of a raw dataset
 LANDMARKS_VOXEL_JSON = "all_landmarks_voxel.json"   # the same as continuous ITK indices
+INSTANCES_WORLD_JSON = "all_instances_world.json"   # {case: {class: [[x, y, z], ...]}}: the multi-instance classes
 SPACING_JSON = "spacing.json"                       # {case: [sx, sy, sz]}
 THRESHOLDS_JSON = "landmark_thresholds.json"        # presence thresholds, next to a trained model
 UNCERTAINTY_JSON = "landmark_uncertainty.json"      # the calibrated error model, next to a trained model
+INSTANCES_JSON = "instance_detection.json"          # multi-instance thresholds and NMS distances, likewise
 
 Pair = Tuple[str, str]
 
@@ -87,6 +93,31 @@ def may_be_absent(dataset_json: dict) -> Set[str]:
     if unknown:
         raise LandmarkError(f"dataset.json '{MAY_BE_ABSENT_KEY}' names '{unknown[0]}', which is not a landmark label")
     return set(value)
+
+
+def multi_instance(dataset_json: dict) -> List[str]:
+    """The multi-instance classes (validated against the labels and the mirror pairs), in label order."""
+    value = dataset_json.get(MULTI_INSTANCE_KEY, [])
+    names = landmark_names(dataset_json)
+    if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
+        raise LandmarkError(f"dataset.json '{MULTI_INSTANCE_KEY}' must be a list of landmark names")
+    unknown = [n for n in value if n not in names]
+    if unknown:
+        raise LandmarkError(f"dataset.json '{MULTI_INSTANCE_KEY}' names '{unknown[0]}', which is not a landmark label")
+    paired = [n for pair in dataset_json.get(MIRROR_PAIRS_KEY, []) for n in pair if n in value]
+    if paired:
+        raise LandmarkError(f"dataset.json: '{paired[0]}' is a multi-instance class and in a mirror pair; mirror pairs "
+                            f"are single landmarks")
+    if set(names) <= set(value):
+        raise LandmarkError(f"dataset.json: every label is a '{MULTI_INSTANCE_KEY}' class; nnlandmark needs at least "
+                            f"one single landmark beside them (its metrics and calibration are per landmark)")
+    return [n for n in names if n in set(value)]
+
+
+def single_landmarks(dataset_json: dict) -> Dict[str, int]:
+    """{name: label value} of the landmarks with one point per case (all but the multi-instance classes)."""
+    classes = set(multi_instance(dataset_json))
+    return {name: value for name, value in landmark_labels(dataset_json).items() if name not in classes}
 
 
 def mirror_pairs(dataset_json: dict) -> List[Pair]:

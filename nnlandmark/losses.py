@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nnlandmark.heatmaps import centre_crop, edt_heatmaps, inside, landmark_centres, soft_argmax
+from nnlandmark.heatmaps import (centre_crop, edt_heatmaps, inside, landmark_centres, soft_argmax,
+                                 with_instance_heatmaps)
 
 Target = Union[torch.Tensor, Sequence[torch.Tensor]]
 
@@ -25,9 +26,11 @@ def spatial_softmax_cross_entropy(logits: torch.Tensor, target: torch.Tensor):
 class TopKBCEHeatmapLoss(nn.Module):
     """BCE-with-logits against EDT heatmaps, keeping the highest ``k_percent`` % per (sample, channel)."""
 
-    def __init__(self, num_landmarks: int, radius: float = 15.0, k_percent: float = 20.0):
+    def __init__(self, num_landmarks: int, radius: float = 15.0, k_percent: float = 20.0,
+                 instance_channels: Sequence[int] = ()):
         super().__init__()
         self.num_landmarks, self.radius, self.k_percent = num_landmarks, radius, k_percent
+        self.instance_channels = list(instance_channels)   # multi-instance classes: their cones, max over instances
 
     def per_voxel(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.binary_cross_entropy_with_logits(logits, target, reduction="none")
@@ -36,8 +39,10 @@ class TopKBCEHeatmapLoss(nn.Module):
         """The label patch may be larger than ``logits`` (a margin around the patch): the heatmaps are built on all of
         it and then cropped to the centre, so landmarks just outside the patch still cast their cones into it."""
         seg, annotated = (target, None) if isinstance(target, torch.Tensor) else target
-        centres, present = landmark_centres(seg, self.num_landmarks)
-        heat = centre_crop(edt_heatmaps(centres, present, seg.shape[2:], self.radius), logits.shape[2:])
+        centres, present = landmark_centres(seg, self.num_landmarks)   # a class's instances: not present here
+        heat = with_instance_heatmaps(edt_heatmaps(centres, present, seg.shape[2:], self.radius), seg,
+                                      self.num_landmarks, self.radius, self.instance_channels)
+        heat = centre_crop(heat, logits.shape[2:])
         offset = torch.tensor([(s - o) // 2 for s, o in zip(seg.shape[2:], logits.shape[2:])], device=centres.device)
         return self.combine(logits, heat, centres - offset, present, annotated)
 
@@ -70,10 +75,11 @@ class TopKBCEHeatmapLoss(nn.Module):
 class WeightedTermLoss(TopKBCEHeatmapLoss):
     """BCE top-k plus ``weight`` x a (B, N) term of each channel against its landmark, averaged over the landmarks that
     lie inside the network's patch: one just outside casts part of its cone in, but the right place for its channel
-    is not in the patch."""
+    is not in the patch. Multi-instance classes have no one landmark (``present`` is False for them): BCE only."""
 
-    def __init__(self, num_landmarks: int, radius: float = 15.0, k_percent: float = 20.0, weight: float = 1.0):
-        super().__init__(num_landmarks, radius, k_percent)
+    def __init__(self, num_landmarks: int, radius: float = 15.0, k_percent: float = 20.0, weight: float = 1.0,
+                 instance_channels: Sequence[int] = ()):
+        super().__init__(num_landmarks, radius, k_percent, instance_channels)
         self.weight = weight
 
     def term(self, logits: torch.Tensor, target: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
@@ -114,8 +120,8 @@ class TopKBCESpatialSoftmaxLoss(WeightedTermLoss):
     """
 
     def __init__(self, num_landmarks: int, radius: float = 15.0, k_percent: float = 20.0, weight: float = 1.0,
-                 local_radius: float = 0.0):
-        super().__init__(num_landmarks, radius, k_percent, weight)
+                 local_radius: float = 0.0, instance_channels: Sequence[int] = ()):
+        super().__init__(num_landmarks, radius, k_percent, weight, instance_channels)
         self.local_radius = local_radius
 
     def term(self, logits, target, centres):
@@ -129,8 +135,8 @@ class TopKBCESpatialSoftmaxLoss(WeightedTermLoss):
 class MSEHeatmapLoss(TopKBCEHeatmapLoss):
     """Ablation: mean squared error between the sigmoid output and the heatmap, all voxels."""
 
-    def __init__(self, num_landmarks: int, radius: float = 15.0):
-        super().__init__(num_landmarks, radius, k_percent=100.0)
+    def __init__(self, num_landmarks: int, radius: float = 15.0, instance_channels: Sequence[int] = ()):
+        super().__init__(num_landmarks, radius, 100.0, instance_channels)
 
     def per_voxel(self, logits, target):
         return (torch.sigmoid(logits) - target) ** 2

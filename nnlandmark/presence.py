@@ -5,18 +5,25 @@ those, a case without the landmark's cube means "not there" and the network is t
 every other landmark a missing cube means "not annotated": that (case, landmark) is left out of the loss instead.
 Thresholds on the predicted likelihood (the heatmap maximum) come from cross-validation predictions and live next
 to the model in ``landmark_thresholds.json``; a prediction below its threshold is reported ``"present": false``.
+
+A multi-instance class (``"multi_instance"``) is decoded as every peak above a likelihood threshold, farther than an
+NMS distance from a stronger one; both come from the cross-validation predictions too (maximum F1 of the matched
+instances, ``instance_detection.json``): the final validation lists every candidate peak for that.
 """
 import math
+from itertools import combinations
 from os.path import isfile, join
-from typing import Dict, Iterable, Optional, Sequence
+from typing import Dict, Iterable, Optional, Sequence, Tuple
 
 import numpy as np
 
 from nnlandmark.errors import LandmarkError
 from nnlandmark.evaluation.crossval import cv_ground_truth, pool_folds
+from nnlandmark.evaluation.instances import MATCH_MM, best_threshold
+from nnlandmark.heatmaps import suppressed
 from nnlandmark.io.atomic import read_json, write_json_atomic
-from nnlandmark.io.predictions import read_likelihoods
-from nnlandmark.landmark_set import THRESHOLDS_JSON, landmark_names, may_be_absent
+from nnlandmark.io.predictions import read_instances, read_likelihoods
+from nnlandmark.landmark_set import INSTANCES_JSON, THRESHOLDS_JSON, landmark_names, may_be_absent, multi_instance
 from nnlandmark.paths import writable_folder
 
 
@@ -95,4 +102,75 @@ def calibrate_model(model_folder: str, dataset) -> Dict[str, dict]:
                             f"this dataset?")
     calibration = calibrate(likelihoods, truth, landmark_names(dataset_json))
     write_thresholds(model_folder, calibration)
+    return calibration
+
+
+CANDIDATE_FLOOR = 0.05         # the final validation lists every local maximum above this, for the calibration
+UNCALIBRATED_THRESHOLD = 0.5   # an uncalibrated model keeps peaks above this ...
+UNCALIBRATED_NMS_VOXELS = 2.0  # ... farther apart than this many of its largest voxel spacing
+
+
+def candidate_instances(dataset_json: dict) -> Dict[str, Tuple[float, float]]:
+    """What the final validation decodes a multi-instance class with: every local maximum above CANDIDATE_FLOOR."""
+    return {name: (CANDIDATE_FLOOR, 0.0) for name in multi_instance(dataset_json)}
+
+
+def uncalibrated_instances(spacing) -> Tuple[float, float]:
+    """(threshold, NMS mm) of a class whose model has no instance calibration."""
+    return UNCALIBRATED_THRESHOLD, UNCALIBRATED_NMS_VOXELS * float(max(spacing))
+
+
+def calibrate_instance_class(candidates: Dict[str, np.ndarray], likelihoods: Dict[str, np.ndarray],
+                             truth: Dict[str, np.ndarray], match_mm: float = MATCH_MM) -> dict:
+    """(threshold, NMS distance) of maximum F1 for one class from the validated cases' candidate peaks {case: (K, 3)
+    world mm} and likelihoods against the true instances; the NMS distances tried are fractions of the smallest
+    distance between two true instances of a case (the training data's own spacing), or of ``match_mm`` when no case
+    has two."""
+    gaps = [np.linalg.norm(a - b) for true in truth.values() for a, b in combinations(np.reshape(true, (-1, 3)), 2)]
+    scale = min(gaps) if gaps else match_mm
+    best = None
+    for nms_mm in scale * np.array([0.2, 0.35, 0.5, 0.65, 0.8]):
+        kept = {case: suppressed(np.reshape(candidates[case], (-1, 3)), np.asarray(likelihoods[case]), nms_mm)
+                for case in candidates}
+        result = best_threshold({c: np.reshape(candidates[c], (-1, 3))[k] for c, k in kept.items()},
+                                {c: np.asarray(likelihoods[c])[k] for c, k in kept.items()}, truth, match_mm)
+        if best is None or result["f1"] > best["f1"]:
+            best = {**result, "nms_mm": float(nms_mm)}
+    return {**best, "match_mm": match_mm, "n_cases": len(truth)}
+
+
+def read_instance_detection(model_folder: str) -> Optional[Dict[str, Tuple[float, float]]]:
+    """{class: (threshold, NMS mm)} from the model folder, or None where it was never calibrated."""
+    path = join(model_folder, INSTANCES_JSON)
+    if not isfile(path):
+        return None
+    try:
+        detection = {name: (float(e["threshold"]), float(e["nms_mm"]))
+                     for name, e in read_json(path, "instance calibration").items()}
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        raise LandmarkError(f"{path} is not an instance calibration ({type(e).__name__}); run nnLandmark_calibrate "
+                            f"again") from None
+    if not all(math.isfinite(v) for pair in detection.values() for v in pair):
+        raise LandmarkError(f"{path} holds a non-finite threshold or distance; run nnLandmark_calibrate again")
+    return detection
+
+
+def calibrate_instances(model_folder: str, truth: Dict[str, Dict[str, np.ndarray]],
+                        match_mm: float = MATCH_MM) -> Dict[str, dict]:
+    """Threshold and NMS distance of each multi-instance class from every fold's validation candidates against
+    ``truth`` ({case: {class: (K, 3)}}); written next to the model (instance_detection.json) and returned."""
+    writable_folder(model_folder, "model folder")
+    classes = multi_instance(read_json(join(model_folder, "dataset.json")))
+    found = pool_folds(model_folder, read_instances)[0]
+    cases = sorted(set(found) & set(truth))
+    if not cases:
+        raise LandmarkError(f"no validation case of {model_folder} has instance ground truth")
+    calibration = {}
+    for name in classes:
+        entries = {case: found[case].get(name, []) for case in cases}
+        calibration[name] = calibrate_instance_class(
+            {c: np.array([e["world"] for e in entries[c]]).reshape(-1, 3) for c in cases},
+            {c: np.array([e["likelihood"] for e in entries[c]], float) for c in cases},
+            {c: np.reshape(truth[c].get(name, np.zeros((0, 3))), (-1, 3)) for c in cases}, match_mm)
+    write_json_atomic(calibration, join(model_folder, INSTANCES_JSON))
     return calibration

@@ -206,3 +206,20 @@ def test_slicer_point_list_converts_to_cubes_at_slicer_voxels(tmp_path, oblique_
         # the sub-voxel cube's centre of mass sits nearer the landmark than the nearest voxel does
         centre = np.array(ndimage.center_of_mass(seg == labels[name])[::-1])
         assert np.linalg.norm(centre - expected) <= min(0.29, np.linalg.norm(np.rint(expected) - expected)) + 1e-6
+
+
+def test_instances_of_a_class_open_in_slicer_as_points_of_its_label_and_convert_back(tmp_path):
+    landmarks = {"nasion": {"label": 1, "voxel": [0.0, 0.0, 0.0], "world": [1.0, 2.0, 3.0], "likelihood": 0.9,
+                            "present": True}}
+    contacts = [{"voxel": [float(k), 0.0, 0.0], "world": [10.0 * k, -5.0, 7.5], "likelihood": 0.8} for k in range(3)]
+    write_prediction_formats(case_prediction("case", "case_0000.nii.gz", landmarks, instances={"contact": contacts}),
+                             str(tmp_path), ["mrk.json", "fcsv"])
+    for ending, storage_class in STORAGE.items():
+        node, scene = slicer_read(storage_class, tmp_path / f"case.{ending}")
+        labels = [node.GetNthControlPointLabel(n) for n in range(node.GetNumberOfControlPoints())]
+        assert labels == ["nasion", "contact", "contact", "contact"], ending
+        ras = [node.GetNthControlPointPosition(n) for n in range(1, 4)]
+        np.testing.assert_allclose(ras, [ras_of(c["world"]) for c in contacts], atol=1e-6)
+        annotation = read_landmark_file(str(tmp_path / f"case.{ending}"), repeatable={"contact"})
+        assert list(annotation.points) == ["nasion"]
+        np.testing.assert_allclose(annotation.instances["contact"], [c["world"] for c in contacts], atol=1e-6)

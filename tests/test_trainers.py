@@ -18,7 +18,8 @@ def _loss_of(name, cone_radius=None):
     cls = trainer_class_by_name(name)
     settings = {a: getattr(cls, a) for a in dir(cls) if not a.startswith("_") and not callable(getattr(cls, a))}
     trainer = SimpleNamespace(**settings,
-                              num_landmarks=7, configuration_name="3d_fullres", print_to_log_file=lambda *a: None)
+                              num_landmarks=7, instance_channels=[], configuration_name="3d_fullres",
+                              print_to_log_file=lambda *a: None)
     trainer.cone_radius = (lambda: cone_radius) if cone_radius else (lambda: cls.cone_radius(trainer))
     return cls._build_loss(trainer)
 

@@ -1,7 +1,8 @@
 """nnLandmark_calibrate -d ID [-tr TRAINER] [-p PLANS] [-c CONFIG] [--coverage 0.9]: from the cross-validation
 predictions, the calibrated error model (landmark_uncertainty.json: expected_error_mm and radius_mm of every
 prediction) and, for the landmarks dataset.json declares 'landmarks_may_be_absent', the presence thresholds
-(landmark_thresholds.json), both written next to the model for nnLandmark_predict."""
+(landmark_thresholds.json), and for its 'multi_instance' classes the likelihood threshold and NMS distance of maximum
+F1 (instance_detection.json), all written next to the model for nnLandmark_predict."""
 import argparse
 from os.path import join
 
@@ -19,17 +20,32 @@ def main(argv=None):
     parser.add_argument("-c", default="3d_fullres")
     parser.add_argument("--coverage", type=float, default=0.9,
                         help="share of landmarks whose true position lies within radius_mm (default 0.9)")
+    parser.add_argument("--match_mm", type=float, default=4.0,
+                        help="multi-instance classes: a predicted instance within this distance of a true one is a "
+                             "hit (default 4)")
     args = parser.parse_args(argv)
     from nnlandmark.errors import LandmarkError
+    from nnlandmark.evaluation.crossval import cv_instance_truth
     from nnlandmark.io.atomic import read_json
-    from nnlandmark.landmark_set import THRESHOLDS_JSON, UNCERTAINTY_JSON, may_be_absent
-    from nnlandmark.presence import calibrate_model
+    from nnlandmark.landmark_set import (INSTANCES_JSON, THRESHOLDS_JSON, UNCERTAINTY_JSON, may_be_absent,
+                                         multi_instance, single_landmarks)
+    from nnlandmark.presence import calibrate_instances, calibrate_model
     from nnlandmark.stages import find_model_folder
     from nnlandmark.uncertainty import calibrate_errors
     if not 0 < args.coverage < 1:
         raise LandmarkError(f"--coverage must lie between 0 and 1 (e.g. 0.9), got {args.coverage}")
+    if not args.match_mm > 0:
+        raise LandmarkError(f"--match_mm must be a positive distance in mm, got {args.match_mm}")
     model = find_model_folder(args.d, args.c, args.tr, args.p)
-    thresholds_written = may_be_absent(read_json(join(model, "dataset.json")))
+    dataset_json = read_json(join(model, "dataset.json"))
+    if multi_instance(dataset_json):
+        for name, c in calibrate_instances(model, cv_instance_truth(args.d), args.match_mm).items():
+            print(f"instances of '{name}' from {c['n_cases']} validated cases: likelihood >= {c['threshold']:.4f}, "
+                  f"{c['nms_mm']:.2f} mm apart: F1 {c['f1']:.3f} within {c['match_mm']:g} mm")
+        print(f"written: {join(model, INSTANCES_JSON)}")
+        if not single_landmarks(dataset_json):
+            return   # no single landmark: no presence or error calibration
+    thresholds_written = may_be_absent(dataset_json)
     if thresholds_written:
         print_thresholds(calibrate_model(model, args.d))
         print(f"written: {join(model, THRESHOLDS_JSON)} (nnLandmark_predict now reports \"present\": false below "

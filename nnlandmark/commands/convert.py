@@ -37,6 +37,9 @@ def _generic_parser() -> argparse.ArgumentParser:
     parser.add_argument("--may-be-absent", type=lambda text: [n.strip() for n in text.split(",") if n.strip()],
                         help="comma list of landmarks (or 'all') that can truly be absent in a case: a missing one "
                              "is then trained as 'not there'; otherwise a missing landmark counts as unannotated")
+    parser.add_argument("--multi-instance", type=lambda text: [n.strip() for n in text.split(",") if n.strip()],
+                        help="comma list of classes with any number of points per case (electrode contacts, teeth): "
+                             "their points share a name, each is painted as an instance")
     parser.add_argument("--seed", type=int, default=12345)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset of that ID and name")
     return parser
@@ -82,7 +85,7 @@ def main(argv=None):
             try:
                 folder = convert(raw, args.d, args.n, args.images, args.landmarks, args.manifest,
                                  args.coordinate_system, args.test_cases, args.test_fraction, args.folds, args.splits,
-                                 args.seed, args.overwrite, args.may_be_absent)
+                                 args.seed, args.overwrite, args.may_be_absent, args.multi_instance)
             finally:
                 _show_warnings(caught)
     print(f"wrote {folder}; next: nnLandmark_plan_and_preprocess -d {args.d} --verify_dataset_integrity")

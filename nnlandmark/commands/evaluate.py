@@ -34,6 +34,9 @@ def _parser():
                         help="biometry landmark pairs (default: 'biometry_pairs' of the raw dataset's dataset.json)")
     parser.add_argument("--qc", type=int, default=0, metavar="N",
                         help="QC pictures (three slices per landmark) of the N cases with the largest MRE")
+    parser.add_argument("--match_mm", type=float, default=4.0,
+                        help="multi-instance classes: a predicted instance counts as found within this distance of a "
+                             "true one (default 4 mm)")
     parser.add_argument("-images", default=None,
                         help="images for --qc, named CASE_0000.ext (default: the raw dataset's imagesTr/imagesTs)")
     return parser
@@ -56,6 +59,9 @@ def _print_report(report) -> None:
     if "biometry" in summary:
         print("\nBiometry: " + summary["biometry"]["definition"])
         print(format_biometry(summary["biometry"]))
+    if "instances" in summary:
+        from nnlandmark.evaluation.instances import format_instances
+        print("\n" + format_instances(summary["instances"]))
     if "error_estimates" in summary:
         from nnlandmark.evaluation.reliability import format_error_estimates
         print("\n" + format_error_estimates(summary["error_estimates"]))
@@ -88,8 +94,10 @@ def main(argv=None):
         raise LandmarkError(f"--qc must be >= 0, got {args.qc}")
     from nnlandmark.evaluation.biometry import parse_pairs
     from nnlandmark.evaluation.pipeline import compare_report, crossval_report, evaluate_report
+    if not (math.isfinite(args.match_mm) and args.match_mm > 0):
+        raise LandmarkError(f"--match_mm must be a positive distance in mm, got {args.match_mm}")
     options = dict(thresholds=tuple(args.thresholds), pairs=parse_pairs(args.pairs) if args.pairs else None,
-                   qc=args.qc, image_folders=[Path(args.images)] if args.images else None)
+                   qc=args.qc, image_folders=[Path(args.images)] if args.images else None, match_mm=args.match_mm)
     if args.d is not None:
         from nnlandmark.stages import find_model_folder
         model = Path(find_model_folder(args.d, args.c, args.tr, args.p))

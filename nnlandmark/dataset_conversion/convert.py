@@ -192,7 +192,8 @@ def convert(raw_root: str, dataset_id: int, name: str, images_dir: Optional[str]
             landmarks_dir: Optional[str] = None, manifest: Optional[str] = None,
             coordinate_system: Optional[str] = None, test_cases_file: Optional[str] = None,
             test_fraction: Optional[float] = None, folds: Optional[int] = None, splits_file: Optional[str] = None,
-            seed: int = 12345, overwrite: bool = False, may_be_absent: Optional[Sequence[str]] = None) -> str:
+            seed: int = 12345, overwrite: bool = False, may_be_absent: Optional[Sequence[str]] = None,
+            multi_instance: Sequence[str] = ()) -> str:
     """The Python API behind ``nnLandmark_convert``; returns the written dataset folder."""
     if seed < 0:
         raise LandmarkError(f"--seed {seed} must be 0 or more")
@@ -206,9 +207,9 @@ def convert(raw_root: str, dataset_id: int, name: str, images_dir: Optional[str]
         raise LandmarkError("give -i IMAGES_DIR and -l LANDMARKS_DIR, or --manifest FILE")
     cases = []
     for case, images, landmark_file in entries:
-        annotation = read_landmark_file(landmark_file, coordinate_system)
+        annotation = read_landmark_file(landmark_file, coordinate_system, multi_instance or ())
         cases.append(CaseSource(case, images, annotation.points, annotation.coordinate_system, landmark_file,
-                                annotation.missing))
+                                annotation.missing, annotation.instances))
     splits = None
     if splits_file is not None:
         try:
@@ -220,4 +221,5 @@ def convert(raw_root: str, dataset_id: int, name: str, images_dir: Optional[str]
     if may_be_absent is not None and list(may_be_absent) == ["all"]:
         may_be_absent = list(dict.fromkeys(n for c in cases for n in list(c.landmarks) + list(c.missing)))
     return write_landmark_dataset(cases, raw_root, dataset_id, name, test_cases=test, splits=splits, folds=folds,
-                                  seed=seed, overwrite=overwrite, may_be_absent=may_be_absent)
+                                  seed=seed, overwrite=overwrite, may_be_absent=may_be_absent,
+                                  multi_instance=multi_instance)

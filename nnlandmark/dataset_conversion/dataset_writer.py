@@ -13,9 +13,10 @@ import tempfile
 import threading
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import combinations
 from os.path import basename, exists, isdir, join, realpath
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 try:
     import fcntl
@@ -26,13 +27,15 @@ import numpy as np
 import SimpleITK as sitk
 from tqdm import tqdm
 
+from nnlandmark import landmark_set
 from nnlandmark.errors import LandmarkError
 from nnlandmark.geometry import Geometry, empty_grid_like, lps_to_ras
 from nnlandmark.io.atomic import write_json_atomic
 from nnlandmark.io.images import read_image, read_image_header
 from nnlandmark.io.predictions import COORDINATE_SYSTEM_KEY, write_landmark_table
-from nnlandmark.labelmaps import landmarks_to_labelmap, overlapping_cubes
-from nnlandmark.landmark_set import LANDMARKS_VOXEL_JSON, LANDMARKS_WORLD_JSON, MAY_BE_ABSENT_KEY, SPACING_JSON
+from nnlandmark.labelmaps import CUBE_HALF_WIDTH, landmarks_to_labelmap, overlapping_cubes
+from nnlandmark.landmark_set import (INSTANCES_WORLD_JSON, LANDMARKS_VOXEL_JSON, LANDMARKS_WORLD_JSON, MAX_INSTANCES,
+                                     MAY_BE_ABSENT_KEY, MULTI_INSTANCE_KEY, SPACING_JSON)
 from nnlandmark.paths import writable_folder
 
 FILE_ENDING = ".nii.gz"
@@ -56,6 +59,7 @@ class CaseSource:
     coordinate_system: str                 # "LPS"/"RAS" world mm, or "voxel" (continuous ITK index of images[0])
     source: str                            # the landmark file, named in messages
     missing: Sequence[str] = ()            # names the file lists without a position
+    instances: Dict[str, Sequence[Sequence[float]]] = field(default_factory=dict)  # multi-instance class -> points
 
 
 @dataclass
@@ -64,6 +68,17 @@ class _Checked:
     reference: sitk.Image           # channel 0 header (no pixels) for the label map geometry
     index: Dict[str, np.ndarray]    # name -> continuous ITK index
     world: Dict[str, np.ndarray]    # name -> LPS mm
+    instance_index: Dict[str, List[np.ndarray]] = field(default_factory=dict)   # class -> continuous ITK indices
+    instance_world: Dict[str, List[np.ndarray]] = field(default_factory=dict)   # class -> LPS mm
+
+    def cubes(self, labels: Dict[str, int]) -> Tuple[Dict[str, np.ndarray], Dict[str, int]]:
+        """(index, label) of every cube to paint, by name: the landmarks, and each instance as 'CLASS #k' with its
+        class's label."""
+        index, cube_labels = dict(self.index), {n: labels.get(n, 0) for n in self.index}
+        for name, points in self.instance_index.items():
+            for k, point in enumerate(points, start=1):
+                index[f"{name} #{k}"], cube_labels[f"{name} #{k}"] = point, labels.get(name, 0)
+        return index, cube_labels
 
 
 def _inside(index: np.ndarray, size) -> np.ndarray:
@@ -71,15 +86,17 @@ def _inside(index: np.ndarray, size) -> np.ndarray:
 
 
 def _to_index(case: CaseSource, geometry: Geometry, size) -> Dict[str, np.ndarray]:
-    """Landmarks -> continuous ITK index, refusing points outside the image with a hint when a mix-up of LPS and RAS
-    explains it."""
+    """Landmarks and instances ('CLASS #k') -> continuous ITK index, refusing points outside the image with a hint
+    when a mix-up of LPS and RAS explains it."""
     system = case.coordinate_system
     if system not in ("LPS", "RAS", "voxel"):
         raise LandmarkError(f"{case.source}: unknown coordinate system '{system}' (LPS, RAS or voxel)")
-    names = list(case.landmarks)
+    named = {**case.landmarks, **{f"{name} #{k}": p for name, points in case.instances.items()
+                                  for k, p in enumerate(points, start=1)}}
+    names = list(named)
     if not names:
         return {}
-    points = np.array([np.asarray(case.landmarks[n], float).reshape(3) for n in names])
+    points = np.array([np.asarray(named[n], float).reshape(3) for n in names])
     if not np.all(np.isfinite(points)):
         raise LandmarkError(f"{case.source}: landmark coordinates must be finite numbers")
     world = lps_to_ras(points) if system == "RAS" else points
@@ -123,13 +140,23 @@ def _check_case(case: CaseSource, n_channels: int) -> _Checked:
                 or not np.allclose(reader.GetOrigin(), readers[0].GetOrigin(), atol=1e-4)
                 or not np.allclose(reader.GetDirection(), readers[0].GetDirection(), atol=1e-5)):
             raise LandmarkError(f"channel {path} has another size or geometry than {case.images[0]}")
+    too_many = [n for n, points in case.instances.items() if len(points) > MAX_INSTANCES]
+    if too_many:
+        raise LandmarkError(f"{case.source}: {len(case.instances[too_many[0]])} instances of '{too_many[0]}'; at most "
+                            f"{MAX_INSTANCES} per case are supported")
     geometry = Geometry.of_image(readers[0])
     index = _to_index(case, geometry, readers[0].GetSize())
-    return _Checked(case, empty_grid_like(readers[0]), index, {n: geometry.index_to_world(i) for n, i in index.items()})
+    instance_index = {name: [index.pop(f"{name} #{k}") for k in range(1, len(points) + 1)]
+                      for name, points in case.instances.items()}
+    return _Checked(case, empty_grid_like(readers[0]), index, {n: geometry.index_to_world(i) for n, i in index.items()},
+                    instance_index, {n: [geometry.index_to_world(i) for i in points]
+                                     for n, points in instance_index.items()})
 
 
-def _landmark_order(cases: Sequence[CaseSource], landmark_names: Optional[Sequence[str]]) -> List[str]:
-    seen = list(dict.fromkeys(n for c in cases for n in list(c.landmarks) + list(c.missing)))
+def _landmark_order(cases: Sequence[CaseSource], landmark_names: Optional[Sequence[str]],
+                    multi_instance: Sequence[str] = ()) -> List[str]:
+    seen = list(dict.fromkeys([n for c in cases for n in list(c.landmarks) + list(c.missing) + list(c.instances)]
+                              + list(multi_instance)))
     if landmark_names is None:
         names = seen
     else:
@@ -137,7 +164,7 @@ def _landmark_order(cases: Sequence[CaseSource], landmark_names: Optional[Sequen
         if len(set(names)) != len(names):
             raise LandmarkError(f"landmark names {names} contain duplicates")
         for case in cases:
-            unknown = [n for n in list(case.landmarks) + list(case.missing) if n not in names]
+            unknown = [n for n in list(case.landmarks) + list(case.missing) + list(case.instances) if n not in names]
             if unknown:
                 raise LandmarkError(f"{case.source}: landmark '{unknown[0]}' is not one of {names}")
     if not names:
@@ -189,14 +216,20 @@ def _check_splits(splits: list, train: Sequence[str]) -> list:
     return splits
 
 
-def _warn_about(checked: Sequence[_Checked], names: Sequence[str]) -> None:
-    absent = {n: [c.source.case for c in checked if n not in c.index] for n in names}
+def _warn_about(checked: Sequence[_Checked], names: Sequence[str], multi_instance: Sequence[str]) -> None:
+    absent = {n: [c.source.case for c in checked if n not in c.index] for n in names if n not in multi_instance}
     absent = {n: cases for n, cases in absent.items() if cases}
     if absent:
         text = "; ".join(f"'{n}' in {len(c)} case(s) ({', '.join(c[:3])}{', ...' if len(c) > 3 else ''})"
                          for n, c in absent.items())
         warnings.warn(f"landmarks missing (recorded as null in {LANDMARKS_VOXEL_JSON}): {text}", ConversionWarning)
-    close = [(c.source.case, a, b) for c in checked for a, b in overlapping_cubes(c.index)]
+    touching = [(c.source.case, name) for c in checked for name, points in c.instance_index.items()
+                for a, b in combinations(np.rint(points), 2) if np.max(np.abs(a - b)) <= 2 * CUBE_HALF_WIDTH + 1]
+    if touching:
+        text = ", ".join(f"{case}: '{name}'" for case, name in touching[:5]) + (", ..." if len(touching) > 5 else "")
+        warnings.warn(f"{len(touching)} pair(s) of instances so close that their cubes touch ({text}): training "
+                      f"tells instances apart as separate blobs, so it sees each such pair as one", ConversionWarning)
+    close = [(c.source.case, a, b) for c in checked for a, b in overlapping_cubes(c.cubes({})[0])]
     if close:
         text = ", ".join(f"{case}: '{a}'/'{b}'" for case, a, b in close[:5]) + (", ..." if len(close) > 5 else "")
         warnings.warn(f"{len(close)} landmark pair(s) closer than the 3x3x3 cube ({text}); their shared voxels go to "
@@ -329,8 +362,8 @@ def _write_image(source: str, target: str) -> None:
 
 
 def _write_files(folder: str, checked: Sequence[_Checked], labels: Dict[str, int], test_cases: Sequence[str],
-                 dataset_json: dict, splits: Optional[list]) -> None:
-    names = list(labels)
+                 dataset_json: dict, splits: Optional[list], multi_instance: Sequence[str]) -> None:
+    names = [n for n in labels if n not in multi_instance]
     for sub in ("imagesTr", "labelsTr") + (("imagesTs", "labelsTs") if test_cases else ()):
         os.makedirs(join(folder, sub))
     with tqdm(checked, desc="writing images and label cubes", unit="case") as bar:  # closed before any error
@@ -338,13 +371,16 @@ def _write_files(folder: str, checked: Sequence[_Checked], labels: Dict[str, int
             split = "Ts" if item.source.case in test_cases else "Tr"
             for channel, path in enumerate(item.source.images):
                 _write_image(path, join(folder, f"images{split}", f"{item.source.case}_{channel:04d}{FILE_ENDING}"))
-            _save_image(landmarks_to_labelmap(item.reference, item.index, labels),
+            _save_image(landmarks_to_labelmap(item.reference, *item.cubes(labels)),
                         join(folder, f"labels{split}", item.source.case + FILE_ENDING))
     write_json_atomic(dataset_json, join(folder, "dataset.json"))
     write_landmark_table(join(folder, LANDMARKS_VOXEL_JSON), {c.source.case: {
         n: c.index[n].tolist() if n in c.index else None for n in names} for c in checked}, "voxel")
     write_landmark_table(join(folder, LANDMARKS_WORLD_JSON), {c.source.case: {
         n: c.world[n].tolist() if n in c.world else None for n in names} for c in checked}, "LPS")
+    if multi_instance:
+        write_landmark_table(join(folder, INSTANCES_WORLD_JSON), {c.source.case: {
+            n: [p.tolist() for p in c.instance_world.get(n, [])] for n in multi_instance} for c in checked}, "LPS")
     write_json_atomic({c.source.case: list(c.reference.GetSpacing()) for c in checked}, join(folder, SPACING_JSON))
     if splits is not None:
         write_json_atomic(splits, join(folder, "splits_final.json"))
@@ -355,17 +391,22 @@ def write_landmark_dataset(cases: Sequence[CaseSource], raw_root: str, dataset_i
                            channel_names: Optional[Dict[str, str]] = None, splits: Optional[list] = None,
                            folds: Optional[int] = None, seed: int = 12345, overwrite: bool = False,
                            dataset_json_extra: Optional[dict] = None,
-                           may_be_absent: Optional[Sequence[str]] = None) -> str:
+                           may_be_absent: Optional[Sequence[str]] = None, multi_instance: Sequence[str] = ()) -> str:
     """Check every case, then write ``raw_root/DatasetXXX_name``: imagesTr/labelsTr (+ imagesTs/labelsTs for
     ``test_cases``), dataset.json with the landmarks as labels 1..N in ``landmark_names`` order, the landmark
     positions as continuous ITK index and LPS mm (null where absent), spacing.json and, given ``splits`` or
     ``folds``, splits_final.json (copied into nnUNet_preprocessed by nnLandmark_plan_and_preprocess).
-    ``may_be_absent`` names the landmarks whose absence in a case is real (see nnlandmark.landmark_set)."""
+    ``may_be_absent`` names the landmarks whose absence in a case is real, ``multi_instance`` the classes with any
+    number of points per case (see nnlandmark.landmark_set; their points go to all_instances_world.json)."""
     folder = _dataset_folder(raw_root, dataset_id, name)
     _check_target(folder, dataset_id, overwrite)
     _check_cases(cases)
-    names = _landmark_order(cases, landmark_names)
+    multi_instance = list(dict.fromkeys(multi_instance or ()))
+    names = _landmark_order(cases, landmark_names, multi_instance)
     labels = {n: i + 1 for i, n in enumerate(names)}
+    repeated = next(((c.source, n) for c in cases for n in c.instances if n not in multi_instance), None)
+    if repeated:
+        raise LandmarkError(f"{repeated[0]}: '{repeated[1]}' has instances but is not declared multi-instance")
     unknown = [n for n in (may_be_absent or ()) if n not in labels]
     if unknown:
         raise LandmarkError(f"--may-be-absent names '{unknown[0]}', which is not one of the landmarks {names}")
@@ -390,12 +431,15 @@ def write_landmark_dataset(cases: Sequence[CaseSource], raw_root: str, dataset_i
     n_channels = len(cases[0].images)
     with tqdm(cases, desc="checking cases", unit="case", leave=False) as bar:  # closed before any error
         checked = [_check_case(c, n_channels) for c in bar]
-    _warn_about(checked, names)
+    _warn_about(checked, names, multi_instance)
     dataset_json = {"channel_names": channel_names or {str(c): "image" for c in range(n_channels)},
                     "labels": {"background": 0, **labels}, "numTraining": len(train),
                     "file_ending": FILE_ENDING, **(dataset_json_extra or {})}
     if may_be_absent:
         dataset_json[MAY_BE_ABSENT_KEY] = [n for n in names if n in set(may_be_absent)]
+    if multi_instance:
+        dataset_json[MULTI_INSTANCE_KEY] = [n for n in names if n in set(multi_instance)]
+        landmark_set.multi_instance(dataset_json)   # refuses a dataset of multi-instance classes only
 
     try:
         with _terminating_signals_unwind(), _conversion_lock(raw_root, dataset_id):
@@ -403,7 +447,7 @@ def write_landmark_dataset(cases: Sequence[CaseSource], raw_root: str, dataset_i
             _check_target(folder, dataset_id, overwrite)  # again: another conversion may have finished meanwhile
             build = tempfile.mkdtemp(dir=raw_root, prefix=f".{basename(folder)}.")
             try:
-                _write_files(join(build, "dataset"), checked, labels, test_cases, dataset_json, splits)
+                _write_files(join(build, "dataset"), checked, labels, test_cases, dataset_json, splits, multi_instance)
                 _swap_in(join(build, "dataset"), folder, join(build, "previous"))
             finally:
                 shutil.rmtree(build, ignore_errors=True)

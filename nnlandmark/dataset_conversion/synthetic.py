@@ -1,4 +1,4 @@
-"""A small synthetic landmark dataset (no downloads) for the demo and the end-to-end test.
+"""Small synthetic landmark datasets (no downloads) for the demo and the end-to-end tests.
 
 Each case holds three spheres (radius 3, 5 and 7 voxels; bright, dark and medium) at random sub-voxel
 positions on a smooth, noisy background; the landmarks are the sphere centres. The geometry is non-trivial (origin offset, a
@@ -6,14 +6,14 @@ flipped axis) so that world coordinates are exercised.
 """
 import os
 from os.path import join
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
 from nnlandmark.geometry import Geometry, voxel_grid_itk
-from nnlandmark.io.atomic import write_json_atomic
+from nnlandmark.io.atomic import write_json_atomic, write_text_atomic
 from nnlandmark.io.predictions import write_landmark_table
 from nnlandmark.labelmaps import landmarks_to_labelmap
 from nnlandmark.landmark_set import LANDMARKS_VOXEL_JSON, LANDMARKS_WORLD_JSON
@@ -79,3 +79,48 @@ def make_synthetic_dataset(raw_root: str, dataset_id: int = 990, name: str = "Sy
     write_landmark_table(join(folder, LANDMARKS_VOXEL_JSON), voxel, "voxel")
     write_landmark_table(join(folder, LANDMARKS_WORLD_JSON), world, "LPS")
     return folder
+
+
+CONTACT_RADIUS, CONTACT_INTENSITY = 3.0, 2.0   # the multi-instance class: bright spheres like "small_sphere"
+
+
+def _instance_case(rng: np.random.Generator, size: int, spacing, n_contacts: int, singles=("medium_sphere",
+                                                                                         "large_sphere")):
+    """An image with the ``singles`` spheres and ``n_contacts`` bright contact spheres, all kept apart."""
+    radii = [LANDMARKS[n] for n in singles] + [CONTACT_RADIUS] * n_contacts
+    while True:
+        centres = [rng.uniform(r + 3, size - r - 4, 3) for r in radii]
+        if all(np.linalg.norm(centres[a] - centres[b]) > radii[a] + radii[b] + 4
+               for a in range(len(radii)) for b in range(a)):
+            break
+    xyz = voxel_grid_itk((size,) * 3)
+    image = ndimage.gaussian_filter(rng.normal(0, 1, (size,) * 3), 4) * 3 + rng.normal(0, 0.15, (size,) * 3)
+    intensities = [INTENSITY[n] for n in singles] + [CONTACT_INTENSITY] * n_contacts
+    for centre, radius, intensity in zip(centres, radii, intensities):
+        image += intensity * (np.linalg.norm(xyz - centre, axis=-1) <= radius)
+    itk = sitk.GetImageFromArray(image.astype(np.float32))
+    itk.SetSpacing(spacing)
+    itk.SetOrigin(ORIGIN)
+    itk.SetDirection(DIRECTION)
+    return itk, dict(zip(singles, centres[:len(singles)])), centres[len(singles):]
+
+
+def write_instance_sources(folder: str, n_cases: int, size: int = 48, spacing=(1.0, 1.0, 1.0),
+                           max_contacts: Union[int, str] = 6, seed: int = 0) -> Tuple[str, str]:
+    """A multi-instance source set as a user has it: FOLDER/images/CASE.nii.gz and FOLDER/landmarks/CASE.csv
+    (``name,i,j,k`` voxel rows, 0-``max_contacts`` "contact" spheres as repeated rows beside two single spheres),
+    for ``nnLandmark_convert --multi-instance contact``; ``max_contacts="one"``: exactly one contact per case (a
+    single landmark, the reference). Returns the two folders."""
+    images, landmarks = join(folder, "images"), join(folder, "landmarks")
+    os.makedirs(images, exist_ok=True)
+    os.makedirs(landmarks, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n_cases):
+        case = f"contacts_{i:03d}"
+        count = 1 if max_contacts == "one" else int(rng.integers(0, max_contacts + 1))
+        image, singles, contacts = _instance_case(rng, size, spacing, count)
+        sitk.WriteImage(image, join(images, f"{case}.nii.gz"))
+        rows = [(n, c) for n, c in singles.items()] + [("contact", c) for c in contacts]
+        lines = [f"{n},{float(c[0])!r},{float(c[1])!r},{float(c[2])!r}\n" for n, c in rows]
+        write_text_atomic("name,i,j,k\n" + "".join(lines), join(landmarks, f"{case}.csv"))
+    return images, landmarks

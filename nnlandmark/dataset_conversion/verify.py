@@ -1,4 +1,5 @@
-"""Checks that a raw nnU-Net dataset really encodes landmarks: one blob per label, known label values."""
+"""Checks that a raw nnU-Net dataset really encodes landmarks: one blob per label (any number for a multi-instance
+class), known label values."""
 import os
 from os.path import join, isfile
 from typing import Dict, List, Set
@@ -11,7 +12,7 @@ from tqdm import tqdm
 from nnlandmark.errors import LandmarkError
 from nnlandmark.io.images import preprocessed_case_properties, read_image, read_image_header
 from nnlandmark.labelmaps import count_blobs
-from nnlandmark.landmark_set import names_by_label
+from nnlandmark.landmark_set import multi_instance, names_by_label
 
 
 def _check_on_grid(label_path: str, image_path: str) -> None:
@@ -45,6 +46,7 @@ def verify_landmark_dataset(raw_dataset_folder: str, check_image_values: bool = 
         raise LandmarkError(f"{dataset_json_file} not found")
     dataset_json = load_json(dataset_json_file)
     names = names_by_label(dataset_json, dataset_json_file)
+    classes = {value for value, name in names.items() if name in multi_instance(dataset_json)}
     label_files = subfiles(join(raw_dataset_folder, 'labelsTr'), suffix=dataset_json['file_ending'])
     if not label_files:
         raise LandmarkError(f"no label files in {join(raw_dataset_folder, 'labelsTr')}")
@@ -57,9 +59,10 @@ def verify_landmark_dataset(raw_dataset_folder: str, check_image_values: bool = 
             if value not in names:
                 raise LandmarkError(f"{path}: label value {value} is not in dataset.json labels")
             blobs = count_blobs(seg, int(value))
-            if blobs != 1:
+            if blobs != 1 and value not in classes:   # a multi-instance class: a blob per instance
                 raise LandmarkError(f"{path}: landmark '{names[value]}' (label {value}) has {blobs} separate blobs; "
-                                    f"each landmark must be a single 3x3x3 cube")
+                                    f"each landmark must be a single 3x3x3 cube (several points of one class: "
+                                    f"declare it in dataset.json \"multi_instance\")")
         case = os.path.basename(path)[:-len(dataset_json['file_ending'])]
         _check_on_grid(path, join(raw_dataset_folder, 'imagesTr', f"{case}_0000{dataset_json['file_ending']}"))
         present[case] = {int(v) for v in np.unique(seg) if v}

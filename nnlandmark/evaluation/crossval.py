@@ -4,9 +4,9 @@ from pathlib import Path
 from typing import Callable, Dict, List, Tuple, TypeVar
 
 from nnlandmark.errors import LandmarkError
-from nnlandmark.evaluation.ground_truth import read_ground_truth
+from nnlandmark.evaluation.ground_truth import read_ground_truth, read_instance_truth
 from nnlandmark.io.predictions import Points, Presence, read_predictions
-from nnlandmark.labelmaps import read_label_maps
+from nnlandmark.labelmaps import read_label_instances, read_label_maps
 from nnlandmark.paths import dataset_name, require_path
 
 T = TypeVar("T")
@@ -48,3 +48,13 @@ def cv_ground_truth(dataset) -> Tuple[Points, Presence, Path]:
         return (*read_ground_truth(raw), raw)
     pre = Path(require_path("nnUNet_preprocessed")) / name
     return (*read_label_maps(pre / "dataset.json", [pre / "gt_segmentations"]), pre)
+
+
+def cv_instance_truth(dataset):
+    """{case: {class: (K, 3) world}} of the multi-instance classes, from the same source as ``cv_ground_truth``."""
+    name = dataset_name(dataset)
+    raw = Path(os.environ["nnUNet_raw"]) / name if os.environ.get("nnUNet_raw") else None
+    if raw is not None and raw.is_dir():
+        return read_instance_truth(raw)
+    pre = Path(require_path("nnUNet_preprocessed")) / name
+    return read_label_instances(pre / "dataset.json", [pre / "gt_segmentations"])

@@ -5,7 +5,7 @@ validation, the demo and the Python API alike (docs/design.md, "Metrics").
 """
 from collections.abc import Mapping
 from pathlib import Path
-from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from nnlandmark.errors import LandmarkError
 from nnlandmark.evaluation.comparison import (common_pairs, compare, comparison_rows, method_names,
@@ -13,14 +13,15 @@ from nnlandmark.evaluation.comparison import (common_pairs, compare, comparison_
 from nnlandmark.evaluation.biometry import biometry_errors, pairs_from_dataset, summarize_biometry, write_biometry_csv
 from nnlandmark.evaluation.crossval import collect_folds, cv_ground_truth
 from nnlandmark.evaluation.detection import detection_summary
-from nnlandmark.evaluation.ground_truth import read_ground_truth
+from nnlandmark.evaluation.ground_truth import read_ground_truth, read_instance_truth
+from nnlandmark.evaluation.instances import MATCH_MM, Instances, instance_points, instance_summary
 from nnlandmark.evaluation.metrics import coverage, radial_errors, summarize
 from nnlandmark.evaluation.plots import errors_boxplot, reliability_plot, sdr_curve
 from nnlandmark.evaluation.reliability import error_estimate_summary
 from nnlandmark.evaluation.qc import qc_images, worst_cases, write_qc
 from nnlandmark.evaluation.report import write_summary
 from nnlandmark.io.atomic import read_json
-from nnlandmark.io.predictions import Points, Presence, read_error_estimates, read_predictions
+from nnlandmark.io.predictions import Points, Presence, read_error_estimates, read_instances, read_predictions
 from nnlandmark.landmark_set import Pair
 from nnlandmark.paths import writable_folder
 
@@ -67,7 +68,9 @@ def _loaded(gt: GroundTruth) -> Tuple[Points, Optional[Presence]]:
 def evaluate_report(pred: Union[str, Path, Tuple[Points, Presence]], gt: GroundTruth, out_dir=None,
                     thresholds=THRESHOLDS, pairs: Optional[Sequence[Pair]] = None, qc: int = 0,
                     image_folders: Optional[Sequence] = None, plots: bool = True,
-                    dataset: Optional[Path] = None) -> EvaluationReport:
+                    dataset: Optional[Path] = None, instance_truth: Optional[Instances] = None,
+                    match_mm: float = MATCH_MM,
+                    instance_detection: Optional[Dict[str, Tuple[float, float]]] = None) -> EvaluationReport:
     """Evaluate a prediction folder (or loaded points and presence) against ground truth (a world landmarks JSON, a
     raw dataset folder, or loaded points with or without presence) and write the report into ``out_dir``:
     summary.json, per_landmark.csv, per_case.csv, biometry.csv (with pairs), errors_boxplot.png and sdr_curve.png
@@ -76,7 +79,10 @@ def evaluate_report(pred: Union[str, Path, Tuple[Points, Presence]], gt: GroundT
     ``pairs`` default to the ``biometry_pairs`` of the raw ``dataset`` (default: ``gt`` when it is a raw dataset
     folder); so do the QC images (its imagesTr/imagesTs) unless ``image_folders`` are given. Everything that can fail
     is checked before the first file is written, and QC pictures before the summary, so a failed run leaves no
-    summary behind."""
+    summary behind. Multi-instance classes are judged against ``instance_truth`` (default: the raw ``dataset``'s)
+    with pairs matched within ``match_mm`` (summary "instances"); ``instance_detection`` ({class: (threshold, NMS
+    mm)}) first decodes predictions that list every candidate peak (a fold's validation) as a calibrated model
+    would."""
     if out_dir is not None:
         out_dir = Path(writable_folder(str(out_dir), "output folder (-o)"))
     points, predicted_presence = read_predictions(pred) if isinstance(pred, (str, Path)) else pred
@@ -91,6 +97,13 @@ def evaluate_report(pred: Union[str, Path, Tuple[Points, Presence]], gt: GroundT
     reliability = error_estimate_summary(errors, estimates, coverage) if estimates else None
     if reliability:
         summary["error_estimates"] = reliability
+    if instance_truth is None and dataset is not None:
+        instance_truth = read_instance_truth(dataset)
+    if instance_truth and isinstance(pred, (str, Path)):
+        instances = instance_summary(instance_points(read_instances(pred), instance_detection), instance_truth,
+                                     match_mm)
+        if instances:
+            summary["instances"] = instances
     if out_dir is None:
         return EvaluationReport(summary, [])
     images = {}

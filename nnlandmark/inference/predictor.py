@@ -24,16 +24,18 @@ from tqdm import tqdm
 from nnlandmark.errors import LandmarkError
 from nnlandmark.evaluation.qc import qc_for_predictions
 from nnlandmark.geometry import Geometry, preprocessed_to_original_index, world_to_preprocessed
-from nnlandmark.heatmaps import channel_maxima, peak_shape, refine_peaks, restrict_to_balls, tiles_near_balls
+from nnlandmark.heatmaps import (channel_maxima, instance_peaks, peak_shape, refine_peaks, restrict_to_balls,
+                                 suppressed, tiles_near_balls)
 from nnlandmark.io.atomic import read_json, write_json_atomic
 from nnlandmark.io.images import images_to_nnunet_array, input_cases
 from nnlandmark.io.predictions import (REVIEW_CSV, Points, case_prediction, parse_formats, read_prediction,
                                        write_prediction_formats, write_review_list)
 from nnlandmark.labelmaps import write_prediction_labelmap
-from nnlandmark.landmark_set import channel_permutation, landmark_labels, mirror_pairs, read_dataset_json
+from nnlandmark.landmark_set import (MAX_INSTANCES, channel_permutation, landmark_labels, mirror_pairs,
+                                     multi_instance, read_dataset_json)
 from nnlandmark.network import build_network_for, load_checkpoint, torch_device
 from nnlandmark.paths import writable_folder
-from nnlandmark.presence import read_thresholds
+from nnlandmark.presence import read_instance_detection, read_thresholds, uncalibrated_instances
 from nnlandmark.uncertainty import ErrorModel, read_error_model
 
 ImageInput = Union[str, Sequence[str], sitk.Image, Sequence[sitk.Image]]
@@ -56,13 +58,17 @@ class LandmarkPredictor(nnUNetPredictor):
     def __init__(self, tile_step_size: float = 0.5, use_gaussian: bool = True, use_mirroring: bool = True,
                  device: torch.device = torch.device('cpu'), verbose: bool = False, allow_tqdm: bool = True,
                  subvoxel: bool = True, presence_thresholds: Optional[Dict[str, float]] = None,
-                 error_model: Optional[ErrorModel] = None):
+                 error_model: Optional[ErrorModel] = None,
+                 instance_detection: Optional[Dict[str, Tuple[float, float]]] = None):
         torch_device(device.type)  # a device this machine has, or one clear line
         super().__init__(tile_step_size, use_gaussian, use_mirroring, perform_everything_on_device=True,
                          device=device, verbose=verbose, verbose_preprocessing=False, allow_tqdm=allow_tqdm)
         self.subvoxel = subvoxel  # False: the paper's integer argmax
         self.presence_thresholds = presence_thresholds  # {name: likelihood} (nnLandmark_calibrate); None: all present
         self.error_model = error_model  # expected_error_mm and radius_mm (nnLandmark_calibrate); None: null fields
+        # {class: (likelihood threshold, NMS distance mm)} of the multi-instance classes (calibrated on CV); a class
+        # not in it: presence.uncalibrated_instances
+        self.instance_detection = instance_detection or {}
         self.tile_balls = None  # set only on the short-lived copy that reads one case around priors (_searching)
 
     @classmethod
@@ -82,6 +88,8 @@ class LandmarkPredictor(nnUNetPredictor):
             kwargs['presence_thresholds'] = read_thresholds(model_folder)
         if 'error_model' not in kwargs:
             kwargs['error_model'] = read_error_model(model_folder)
+        if 'instance_detection' not in kwargs:
+            kwargs['instance_detection'] = read_instance_detection(model_folder)
         predictor = cls(**kwargs)  # checks the settings before the checkpoints are read
         folds = list(folds) if folds else cls.auto_detect_available_folds(model_folder, checkpoint_name)
         if not folds:
@@ -118,6 +126,7 @@ class LandmarkPredictor(nnUNetPredictor):
 
     @property
     def landmark_labels(self) -> Dict[str, int]:
+        """Every channel's name and label, in channel order (landmarks and multi-instance classes)."""
         return landmark_labels(self.dataset_json)
 
     @torch.inference_mode()
@@ -164,13 +173,15 @@ class LandmarkPredictor(nnUNetPredictor):
     def predict_preprocessed(self, data: torch.Tensor, properties: dict, prior: Optional[Dict[str, np.ndarray]] = None,
                              search_radius_mm: SearchRadius = SEARCH_RADIUS_MM,
                              fallback_below: Optional[float] = None,
-                             heatmap_file: Optional[str] = None) -> Dict[str, dict]:
+                             heatmap_file: Optional[str] = None) -> Tuple[Dict[str, dict], Optional[dict]]:
         """Landmarks of one preprocessed case: {name: {label, voxel, world, likelihood, present}} in the original
-        image. ``prior`` ({name: world LPS}, e.g. a coarse model's prediction) restricts each named landmark's maximum
-        to ``search_radius_mm`` (one radius, or {name: mm}) around it. With ``fallback_below``, a landmark whose
-        maximum there is weaker keeps its prior position, and every landmark with a prior says which it is
-        (``"stage": "fine"`` or ``"coarse"``). ``heatmap_file``: also write the (N, *preprocessed) fp16 heatmaps as
-        read (-1 outside the search balls) to that .npz, with the landmark names and the preprocessed spacing."""
+        image, and the instances of the multi-instance classes ({class: [{voxel, world, likelihood}, ...]}, None for
+        a model without such classes). ``prior`` ({name: world LPS}, e.g. a coarse model's prediction) restricts each
+        named landmark's maximum to ``search_radius_mm`` (one radius, or {name: mm}) around it. With
+        ``fallback_below``, a landmark whose maximum there is weaker keeps its prior position, and every landmark with
+        a prior says which it is (``"stage": "fine"`` or ``"coarse"``). ``heatmap_file``: also write the
+        (N, *preprocessed) fp16 heatmaps as read (-1 outside the search balls) to that .npz, with the landmark names
+        and the preprocessed spacing."""
         if 'sitk_stuff' not in properties:
             raise LandmarkError("world coordinates need image geometry: use SimpleITKIO (the default for "
                                 ".nii.gz/.nrrd/.mha) as the dataset's reader")
@@ -208,6 +219,8 @@ class LandmarkPredictor(nnUNetPredictor):
             world[weak], index[weak] = prior_world[weak], geometry.world_to_index(prior_world[weak])
             stage = [('coarse' if weak[i] else 'fine') if has_prior[i] else None for i in range(len(names))]
         thresholds = self.presence_thresholds or {}
+        classes = multi_instance(self.dataset_json)
+        instances = {name: self._instances(name, heat[names.index(name)], properties, geometry) for name in classes}
         landmarks = {name: {'label': label, 'voxel': index[i].tolist(), 'world': world[i].tolist(),
                             'likelihood': float(likelihood[i]),
                             'present': bool(likelihood[i] >= thresholds.get(name, 0.0)),
@@ -216,11 +229,25 @@ class LandmarkPredictor(nnUNetPredictor):
                                      'second_peak': float(second_peak[i]),
                                      'prior_distance_mm': None if np.isnan(prior_distance[i])
                                      else float(prior_distance[i])}}
-                     for i, (name, label) in enumerate(self.landmark_labels.items())}
+                     for i, (name, label) in enumerate(self.landmark_labels.items()) if name not in classes}
         estimates = self.error_model.estimate(landmarks) if self.error_model else {}
         for name, entry in landmarks.items():
             entry['expected_error_mm'], entry['radius_mm'] = estimates.get(name, (None, None))
-        return landmarks
+        return landmarks, (instances if classes else None)
+
+    def _instances(self, name: str, channel: torch.Tensor, properties: dict, geometry: Geometry) -> List[dict]:
+        """A multi-instance class's peaks above its threshold, each refined to sub-voxel as a landmark is, then those
+        that non-maximum suppression keeps at its distance in world mm (as calibrated), strongest first."""
+        spacing = self.configuration_manager.spacing
+        threshold, nms_mm = self.instance_detection.get(name, uncalibrated_instances(spacing))
+        peaks, likelihood = instance_peaks(channel, threshold)
+        if self.subvoxel and len(peaks):
+            peaks = refine_peaks(channel[None].expand(len(peaks), *channel.shape), peaks)
+        index = preprocessed_to_original_index(peaks.astype(float), channel.shape, properties,
+                                               self.plans_manager.transpose_backward)
+        world = geometry.index_to_world(index)
+        return [{'voxel': index[k].tolist(), 'world': world[k].tolist(), 'likelihood': float(likelihood[k])}
+                for k in suppressed(world, likelihood, nms_mm)[:MAX_INSTANCES]]
 
     def predict(self, image: ImageInput, case: Optional[str] = None, prior: Optional[Dict[str, np.ndarray]] = None,
                 search_radius_mm: SearchRadius = SEARCH_RADIUS_MM, fallback_below: Optional[float] = None) -> dict:
@@ -232,8 +259,8 @@ class LandmarkPredictor(nnUNetPredictor):
             raise LandmarkError(f"the model expects {expected} channel(s) per case, got {len(images)}")
         source = '<SimpleITK image>' if isinstance(images[0], sitk.Image) else os.path.basename(str(images[0]))
         data, properties = self._preprocess(images)
-        landmarks = self.predict_preprocessed(data, properties, prior, search_radius_mm, fallback_below)
-        return case_prediction(case or source, source, landmarks, self.radius_coverage)
+        landmarks, instances = self.predict_preprocessed(data, properties, prior, search_radius_mm, fallback_below)
+        return case_prediction(case or source, source, landmarks, self.radius_coverage, instances)
 
     def _preprocess(self, images: Sequence) -> Tuple[torch.Tensor, dict]:
         """nnU-Net's preprocessing of one case's files or SimpleITK images, in this process."""
@@ -320,11 +347,11 @@ class LandmarkPredictor(nnUNetPredictor):
             exports = [pool.submit(export, case, read_prediction(targets[case]), False) for case in done]
             bar.update(len(done))
             for case, data, properties in self._preprocessed_cases(todo, num_processes_preprocessing):
-                landmarks = self.predict_preprocessed(data, properties, *(() if search is None else (
+                landmarks, instances = self.predict_preprocessed(data, properties, *(() if search is None else (
                     search.priors[case], search.radius_mm, search.fallback_below)))
                 source = os.path.basename(cases[case][0])
                 exports.append(pool.submit(export, case, case_prediction(case, source, landmarks,
-                                                                         self.radius_coverage), True))
+                                                                         self.radius_coverage, instances), True))
                 bar.update()
             for future in exports:
                 future.result()   # an export's error, raised here

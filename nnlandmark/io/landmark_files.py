@@ -9,7 +9,7 @@ import json
 import re
 import warnings
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Collection, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -28,10 +28,32 @@ LANDMARK_FILE_ENDINGS = (".mrk.json", ".fcsv", ".csv", ".json")
 @dataclass
 class LandmarkFile:
     """What one annotation file says: points by name, in ``coordinate_system`` (LPS world mm or voxel = continuous
-    ITK index; None = the file does not say), and the names it lists without a position (undefined/absent)."""
-    points: Dict[str, np.ndarray]
-    coordinate_system: Optional[str]
+    ITK index; None = the file does not say), the names it lists without a position (undefined/absent), and the
+    points of the multi-instance classes it was told of (``repeatable``: a name that may occur any number of times)."""
+    points: Dict[str, np.ndarray] = field(default_factory=dict)
+    coordinate_system: Optional[str] = None
     missing: List[str] = field(default_factory=list)
+    instances: Dict[str, List[np.ndarray]] = field(default_factory=dict)
+    repeatable: Collection[str] = ()
+
+    def add(self, name: str, point: Optional[np.ndarray], where: str) -> None:
+        """One named point (None: listed without a position); a second point of a name that is not repeatable is
+        refused."""
+        if name in self.repeatable:
+            if point is not None:
+                self.instances.setdefault(name, []).append(point)
+            return
+        if name in self.points or name in self.missing:
+            raise LandmarkError(f"{where}: landmark '{name}' appears twice (several points of one class: declare it "
+                                f"multi-instance, nnLandmark_convert --multi-instance '{name}')")
+        if point is None:
+            self.missing.append(name)
+        else:
+            self.points[name] = point
+
+    @property
+    def empty(self) -> bool:
+        return not (self.points or self.missing or self.instances)
 
 
 def parse_coordinate_system(text: str, where: str = "--coordinate-system") -> str:
@@ -55,13 +77,24 @@ def _in_system(point, coordinate_system: str) -> List[float]:
     return [float(v) for v in lps_to_ras(point)] if coordinate_system == "RAS" else list(point)
 
 
+Instances = Dict[str, Sequence[dict]]   # {class: [{"world": LPS, "voxel": ITK index, ...}, ...]} (prediction JSON)
+
+
+def _rows(landmarks: Dict[str, Sequence[float]], instances: Optional[Instances]) -> List[Tuple[str, Sequence[float]]]:
+    """(label, world) of every point to write: the landmarks, then one per instance labelled with its class."""
+    return list(landmarks.items()) + [(name, e["world"]) for name, entries in (instances or {}).items()
+                                      for e in entries]
+
+
 def write_mrk_json(path: str, landmarks: Dict[str, Sequence[float]], coordinate_system: str = "LPS",
-                   missing: Sequence[str] = (), notes: Optional[Dict[str, str]] = None) -> None:
+                   missing: Sequence[str] = (), notes: Optional[Dict[str, str]] = None,
+                   instances: Optional[Instances] = None) -> None:
     """3D Slicer markups JSON with one Fiducial markup; ``landmarks`` are world LPS mm, written in
     ``coordinate_system`` ("LPS" or "RAS"). Positions are floats (Slicer ignores integer literals). The ``missing``
     ones keep their position but are marked as Slicer marks a skipped point, so that a corrected file converts them
     as absent, not as annotations. Points with a ``notes`` entry carry it as their description and are unselected,
-    so that they stand out in Slicer's list and views (a review flag)."""
+    so that they stand out in Slicer's list and views (a review flag). Each instance of a multi-instance class is a
+    control point labelled with the class."""
     if coordinate_system not in ("LPS", "RAS"):
         raise LandmarkError(f"coordinate system must be LPS or RAS, not '{coordinate_system}'")
     notes = notes or {}
@@ -69,7 +102,7 @@ def write_mrk_json(path: str, landmarks: Dict[str, Sequence[float]], coordinate_
                "position": _in_system(_xyz(p, name), coordinate_system),  # python floats: json writes 10.0
                "positionStatus": "missing" if name in missing else "defined",
                **({"description": notes[name], "selected": False} if name in notes else {})}
-              for i, (name, p) in enumerate(landmarks.items(), start=1)]
+              for i, (name, p) in enumerate(_rows(landmarks, instances), start=1)]
     doc = {"@schema": MRK_SCHEMA,
            "markups": [{"type": "Fiducial", "coordinateSystem": coordinate_system, "coordinateUnits": "mm",
                         "controlPoints": points}]}
@@ -77,16 +110,16 @@ def write_mrk_json(path: str, landmarks: Dict[str, Sequence[float]], coordinate_
 
 
 def write_fcsv(path: str, landmarks: Dict[str, Sequence[float]], missing: Sequence[str] = (),
-               notes: Optional[Dict[str, str]] = None) -> None:
-    """Slicer fcsv version 5.3 in LPS, one row per landmark (label = name, quoted when it needs it), ending as
-    Slicer's rows do in positionStatus (2 defined, 3 ``missing``: skipped) and autoCreated; a ``notes`` entry is the
-    row's desc, and the row is unselected (sel 0)."""
+               notes: Optional[Dict[str, str]] = None, instances: Optional[Instances] = None) -> None:
+    """Slicer fcsv version 5.3 in LPS, one row per landmark (label = name, quoted when it needs it) and per instance
+    (label = its class), ending as Slicer's rows do in positionStatus (2 defined, 3 ``missing``: skipped) and
+    autoCreated; a ``notes`` entry is the row's desc, and the row is unselected (sel 0)."""
     notes = notes or {}
     buf = io.StringIO()
     buf.write("# Markups fiducial file version = 5.3\n# CoordinateSystem = LPS\n"
               f"# columns = {FCSV_COLUMNS}\n")
     writer = csv.writer(buf, lineterminator="\n")
-    for i, (name, p) in enumerate(landmarks.items(), start=1):
+    for i, (name, p) in enumerate(_rows(landmarks, instances), start=1):
         x, y, z = _xyz(p, name)
         writer.writerow([str(i), repr(x), repr(y), repr(z), 0, 0, 0, 1, 1, 0 if name in notes else 1, 0, str(name),
                          notes.get(name, ""), "", 3 if name in missing else 2, 0])
@@ -94,17 +127,20 @@ def write_fcsv(path: str, landmarks: Dict[str, Sequence[float]], missing: Sequen
 
 
 def write_csv(path: str, landmarks: Dict[str, Sequence[float]],
-              voxel: Optional[Dict[str, Sequence[float]]] = None) -> None:
-    """``name,x,y,z`` (world LPS mm), plus ``i,j,k`` (continuous ITK index) when ``voxel`` is given."""
+              voxel: Optional[Dict[str, Sequence[float]]] = None, instances: Optional[Instances] = None) -> None:
+    """``name,x,y,z`` (world LPS mm), plus ``i,j,k`` (continuous ITK index) when ``voxel`` is given; a row per
+    instance of a multi-instance class, named by its class."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["name", "x", "y", "z"] + (["i", "j", "k"] if voxel is not None else []))
-    for name, p in landmarks.items():
+    voxels = [voxel.get(name) if voxel is not None else None for name in landmarks] + \
+        [e.get("voxel") for entries in (instances or {}).values() for e in entries]
+    for (name, p), ijk in zip(_rows(landmarks, instances), voxels):
         row = [str(name)] + [repr(v) for v in _xyz(p, name)]
         if voxel is not None:
-            if name not in voxel:
+            if ijk is None:
                 raise LandmarkError(f"landmark '{name}' has no voxel coordinate for {path}")
-            row += [repr(v) for v in _xyz(voxel[name], name)]
+            row += [repr(v) for v in _xyz(ijk, name)]
         writer.writerow(row)
     write_text_atomic(buf.getvalue(), path)
 
@@ -192,7 +228,7 @@ def read_mrk_json(path: str) -> Dict[str, np.ndarray]:
     return _read_mrk_json(path, read_markups(path)).points
 
 
-def _read_mrk_json(path: str, markups: List[dict]) -> LandmarkFile:
+def _read_mrk_json(path: str, markups: List[dict], repeatable: Collection[str] = ()) -> LandmarkFile:
     """The control points of the point-list markups; other markups (lines, curves, planes...) are not landmarks:
     skipped with a LandmarkFileWarning, or refused when the file holds nothing else."""
     others = [_markup_title(markup, m) for m, markup in enumerate(markups) if not is_point_list(markup)]
@@ -204,20 +240,15 @@ def _read_mrk_json(path: str, markups: List[dict]) -> LandmarkFile:
     if others:
         what = "markups that are not point lists" if len(others) > 1 else "markup that is not a point list"
         warnings.warn(f"{path}: skipped {len(others)} {what} ({', '.join(others)})", LandmarkFileWarning)
-    landmarks, missing = {}, []
+    result = LandmarkFile(coordinate_system="LPS", repeatable=repeatable)
     for m, markup in enumerate(markups):
         if not is_point_list(markup):
             continue
         for name, point in markup_control_points(markup, path, m):
-            if name in landmarks or name in missing:
-                raise LandmarkError(f"{path}: landmark '{name}' appears twice")
-            if point is None:
-                missing.append(name)
-            else:
-                landmarks[name] = point
-    if not landmarks and not missing:
+            result.add(name, point, path)
+    if result.empty:
         raise LandmarkError(f"{path} holds no control points: place the landmarks in Slicer before saving")
-    return LandmarkFile(landmarks, "LPS", missing)
+    return result
 
 
 def fcsv_system(value: str, where: str) -> str:
@@ -299,24 +330,22 @@ def read_fcsv(path: str) -> Dict[str, np.ndarray]:
     return _read_fcsv(path).points
 
 
-def _read_fcsv(path: str) -> LandmarkFile:
+def _read_fcsv(path: str, repeatable: Collection[str] = ()) -> LandmarkFile:
     fcsv = read_fcsv_rows(path)
-    landmarks, missing = {}, []
+    result = LandmarkFile(coordinate_system="LPS", repeatable=repeatable)
     for where, fields in fcsv.rows:
         name = fields[11] or fields[0]
         if not name.strip():
             raise LandmarkError(f"{where}: a landmark without a label or id")
-        if name in landmarks or name in missing:
-            raise LandmarkError(f"{where}: landmark '{name}' appears twice")
         status = fcsv.status_column
         if status is not None and len(fields) > status and fields[status].strip().lower() in UNPLACED_STATUS:
-            missing.append(name)
+            result.add(name, None, where)
             continue
         point = finite_point(fields[1:4], where)
-        landmarks[name] = lps_to_ras(point) if fcsv.system == "RAS" else point
-    if fcsv.version is None and not landmarks:
+        result.add(name, lps_to_ras(point) if fcsv.system == "RAS" else point, where)
+    if fcsv.version is None and not result.points and not result.instances:
         raise LandmarkError(f"{path} is not an fcsv file: no '# Markups fiducial file version' header and no rows")
-    return LandmarkFile(landmarks, "LPS", missing)
+    return result
 
 
 # header columns of the coordinates -> the system they imply (None: declared elsewhere); l,p,s / r,a,s and a
@@ -371,13 +400,14 @@ def _is_number(text: str) -> bool:
         return False
 
 
-def _read_csv(path: str) -> LandmarkFile:
+def _read_csv(path: str, repeatable: Collection[str] = ()) -> LandmarkFile:
     """``name,x,y,z`` rows, header optional and in any case (``i,j,k`` columns mean voxel, Slicer's ``l,p,s`` /
     ``r,a,s`` world LPS / RAS); ``# coordinate_system = LPS`` lines declare the system; a row with empty
     coordinates is a missing landmark. ';'-separated files with decimal commas (European Excel) are read too."""
     lines = _text_lines(path)
     delimiter, skip = _csv_delimiter(lines, path)
-    declared, columns, points, missing = None, None, {}, []
+    declared, columns = None, None
+    result = LandmarkFile(repeatable=repeatable)
     for number, line in enumerate(lines[skip:], start=skip + 1):
         where = f"{path} line {number}"
         if not line.strip():
@@ -405,23 +435,22 @@ def _read_csv(path: str) -> LandmarkFile:
         name = fields[columns.name]
         if not name:
             raise LandmarkError(f"{where}: a landmark without a name")
-        if name in points or name in missing:
-            raise LandmarkError(f"{where}: landmark '{name}' appears twice")
         values = [_coordinate_text(fields[c], delimiter) for c in columns.xyz]
         undefined = columns.defined is not None and columns.defined < len(fields) and \
             fields[columns.defined].lower() in ("0", "false")
         if undefined or not any(values):
-            missing.append(name)
+            result.add(name, None, where)
         elif delimiter != ";" and any("," in v for v in values):
             raise LandmarkError(f"{where} landmark '{name}': coordinates {values} have decimal commas: save the "
                                 f"file with '.' decimals")
         else:
-            points[name] = finite_point(values, f"{where} landmark '{name}'")
-    if not points and not missing:
+            result.add(name, finite_point(values, f"{where} landmark '{name}'"), where)
+    if result.empty:
         raise LandmarkError(f"{path} holds no landmark rows")
     if columns.system and declared not in (None, columns.system):
         raise LandmarkError(f"{path}: its columns mean {columns.system} coordinates but the file declares {declared}")
-    return LandmarkFile(points, columns.system or declared, missing)
+    result.coordinate_system = columns.system or declared
+    return result
 
 
 def _no_duplicate_keys(path: str):
@@ -467,31 +496,29 @@ def _json_point(value, where: str) -> Optional[np.ndarray]:
     raise LandmarkError(f"{where} is {_shape(value)}; expected {_JSON_SHAPES}")
 
 
-def _json_entries(entries: list, path: str) -> Dict[str, dict]:
-    """A list of ``{"name" | "label": ..., "x", "y", "z" | "position": [...]}`` -> {name: the rest of the entry}."""
-    by_name = {}
+def _json_entries(entries: list, path: str) -> List[Tuple[str, dict]]:
+    """A list of ``{"name" | "label": ..., "x", "y", "z" | "position": [...]}`` -> (name, the rest of the entry)."""
+    named = []
     for n, entry in enumerate(entries, start=1):
         keys = {str(k).lower(): k for k in entry} if isinstance(entry, dict) else {}
         name_key = next((keys[k] for k in _NAME_COLUMNS if k in keys), None)
         if name_key is None:
             raise LandmarkError(f'{path}: entry {n} is {_shape(entry)}; expected an object {{"name": ..., "x", "y", '
                                 f'"z"}} or {{"name": ..., "position": [x, y, z]}}')
-        name = str(entry[name_key])
-        if name in by_name:
-            raise LandmarkError(f"{path}: landmark '{name}' appears twice")
-        by_name[name] = {k: v for k, v in entry.items() if k != name_key}
-    return by_name
+        named.append((str(entry[name_key]), {k: v for k, v in entry.items() if k != name_key}))
+    return named
 
 
-def _read_json(path: str) -> LandmarkFile:
+def _read_json(path: str, repeatable: Collection[str] = ()) -> LandmarkFile:
     """``{name: [x, y, z] | null}`` or ``{"coordinate_system": ..., "landmarks": {...}}`` (which also reads
     nnlandmark's own prediction files), a value also as ``{"x", "y", "z"}`` or ``{"position" | "point" |
-    "coordinates" | "world": [...]}``; or a list of ``{"name", "x", "y", "z"}``. A Slicer markups file saved as
+    "coordinates" | "world": [...]}``; or a list of ``{"name", "x", "y", "z"}``. A multi-instance class
+    (``repeatable``) is a list of such values, or repeated entries of the list. A Slicer markups file saved as
     ``.json`` is read as one."""
     doc = read_json(path, object_pairs_hook=_no_duplicate_keys(path))
     if isinstance(doc, dict) and isinstance(doc.get("markups"), list) and all(isinstance(m, dict)
                                                                                 for m in doc["markups"]):
-        return _read_mrk_json(path, _checked_markups(doc, path))
+        return _read_mrk_json(path, _checked_markups(doc, path), repeatable)
     system, landmarks = None, doc
     if isinstance(doc, dict) and ("landmarks" in doc or "coordinate_system" in doc):
         if "coordinate_system" in doc:
@@ -500,35 +527,38 @@ def _read_json(path: str) -> LandmarkFile:
                                                                  if k != "coordinate_system"}
     if isinstance(landmarks, list):
         landmarks = _json_entries(landmarks, path)
-    if not isinstance(landmarks, dict):
+    elif isinstance(landmarks, dict):
+        landmarks = [(str(name), value) for name, value in landmarks.items()]
+    else:
         raise LandmarkError(f'{path}: expected an object {{name: [x, y, z]}} or a list of {{"name", "x", "y", "z"}}, '
                             f"not {_shape(landmarks)}")
-    points, missing = {}, []
-    for name, value in landmarks.items():
-        if not str(name).strip():
+    result = LandmarkFile(coordinate_system=system, repeatable=repeatable)
+    for name, value in landmarks:
+        if not name.strip():
             raise LandmarkError(f"{path}: a landmark without a name")
-        point = _json_point(value, f"{path}: landmark '{name}'")
-        if point is None:
-            missing.append(str(name))
-        else:
-            points[str(name)] = point
-    if not points and not missing:
+        where = f"{path}: landmark '{name}'"
+        several = name in repeatable and isinstance(value, list) and all(isinstance(v, (list, dict)) for v in value)
+        for point in ([_json_point(v, where) for v in value] if several else [_json_point(value, where)]):
+            result.add(name, point, where)
+    if result.empty and not any(name in repeatable for name, _ in landmarks):
         raise LandmarkError(f"{path} holds no landmarks")
-    return LandmarkFile(points, system, missing)
+    return result
 
 
-def read_landmark_file(path: str, coordinate_system: Optional[str] = None) -> LandmarkFile:
+def read_landmark_file(path: str, coordinate_system: Optional[str] = None,
+                       repeatable: Collection[str] = ()) -> LandmarkFile:
     """Any supported annotation file -> LandmarkFile with a resolved system. ``coordinate_system`` applies only to
-    files that do not declare their own (CSV/JSON); Slicer files always come back as world LPS."""
+    files that do not declare their own (CSV/JSON); Slicer files always come back as world LPS. ``repeatable``: the
+    multi-instance classes, whose points go to ``instances`` (a name not in the file: no instance)."""
     lower = path.lower()
     if lower.endswith(".mrk.json"):
-        return _read_mrk_json(path, read_markups(path))
+        return _read_mrk_json(path, read_markups(path), repeatable)
     if lower.endswith(".fcsv"):
-        return _read_fcsv(path)
+        return _read_fcsv(path, repeatable)
     if lower.endswith(".csv"):
-        result = _read_csv(path)
+        result = _read_csv(path, repeatable)
     elif lower.endswith(".json"):
-        result = _read_json(path)
+        result = _read_json(path, repeatable)
     else:
         raise LandmarkError(f"{path}: unknown landmark file type (use {', '.join(LANDMARK_FILE_ENDINGS)})")
     if result.coordinate_system is None:
@@ -538,5 +568,6 @@ def read_landmark_file(path: str, coordinate_system: Optional[str] = None) -> La
         result.coordinate_system = parse_coordinate_system(coordinate_system)
     if result.coordinate_system == "RAS":
         result.points = {name: lps_to_ras(p) for name, p in result.points.items()}
+        result.instances = {name: [lps_to_ras(p) for p in points] for name, points in result.instances.items()}
         result.coordinate_system = "LPS"
     return result

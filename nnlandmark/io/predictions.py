@@ -23,15 +23,16 @@ Presence = Dict[str, Dict[str, bool]]          # {case: {name: present?}}
 REVIEW_CSV = "review.csv"                      # nnLandmark_predict --review: the landmarks a person should check
 
 
-def case_prediction(case: str, image: str, landmarks: Dict[str, dict],
-                    radius_coverage: Optional[float] = None) -> dict:
+def case_prediction(case: str, image: str, landmarks: Dict[str, dict], radius_coverage: Optional[float] = None,
+                    instances: Optional[Dict[str, List[dict]]] = None) -> dict:
     """``{"case", "image", "coordinate_system": "LPS", "radius_coverage", "landmarks": {NAME: {label, voxel, world,
     likelihood, present, peak, expected_error_mm, radius_mm}}}``; voxel is the continuous ITK index of the original
     image, world = origin + D @ (spacing * voxel) in mm; present is false when the likelihood lies below the model's
     calibrated threshold (coordinates still given); the true landmark lies within radius_mm of world for a share
-    radius_coverage of landmarks (null, like the error fields, where the model is not calibrated)."""
+    radius_coverage of landmarks (null, like the error fields, where the model is not calibrated). A model with
+    multi-instance classes adds ``"instances": {CLASS: [{voxel, world, likelihood}, ...]}``, strongest first."""
     return {"case": case, "image": image, "coordinate_system": "LPS", "radius_coverage": radius_coverage,
-            "landmarks": landmarks}
+            "landmarks": landmarks, **({"instances": instances} if instances is not None else {})}
 
 
 def parse_formats(text: str) -> List[str]:
@@ -46,7 +47,8 @@ def parse_formats(text: str) -> List[str]:
 def write_prediction_formats(prediction: dict, output_dir: str, formats: Iterable[str],
                              review_mm: Optional[float] = None) -> List[str]:
     """A prediction dict (the CASE.json schema) -> OUTPUT_DIR/CASE.mrk.json, CASE.fcsv, CASE.csv for the requested
-    formats ('json' is CASE.json itself and is written by the predictor); Slicer files mark landmarks predicted
+    formats ('json' is CASE.json itself and is written by the predictor), with a point per instance of a
+    multi-instance class; Slicer files mark landmarks predicted
     absent as skipped points, and those to review (``review_mm``, see ``to_review``) with a description and
     unselected. Returns the paths written."""
     formats = parse_formats(formats if isinstance(formats, str) else ",".join(formats))
@@ -63,12 +65,14 @@ def write_prediction_formats(prediction: dict, output_dir: str, formats: Iterabl
         if fmt == "json":
             continue
         target = join(output_dir, f"{case}.{fmt}")
+        instances = prediction.get("instances")
         if fmt == "mrk.json":
-            write_mrk_json(target, world, missing=absent, notes=notes)
+            write_mrk_json(target, world, missing=absent, notes=notes, instances=instances)
         elif fmt == "fcsv":
-            write_fcsv(target, world, missing=absent, notes=notes)
+            write_fcsv(target, world, missing=absent, notes=notes, instances=instances)
         else:
-            write_csv(target, world, voxel={name: entry["voxel"] for name, entry in entries.items()})
+            write_csv(target, world, voxel={name: entry["voxel"] for name, entry in entries.items()},
+                      instances=instances)
         written.append(target)
     return written
 
@@ -213,6 +217,19 @@ def read_likelihoods(pred_dir) -> Dict[str, Dict[str, float]]:
                                     f"this fold, or run its validation again (nnLandmark_train ... --val)")
             likelihoods[case][name] = float(value)
     return likelihoods
+
+
+def read_instances(pred_dir) -> Dict[str, Dict[str, List[dict]]]:
+    """{case: {class: [{world (LPS), likelihood, ...}, ...]}} of the multi-instance classes in a prediction folder
+    ({} for a case without "instances")."""
+    instances = {}
+    for path, case, system, _, document in _prediction_files(pred_dir):
+        named = document.get("instances", {})
+        if not isinstance(named, dict) or not all(isinstance(v, list) for v in named.values()):
+            raise LandmarkError(f"{path}: 'instances' must be an object {{class: [{{'world': [x, y, z], ...}}]}}")
+        instances[case] = {name: [{**e, "world": _world_position(path, name, e, system).tolist()} for e in entries]
+                           for name, entries in named.items()}
+    return instances
 
 
 COORDINATE_SYSTEM_KEY = "coordinate_system"   # the one top-level key of a landmark table that is not a case ID

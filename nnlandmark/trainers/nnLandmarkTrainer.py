@@ -19,9 +19,10 @@ from nnunetv2.utilities.helpers import dummy_context
 from nnlandmark.heatmaps import centre_crop, patch_landmark_errors
 from nnlandmark.io.atomic import written_atomically
 from nnlandmark.io.images import preprocessed_case_properties
-from nnlandmark.landmark_set import label_swap, landmark_labels, may_be_absent, mirror_pairs
+from nnlandmark.landmark_set import label_swap, landmark_labels, may_be_absent, mirror_pairs, multi_instance
 from nnlandmark.losses import TopKBCEHeatmapLoss
 from nnlandmark.network import build_network, load_checkpoint
+from nnlandmark.trainers.instances import InstanceLabelTransform
 from nnlandmark.trainers.mirroring import PairSwappingMirrorTransform, dataset_left_right_axis
 from nnlandmark.trainers.progress_log import LandmarkProgressLog
 from nnlandmark.trainers.validation import validate_fold
@@ -43,6 +44,8 @@ class nnLandmarkTrainer(nnUNetTrainer):
         self.num_epochs, self.num_iterations_per_epoch = self.epochs, self.iterations
         self.num_val_iterations_per_epoch = self.val_iterations
         self.num_landmarks = len(landmark_labels(dataset_json))
+        classes = multi_instance(dataset_json)
+        self.instance_channels = [c for c, name in enumerate(landmark_labels(dataset_json)) if name in classes]
         self.logger.local_logger = LandmarkProgressLog()
         self._annotated_in_cases = None
 
@@ -60,7 +63,7 @@ class nnLandmarkTrainer(nnUNetTrainer):
     def _build_loss(self):
         radius = self.cone_radius()
         self.print_to_log_file(f"heatmap cone radius: {radius:.2f} voxels of {self.configuration_name}")
-        return TopKBCEHeatmapLoss(self.num_landmarks, radius, self.topk_percent)
+        return TopKBCEHeatmapLoss(self.num_landmarks, radius, self.topk_percent, self.instance_channels)
 
     def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
         """Mirroring off in training and at test time, since it would swap left/right landmarks, unless
@@ -84,6 +87,19 @@ class nnLandmarkTrainer(nnUNetTrainer):
             swap = label_swap(self.dataset_json)
             compose.transforms = [PairSwappingMirrorTransform(t.allowed_axes, mirror_axes[0], swap)
                                   if type(t) is MirrorTransform else t for t in compose.transforms]
+        return self.with_instance_labels(compose)
+
+    def get_validation_transforms(self, deep_supervision_scales, is_cascaded=False, foreground_labels=None,
+                                  regions=None, ignore_label=None):
+        return self.with_instance_labels(nnUNetTrainer.get_validation_transforms(
+            deep_supervision_scales, is_cascaded, foreground_labels, regions, ignore_label))
+
+    def with_instance_labels(self, compose):
+        """The pipeline, ending in the step that tells a multi-instance class's instances apart (where there are
+        such classes)."""
+        if self.instance_channels:
+            compose.transforms.append(InstanceLabelTransform(self.num_landmarks,
+                                                             [c + 1 for c in self.instance_channels]))
         return compose
 
     def network_input(self, data: torch.Tensor) -> torch.Tensor:
@@ -192,8 +208,9 @@ class nnLandmarkTrainer(nnUNetTrainer):
 
 def annotated_in_cases(case_properties: Dict[str, dict], dataset_json: dict) -> Dict[str, np.ndarray]:
     """{case: (N,) bool} whether each landmark may be trained on in that case: it has voxels in the preprocessed
-    label map (nnU-Net's ``class_locations``), or its absence is declared real (``landmarks_may_be_absent``)."""
+    label map (nnU-Net's ``class_locations``), or its absence is declared real (``landmarks_may_be_absent``, and
+    every multi-instance class: a case without instances says "none here")."""
     labels = landmark_labels(dataset_json)
-    absent_ok = np.array([n in may_be_absent(dataset_json) for n in labels])
+    absent_ok = np.array([n in may_be_absent(dataset_json) | set(multi_instance(dataset_json)) for n in labels])
     return {case: np.array([len(properties.get('class_locations', {}).get(v, [])) > 0 for v in labels.values()])
             | absent_ok for case, properties in case_properties.items()}

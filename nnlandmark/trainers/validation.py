@@ -15,16 +15,19 @@ from nnlandmark.inference.predictor import SEARCH_RADIUS_MM, LandmarkPredictor, 
 from nnlandmark.io.atomic import write_json_atomic
 from nnlandmark.io.predictions import Points, case_prediction, read_predictions
 from nnlandmark.labelmaps import read_label_maps
-from nnlandmark.landmark_set import landmark_names
+from nnlandmark.evaluation.crossval import cv_instance_truth
+from nnlandmark.landmark_set import landmark_names, multi_instance
 from nnlandmark.paths import WHOLE_VOLUME
 from nnlandmark.stages import coarse_stage_folder, read_search_radii, write_search_radii
+from nnlandmark.presence import calibrate_instances, candidate_instances
 from nnlandmark.uncertainty import calibrate_errors
 
 
 def validate_fold(trainer) -> dict:
     """Uses the trainer's network as is; ground truth are the label cubes in ``gt_segmentations`` (presence from the
     dataset's ``landmarks_may_be_absent``), so the summary also has the detection report where it applies."""
-    predictor = LandmarkPredictor(device=trainer.device, allow_tqdm=False)
+    predictor = LandmarkPredictor(device=trainer.device, allow_tqdm=False,   # every candidate instance: calibrated
+                                  instance_detection=candidate_instances(trainer.dataset_json))   # afterwards
     predictor.manual_initialization(trainer.network, trainer.plans_manager, trainer.configuration_manager, None,
                                     trainer.dataset_json, trainer.__class__.__name__,
                                     trainer.inference_allowed_mirroring_axes)
@@ -37,19 +40,21 @@ def validate_fold(trainer) -> dict:
     priors, radii, fallback = _coarse_stage(trainer)
     for key in dataset.identifiers:
         data, _, _, properties = dataset.load_case(key)
-        landmarks = predictor.predict_preprocessed(torch.from_numpy(np.asarray(data[:])), properties,
-                                                   priors.get(key) if priors else None, radii, fallback,
-                                                   join(output_folder, f'{key}.npz') if trainer.export_heatmaps
-                                                   else None)
-        write_json_atomic(case_prediction(key, key + trainer.dataset_json['file_ending'], landmarks),
-                          join(output_folder, f'{key}.json'))
+        landmarks, instances = predictor.predict_preprocessed(torch.from_numpy(np.asarray(data[:])), properties,
+                                                              priors.get(key) if priors else None, radii, fallback,
+                                                              join(output_folder, f'{key}.npz')
+                                                              if trainer.export_heatmaps else None)
+        write_json_atomic(case_prediction(key, key + trainer.dataset_json['file_ending'], landmarks,
+                                          instances=instances), join(output_folder, f'{key}.json'))
     if trainer.is_ddp:
         dist.barrier()
     if trainer.local_rank != 0:
         return {}
     base = trainer.preprocessed_dataset_folder_base
     truth = read_label_maps(join(base, 'dataset.json'), [join(base, 'gt_segmentations')], val_keys)
-    summary = evaluate(output_folder, truth, out_dir=output_folder, plots=False)
+    instances, detection = _calibrate_instances(trainer) if multi_instance(trainer.dataset_json) else (None, None)
+    summary = evaluate(output_folder, truth, out_dir=output_folder, plots=False, instance_truth=instances,
+                       instance_detection=detection)
     trainer.print_to_log_file("Final validation of this fold:\n" + format_table(summary), add_timestamp=False)
     trainer.logger.log_summary('final_val/mre_mm', summary['mre_mm'])
     if trainer.configuration_name == WHOLE_VOLUME:  # a coarse stage: the fine stage searches this far around it
@@ -72,6 +77,23 @@ def _calibrate(trainer) -> None:
                               f"{calibration['coverage']:.0%} radius of median {calibration['median_radius_mm']:.2f} "
                               f"mm (one radius for all would be {calibration['global_radius_mm']:.2f} mm)",
                               add_timestamp=False)
+
+
+def _calibrate_instances(trainer) -> Tuple[dict, Optional[dict]]:
+    """Refit the multi-instance classes' thresholds and NMS distances on the folds validated so far (their
+    validation lists every candidate peak); returns the instance ground truth and {class: (threshold, NMS mm)},
+    with which the fold's summary judges its candidates as the calibrated model decodes them."""
+    truth = cv_instance_truth(trainer.plans_manager.dataset_name)
+    try:
+        calibration = calibrate_instances(trainer.output_folder_base, truth)
+    except LandmarkError as e:
+        trainer.print_to_log_file(f"instance calibration not refitted: {e}", add_timestamp=False)
+        return truth, None
+    for name, entry in calibration.items():
+        trainer.print_to_log_file(f"instances of '{name}' from {entry['n_cases']} validated cases: likelihood >= "
+                                  f"{entry['threshold']:.3f}, {entry['nms_mm']:.1f} mm apart, F1 {entry['f1']:.3f}",
+                                  add_timestamp=False)
+    return truth, {name: (entry['threshold'], entry['nms_mm']) for name, entry in calibration.items()}
 
 
 def _coarse_stage(trainer) -> Tuple[Optional[Points], SearchRadius, Optional[float]]:

@@ -19,7 +19,7 @@ class nnLandmarkTrainer_MSE(nnLandmarkTrainer):
     """Ablation: MSE on the sigmoid output instead of BCE top-k."""
 
     def _build_loss(self):
-        return MSEHeatmapLoss(self.num_landmarks, self.cone_radius())
+        return MSEHeatmapLoss(self.num_landmarks, self.cone_radius(), self.instance_channels)
 
 
 class nnLandmarkTrainer_CPU(nnLandmarkTrainer):
@@ -57,7 +57,8 @@ class nnLandmarkTrainer_CPU_SoftArgmax(nnLandmarkTrainer_CPU):
     coordinate_weight = 1.0
 
     def _build_loss(self):
-        return TopKBCECoordinateLoss(self.num_landmarks, self.cone_radius(), self.topk_percent, self.coordinate_weight)
+        return TopKBCECoordinateLoss(self.num_landmarks, self.cone_radius(), self.topk_percent, self.coordinate_weight,
+                                     self.instance_channels)
 
 
 class nnLandmarkTrainer_CPU_SpatialSoftmax(nnLandmarkTrainer_CPU):
@@ -67,7 +68,7 @@ class nnLandmarkTrainer_CPU_SpatialSoftmax(nnLandmarkTrainer_CPU):
 
     def _build_loss(self):
         return TopKBCESpatialSoftmaxLoss(self.num_landmarks, self.cone_radius(), self.topk_percent,
-                                         self.softmax_weight)
+                                         self.softmax_weight, instance_channels=self.instance_channels)
 
 
 class nnLandmarkTrainer_CPU_SpatialSoftmax_Fine(nnLandmarkTrainer_CPU_SpatialSoftmax):
@@ -83,7 +84,7 @@ class nnLandmarkTrainer_CPU_SpatialSoftmax_Fine(nnLandmarkTrainer_CPU_SpatialSof
 
     def _build_loss(self):
         return TopKBCESpatialSoftmaxLoss(self.num_landmarks, self.cone_radius(), self.topk_percent,
-                                         self.softmax_weight, self.local_softmax_radius)
+                                         self.softmax_weight, self.local_softmax_radius, self.instance_channels)
 
     def get_training_transforms(self, patch_size, rotation_for_DA, deep_supervision_scales, mirror_axes,
                                 do_dummy_2d_data_aug, **kwargs):
