@@ -9,7 +9,8 @@ from scipy.spatial.distance import cdist
 
 from nnlandmark.heatmaps import suppressed
 
-MATCH_MM = 4.0   # default: a predicted instance farther than this from every true one is a false positive
+MATCH_MM = 4.0         # default: a predicted instance farther than this from every true one is a false positive
+MAX_THRESHOLDS = 400   # likelihood thresholds tried by best_threshold
 
 Instances = Mapping[str, Mapping[str, np.ndarray]]   # {case: {class: (K, 3) world LPS mm}}
 
@@ -71,6 +72,8 @@ def best_threshold(candidates: Mapping[str, np.ndarray], likelihoods: Mapping[st
     values = np.unique(np.concatenate([np.zeros(0), *[np.asarray(v, float) for v in likelihoods.values()]]))
     thresholds = np.concatenate([values[:1], (values[1:] + values[:-1]) / 2, values[-1:] + 1e-6]) \
         if len(values) else np.ones(1)
+    if len(thresholds) > MAX_THRESHOLDS:   # many cases: evenly spaced in rank, the matching is the cost
+        thresholds = thresholds[np.linspace(0, len(thresholds) - 1, MAX_THRESHOLDS).round().astype(int)]
     best = {"threshold": 1.0, "f1": -1.0}
     for t in thresholds:
         tp = fp = fn = 0

@@ -8,6 +8,8 @@ import torch
 from torch import distributed as dist
 
 from nnlandmark.errors import LandmarkError
+from nnlandmark.evaluation.crossval import cv_instance_truth
+from nnlandmark.evaluation.instances import format_instances
 from nnlandmark.evaluation.pipeline import evaluate
 from nnlandmark.evaluation.report import format_table
 from nnlandmark.inference.cascade import WEAK_FINE_LIKELIHOOD
@@ -15,11 +17,10 @@ from nnlandmark.inference.predictor import SEARCH_RADIUS_MM, LandmarkPredictor, 
 from nnlandmark.io.atomic import write_json_atomic
 from nnlandmark.io.predictions import Points, case_prediction, read_predictions
 from nnlandmark.labelmaps import read_label_maps
-from nnlandmark.evaluation.crossval import cv_instance_truth
 from nnlandmark.landmark_set import landmark_names, multi_instance
 from nnlandmark.paths import WHOLE_VOLUME
-from nnlandmark.stages import coarse_stage_folder, read_search_radii, write_search_radii
 from nnlandmark.presence import calibrate_instances, candidate_instances
+from nnlandmark.stages import coarse_stage_folder, read_search_radii, write_search_radii
 from nnlandmark.uncertainty import calibrate_errors
 
 
@@ -55,7 +56,9 @@ def validate_fold(trainer) -> dict:
     instances, detection = _calibrate_instances(trainer) if multi_instance(trainer.dataset_json) else (None, None)
     summary = evaluate(output_folder, truth, out_dir=output_folder, plots=False, instance_truth=instances,
                        instance_detection=detection)
-    trainer.print_to_log_file("Final validation of this fold:\n" + format_table(summary), add_timestamp=False)
+    trainer.print_to_log_file("Final validation of this fold:\n" + format_table(summary) +
+                              ("\n" + format_instances(summary["instances"]) if "instances" in summary else ""),
+                              add_timestamp=False)
     trainer.logger.log_summary('final_val/mre_mm', summary['mre_mm'])
     if trainer.configuration_name == WHOLE_VOLUME:  # a coarse stage: the fine stage searches this far around it
         radii = write_search_radii(trainer.output_folder_base, trainer.plans_manager.dataset_name)
