@@ -68,15 +68,10 @@ def heatmap_targets(seg: torch.Tensor, num_landmarks: int, radius: float,
     """Label patch (B, 1, *spatial) -> heatmap targets (B, N, *spatial); the ``instance_channels`` (those of the
     multi-instance classes, in class order) hold the cones of their instances (``instance_label``)."""
     centres, present = landmark_centres(seg, num_landmarks)
-    return with_instance_heatmaps(edt_heatmaps(centres, present, seg.shape[2:], radius), seg, num_landmarks, radius,
-                                  instance_channels)
-
-
-def with_instance_heatmaps(heat: torch.Tensor, seg: torch.Tensor, num_landmarks: int, radius: float,
-                           instance_channels: Sequence[int]) -> torch.Tensor:
-    """``heat`` (B, N, *spatial) with the ``instance_channels`` replaced by their instances' cones, in place."""
+    heat = edt_heatmaps(centres, present, seg.shape[2:], radius)
     if instance_channels:
-        heat[:, list(instance_channels)] = instance_heatmaps(seg, num_landmarks, len(instance_channels), radius)
+        heat[:, list(instance_channels)] = instance_heatmaps(
+            *instance_centres(seg, num_landmarks, len(instance_channels)), seg.shape[2:], radius)
     return heat
 
 
@@ -87,17 +82,38 @@ def instance_label(num_landmarks: int, class_index: int, instance: int) -> int:
     return num_landmarks + 1 + class_index * MAX_INSTANCES + instance
 
 
-def instance_heatmaps(seg: torch.Tensor, num_landmarks: int, num_classes: int, radius: float) -> torch.Tensor:
-    """(B, num_classes, *spatial): each multi-instance class's cones, the maximum over its instances in a label
-    patch whose instances carry ``instance_label`` values; all 0 where a class has none."""
-    spatial = seg.shape[2:]
+def instance_centres(seg: torch.Tensor, num_landmarks: int, num_classes: int):
+    """Each multi-instance class's instances in a label patch whose instances carry ``instance_label`` values:
+    ``centres`` (B, num_classes, K, D) and ``present`` (B, num_classes, K), K the most any class has in a sample
+    (slots fill from 0 on)."""
+    b, dims = seg.shape[0], seg.ndim - 2
     centres, present = landmark_centres(seg, num_landmarks + num_classes * MAX_INSTANCES)
-    centres = centres[:, num_landmarks:].reshape(seg.shape[0], num_classes, MAX_INSTANCES, len(spatial))
-    present = present[:, num_landmarks:].reshape(seg.shape[0], num_classes, MAX_INSTANCES)
-    heat = torch.zeros(seg.shape[0], num_classes, *spatial, device=seg.device)
-    for k in range(int(present.sum(-1).max()) if present.numel() else 0):   # slots fill from 0 on
+    centres = centres[:, num_landmarks:].reshape(b, num_classes, MAX_INSTANCES, dims)
+    present = present[:, num_landmarks:].reshape(b, num_classes, MAX_INSTANCES)
+    k = int(present.sum(-1).max()) if present.numel() else 0
+    return centres[:, :, :k], present[:, :, :k]
+
+
+def instance_heatmaps(centres: torch.Tensor, present: torch.Tensor, spatial, radius: float) -> torch.Tensor:
+    """(B, C, *spatial): each class's cones, the maximum over its instances (``instance_centres``); 0 without any."""
+    heat = torch.zeros(*present.shape[:2], *spatial, device=centres.device)
+    for k in range(present.shape[2]):
         torch.maximum(heat, edt_heatmaps(centres[:, :, k], present[:, :, k], spatial, radius), out=heat)
     return heat
+
+
+def nearest_instance(centres: torch.Tensor, present: torch.Tensor, spatial) -> torch.Tensor:
+    """(B, C, *spatial) long: the index of the instance of its class each voxel lies nearest to (0 where a class has
+    none): the cell in which that instance is the one landmark of its channel."""
+    nearest = torch.full((*present.shape[:2], *spatial), float("inf"), device=centres.device)
+    owner = torch.zeros(nearest.shape, dtype=torch.long, device=centres.device)
+    for k in range(present.shape[2]):
+        distance = squared_distances(centres[:, :, k], spatial)
+        distance.masked_fill_(~present[:, :, k].reshape(*present.shape[:2], *([1] * len(spatial))), float("inf"))
+        closer = distance < nearest
+        nearest = torch.where(closer, distance, nearest)
+        owner.masked_fill_(closer, k)
+    return owner
 
 
 def soft_argmax(logits: torch.Tensor) -> torch.Tensor:

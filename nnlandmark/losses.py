@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nnlandmark.heatmaps import (centre_crop, edt_heatmaps, inside, landmark_centres, soft_argmax,
-                                 with_instance_heatmaps)
+from nnlandmark.heatmaps import (centre_crop, edt_heatmaps, inside, instance_centres, instance_heatmaps,
+                                 landmark_centres, nearest_instance, soft_argmax)
 
 Target = Union[torch.Tensor, Sequence[torch.Tensor]]
 
@@ -40,11 +40,15 @@ class TopKBCEHeatmapLoss(nn.Module):
         it and then cropped to the centre, so landmarks just outside the patch still cast their cones into it."""
         seg, annotated = (target, None) if isinstance(target, torch.Tensor) else target
         centres, present = landmark_centres(seg, self.num_landmarks)   # a class's instances: not present here
-        heat = with_instance_heatmaps(edt_heatmaps(centres, present, seg.shape[2:], self.radius), seg,
-                                      self.num_landmarks, self.radius, self.instance_channels)
-        heat = centre_crop(heat, logits.shape[2:])
+        heat = edt_heatmaps(centres, present, seg.shape[2:], self.radius)
         offset = torch.tensor([(s - o) // 2 for s, o in zip(seg.shape[2:], logits.shape[2:])], device=centres.device)
-        return self.combine(logits, heat, centres - offset, present, annotated)
+        instances = None
+        if self.instance_channels:
+            instances = instance_centres(seg, self.num_landmarks, len(self.instance_channels))
+            heat[:, self.instance_channels] = instance_heatmaps(*instances, seg.shape[2:], self.radius)
+            instances = (instances[0] - offset, instances[1])
+        heat = centre_crop(heat, logits.shape[2:])
+        return self.combine(logits, heat, centres - offset, present, annotated, instances)
 
     def per_channel(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """(B, N) loss: the mean of the highest ``k_percent`` % per-voxel losses of each (sample, channel)."""
@@ -66,16 +70,17 @@ class TopKBCEHeatmapLoss(nn.Module):
         return (per_pair * weight).sum() / weight.sum().clamp(min=1)
 
     def combine(self, logits: torch.Tensor, heat: torch.Tensor, centres: torch.Tensor, present: torch.Tensor,
-                annotated: Optional[torch.Tensor]) -> torch.Tensor:
-        """The loss of a batch from its logits and heatmap targets; ``centres`` (B, N, D) in the network's patch are
-        for subclasses that add a coordinate term."""
+                annotated: Optional[torch.Tensor], instances=None) -> torch.Tensor:
+        """The loss of a batch from its logits and heatmap targets; ``centres`` (B, N, D) and ``instances`` (the
+        classes' ``instance_centres``) in the network's patch are for subclasses that add a coordinate term."""
         return self.weighted_mean(self.per_channel(logits.float(), heat.float()), annotated)
 
 
 class WeightedTermLoss(TopKBCEHeatmapLoss):
     """BCE top-k plus ``weight`` x a (B, N) term of each channel against its landmark, averaged over the landmarks that
     lie inside the network's patch: one just outside casts part of its cone in, but the right place for its channel
-    is not in the patch. Multi-instance classes have no one landmark (``present`` is False for them): BCE only."""
+    is not in the patch. Multi-instance classes have no one landmark (``present`` is False for them): a subclass
+    with an ``instance_term`` adds one term per instance inside the patch to that average, else they get BCE only."""
 
     def __init__(self, num_landmarks: int, radius: float = 15.0, k_percent: float = 20.0, weight: float = 1.0,
                  instance_channels: Sequence[int] = ()):
@@ -85,10 +90,24 @@ class WeightedTermLoss(TopKBCEHeatmapLoss):
     def term(self, logits: torch.Tensor, target: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def combine(self, logits, heat, centres, present, annotated) -> torch.Tensor:
+    def instance_term(self, logits: torch.Tensor, centres: torch.Tensor, present: torch.Tensor):
+        """(B, C, K) term of each instance from the class channels' ``logits`` (B, C, *spatial); None: BCE only."""
+        return None
+
+    def combine(self, logits, heat, centres, present, annotated, instances=None) -> torch.Tensor:
+        bce = super().combine(logits, heat, centres, present, annotated)
+        per_pair = self.term(logits.float(), heat.float(), centres)
         counts = (present & inside(centres, logits.shape[2:])).float()
-        return super().combine(logits, heat, centres, present, annotated) + \
-            self.weight * self.weighted_mean(self.term(logits.float(), heat.float(), centres), annotated, counts)
+        per_instance = None if instances is None else \
+            self.instance_term(logits[:, self.instance_channels].float(), *instances)
+        if per_instance is not None:
+            in_patch = (instances[1] & inside(instances[0], logits.shape[2:])).float()
+            per_pair = torch.cat([per_pair, per_instance.flatten(1)], 1)
+            counts = torch.cat([counts, in_patch.flatten(1)], 1)
+            if annotated is not None:
+                of_class = annotated[:, self.instance_channels, None].expand(in_patch.shape)
+                annotated = torch.cat([annotated, of_class.flatten(1)], 1)
+        return bce + self.weight * self.weighted_mean(per_pair, annotated, counts)
 
 
 class TopKBCECoordinateLoss(WeightedTermLoss):
@@ -130,6 +149,18 @@ class TopKBCESpatialSoftmaxLoss(WeightedTermLoss):
             target = edt_heatmaps(centres, torch.ones(centres.shape[:2], dtype=torch.bool, device=centres.device),
                                   logits.shape[2:], self.local_radius)
         return spatial_softmax_cross_entropy(logits, target)
+
+    def instance_term(self, logits, centres, present):
+        """Each instance is the one landmark of its channel within its cell, the voxels nearer to it than to any
+        other instance of its class: the term above within that cell (a class with one instance: exactly the term
+        of a landmark). Without it, a class learns from BCE alone, whose broad peaks place instances worse."""
+        cells = nearest_instance(centres, present, logits.shape[2:])
+        per_instance = []
+        for k in range(present.shape[2]):
+            cone = edt_heatmaps(centres[:, :, k], present[:, :, k], logits.shape[2:], self.radius)
+            cone.masked_fill_(cells != k, 0)
+            per_instance.append(self.term(logits.masked_fill(cells != k, -1e9), cone, centres[:, :, k]))
+        return torch.stack(per_instance, 2) if per_instance else logits.new_zeros((*present.shape[:2], 0))
 
 
 class MSEHeatmapLoss(TopKBCEHeatmapLoss):
