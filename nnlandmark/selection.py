@@ -16,6 +16,7 @@ import numpy as np
 
 from nnlandmark.errors import LandmarkError
 from nnlandmark.evaluation.crossval import collect_folds, cv_ground_truth
+from nnlandmark.evaluation.instances import MATCH_MM, matched_pairs
 from nnlandmark.evaluation.pipeline import evaluate_points
 from nnlandmark.io.atomic import write_json_atomic
 from nnlandmark.io.landmark_files import finite_point
@@ -102,10 +103,12 @@ def _commands(dataset, best: dict) -> List[str]:
     return commands
 
 
-def ensemble_folders(folders: Sequence[str], output_dir: str, formats: Sequence[str] = ('json',)) -> List[str]:
+def ensemble_folders(folders: Sequence[str], output_dir: str, formats: Sequence[str] = ('json',),
+                     match_mm: float = MATCH_MM) -> List[str]:
     """CASE.json of the cases every folder predicted, with each landmark's voxel, world and likelihood averaged and
-    ``present`` where at least half the models say so (no error estimate: no model was calibrated as this average);
-    returns the written CASE.json paths."""
+    ``present`` where at least half the models say so (no error estimate: no model was calibrated as this average),
+    and each multi-instance class's instances that at least half the models found within ``match_mm`` of each other
+    (``_average_instances``); returns the written CASE.json paths."""
     if len({os.path.realpath(f) for f in folders}) < 2:
         raise LandmarkError("nnLandmark_ensemble needs at least two different prediction folders (-i)")
     writable_folder(output_dir, "output folder -o")
@@ -121,7 +124,15 @@ def ensemble_folders(folders: Sequence[str], output_dir: str, formats: Sequence[
         names = [n for n in predictions[0]['landmarks'] if all(n in p['landmarks'] for p in predictions)]
         landmarks = {n: _average_entry([(path, n, p['landmarks'][n]) for path, p in zip(paths, predictions)])
                      for n in names}
-        prediction = case_prediction(case, predictions[0].get('image', case), landmarks)
+        found = [p.get('instances') or {} for p in predictions]
+        for path, named in zip(paths, found):
+            if not isinstance(named, dict):
+                raise LandmarkError(f"{path}: \"instances\" must be an object {{class: [points]}}")
+        classes = [c for c in found[0] if all(c in named for named in found)]
+        instances = {c: _average_instances([(path, c, named[c]) for path, named in zip(paths, found)], match_mm)
+                     for c in classes}
+        prediction = case_prediction(case, predictions[0].get('image', case), landmarks,
+                                     instances=instances if classes else None)
         target = join(output_dir, f'{case}.json')
         write_json_atomic(prediction, target)
         write_prediction_formats(prediction, output_dir, formats)
@@ -131,18 +142,45 @@ def ensemble_folders(folders: Sequence[str], output_dir: str, formats: Sequence[
 
 def _average_entry(entries: List[tuple]) -> Dict:
     """The mean of (path, name, entry) prediction entries, each checked to hold voxel, world and a likelihood."""
-    voxels, worlds, likelihoods = [], [], []
+    points = []
     for path, name, entry in entries:
         where = f"{path}: landmark '{name}'"
-        if not isinstance(entry, dict) or isinstance(entry.get('likelihood'), bool) or \
-                not isinstance(entry.get('likelihood'), (int, float)):
-            raise LandmarkError(f"{where} has no numeric likelihood: not a prediction of nnLandmark_predict")
+        points.append(_checked_point(entry, where))
         if not isinstance(entry.get('present', True), bool):
             raise LandmarkError(f"{where}: \"present\" must be true or false, got {entry['present']!r}")
-        voxels.append(finite_point(entry.get('voxel'), where))
-        worlds.append(finite_point(entry.get('world'), where))
-        likelihoods.append(float(entry['likelihood']))
     votes = sum(e.get('present', True) for _, _, e in entries)
-    return {'label': entries[0][2].get('label'), 'voxel': np.mean(voxels, 0).tolist(),
-            'world': np.mean(worlds, 0).tolist(), 'likelihood': float(np.mean(likelihoods)),
+    return {'label': entries[0][2].get('label'), 'voxel': np.mean([v for v, _, _ in points], 0).tolist(),
+            'world': np.mean([w for _, w, _ in points], 0).tolist(),
+            'likelihood': float(np.mean([like for *_, like in points])),
             'present': 2 * votes >= len(entries), 'expected_error_mm': None, 'radius_mm': None}
+
+
+def _average_instances(found: List[tuple], match_mm: float) -> List[dict]:
+    """One class's instances as several models found them, (path, class, entries) each: every model's instances are
+    matched one-to-one (Hungarian, within ``match_mm``) to the groups of the models before it, and a group that at
+    least half the models found is kept with its mean voxel and world, and its mean likelihood where a model that
+    missed it counts 0; strongest first."""
+    groups: List[List[tuple]] = []   # (voxel, world, likelihood) of each model that found the instance
+    for path, name, entries in found:
+        if not isinstance(entries, list):
+            raise LandmarkError(f"{path}: \"instances\" of '{name}' must be a list of points")
+        points = [_checked_point(entry, f"{path}: instance {k + 1} of '{name}'") for k, entry in enumerate(entries)]
+        centres = np.array([np.mean([world for _, world, _ in g], 0) for g in groups]).reshape(-1, 3)
+        rows, cols = matched_pairs(np.reshape([world for _, world, _ in points], (-1, 3)), centres, match_mm)
+        joined = dict(zip(rows.tolist(), cols.tolist()))
+        for k, point in enumerate(points):
+            if k in joined:
+                groups[joined[k]].append(point)
+            else:
+                groups.append([point])
+    kept = [{'voxel': np.mean([v for v, _, _ in g], 0).tolist(), 'world': np.mean([w for _, w, _ in g], 0).tolist(),
+             'likelihood': sum(like for *_, like in g) / len(found)} for g in groups if 2 * len(g) >= len(found)]
+    return sorted(kept, key=lambda e: -e['likelihood'])
+
+
+def _checked_point(entry, where: str) -> tuple:
+    """(voxel, world, likelihood) of a prediction entry, or a LandmarkError naming ``where``."""
+    if not isinstance(entry, dict) or isinstance(entry.get('likelihood'), bool) or \
+            not isinstance(entry.get('likelihood'), (int, float)):
+        raise LandmarkError(f"{where} has no numeric likelihood: not a prediction of nnLandmark_predict")
+    return finite_point(entry.get('voxel'), where), finite_point(entry.get('world'), where), float(entry['likelihood'])

@@ -6,7 +6,7 @@ F1 (instance_detection.json), all written next to the model for nnLandmark_predi
 import argparse
 from os.path import join
 
-from nnlandmark.commands._cli import user_errors_as_one_line
+from nnlandmark.commands._cli import positive_float, user_errors_as_one_line
 
 
 @user_errors_as_one_line
@@ -20,7 +20,7 @@ def main(argv=None):
     parser.add_argument("-c", default="3d_fullres")
     parser.add_argument("--coverage", type=float, default=0.9,
                         help="share of landmarks whose true position lies within radius_mm (default 0.9)")
-    parser.add_argument("--match_mm", type=float, default=4.0,
+    parser.add_argument("--match_mm", type=positive_float, default=4.0,
                         help="multi-instance classes: a predicted instance within this distance of a true one is a "
                              "hit (default 4)")
     args = parser.parse_args(argv)
@@ -34,8 +34,6 @@ def main(argv=None):
     from nnlandmark.uncertainty import calibrate_errors
     if not 0 < args.coverage < 1:
         raise LandmarkError(f"--coverage must lie between 0 and 1 (e.g. 0.9), got {args.coverage}")
-    if not args.match_mm > 0:
-        raise LandmarkError(f"--match_mm must be a positive distance in mm, got {args.match_mm}")
     model = find_model_folder(args.d, args.c, args.tr, args.p)
     dataset_json = read_json(join(model, "dataset.json"))
     if multi_instance(dataset_json):

@@ -4,7 +4,7 @@ import math
 import sys
 from pathlib import Path
 
-from nnlandmark.commands._cli import user_errors_as_one_line
+from nnlandmark.commands._cli import positive_float, user_errors_as_one_line
 from nnlandmark.errors import LandmarkError
 
 
@@ -34,7 +34,7 @@ def _parser():
                         help="biometry landmark pairs (default: 'biometry_pairs' of the raw dataset's dataset.json)")
     parser.add_argument("--qc", type=int, default=0, metavar="N",
                         help="QC pictures (three slices per landmark) of the N cases with the largest MRE")
-    parser.add_argument("--match_mm", type=float, default=4.0,
+    parser.add_argument("--match_mm", type=positive_float, default=4.0,
                         help="multi-instance classes: a predicted instance counts as found within this distance of a "
                              "true one (default 4 mm)")
     parser.add_argument("-images", default=None,
@@ -94,8 +94,6 @@ def main(argv=None):
         raise LandmarkError(f"--qc must be >= 0, got {args.qc}")
     from nnlandmark.evaluation.biometry import parse_pairs
     from nnlandmark.evaluation.pipeline import compare_report, crossval_report, evaluate_report
-    if not (math.isfinite(args.match_mm) and args.match_mm > 0):
-        raise LandmarkError(f"--match_mm must be a positive distance in mm, got {args.match_mm}")
     options = dict(thresholds=tuple(args.thresholds), pairs=parse_pairs(args.pairs) if args.pairs else None,
                    qc=args.qc, image_folders=[Path(args.images)] if args.images else None, match_mm=args.match_mm)
     if args.d is not None:

@@ -15,16 +15,24 @@ MAX_THRESHOLDS = 400   # likelihood thresholds tried by best_threshold
 Instances = Mapping[str, Mapping[str, np.ndarray]]   # {case: {class: (K, 3) world LPS mm}}
 
 
-def matched_distances(predicted: np.ndarray, truth: np.ndarray, match_mm: float = MATCH_MM) -> np.ndarray:
-    """Distances (mm) of the one-to-one pairs, within ``match_mm``, that minimise their total distance."""
+def matched_pairs(predicted: np.ndarray, truth: np.ndarray, match_mm: float = MATCH_MM) -> Tuple[np.ndarray,
+                                                                                                     np.ndarray]:
+    """Row indices into ``predicted`` and ``truth`` (K, 3) of the one-to-one pairs, within ``match_mm``, that
+    minimise their total distance."""
     predicted, truth = np.reshape(predicted, (-1, 3)), np.reshape(truth, (-1, 3))
     if not len(predicted) or not len(truth):
-        return np.zeros(0)
+        return np.zeros(0, int), np.zeros(0, int)
     distance = cdist(predicted, truth)
     cost = np.where(distance <= match_mm, distance, 1e6 + distance)   # an unmatched pair never beats a match
     rows, cols = linear_sum_assignment(cost)
-    pairs = distance[rows, cols]
-    return pairs[pairs <= match_mm]
+    within = distance[rows, cols] <= match_mm
+    return rows[within], cols[within]
+
+
+def matched_distances(predicted: np.ndarray, truth: np.ndarray, match_mm: float = MATCH_MM) -> np.ndarray:
+    """Distances (mm) of the one-to-one pairs, within ``match_mm``, that minimise their total distance."""
+    rows, cols = matched_pairs(predicted, truth, match_mm)
+    return np.linalg.norm(np.reshape(predicted, (-1, 3))[rows] - np.reshape(truth, (-1, 3))[cols], axis=1)
 
 
 def _scores(tp: int, fp: int, fn: int, distances, count_errors) -> dict:
@@ -121,3 +129,24 @@ def format_instances(section: dict) -> str:
                      f"{cell(r['recall'], '6.3f')}  {cell(r['f1'], '5.3f')}  {cell(r['matched_mre_mm'], '16.3f')}  "
                      f"{cell(r['mean_abs_count_error'], '13.2f')}")
     return "\n".join(lines)
+
+
+def with_instance_rows(points: Mapping[str, Mapping], truth: Mapping[str, Mapping], found: Instances,
+                       true_instances: Instances, match_mm: float = MATCH_MM) -> Tuple[dict, dict]:
+    """``points`` and ``truth`` ({case: {name: world}}, e.g. for QC pictures) with each case's instances added as
+    rows 'CLASS #k': first the matched pairs (the same k on both sides), then the unmatched predictions and the
+    missed true instances."""
+    points, truth = {c: dict(p) for c, p in points.items()}, {c: dict(t) for c, t in truth.items()}
+    for case in set(found) | set(true_instances):
+        predicted, true = found.get(case, {}), true_instances.get(case, {})
+        for name in sorted(set(predicted) | set(true)):
+            p, t = np.reshape(predicted.get(name, []), (-1, 3)), np.reshape(true.get(name, []), (-1, 3))
+            rows, cols = matched_pairs(p, t, match_mm)
+            order = list(zip(rows.tolist(), cols.tolist())) + \
+                [(r, None) for r in range(len(p)) if r not in rows] + [(None, c) for c in range(len(t)) if c not in cols]
+            for k, (r, c) in enumerate(order, 1):
+                if r is not None:
+                    points.setdefault(case, {})[f"{name} #{k}"] = p[r]
+                if c is not None:
+                    truth.setdefault(case, {})[f"{name} #{k}"] = t[c]
+    return points, truth
