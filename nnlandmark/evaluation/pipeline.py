@@ -14,7 +14,8 @@ from nnlandmark.evaluation.biometry import biometry_errors, pairs_from_dataset, 
 from nnlandmark.evaluation.crossval import collect_folds, cv_ground_truth
 from nnlandmark.evaluation.detection import detection_summary
 from nnlandmark.evaluation.ground_truth import read_ground_truth, read_instance_truth
-from nnlandmark.evaluation.instances import MATCH_MM, Instances, instance_points, instance_summary
+from nnlandmark.evaluation.instances import (MATCH_MM, Instances, instance_points, instance_summary,
+                                            with_instance_rows)
 from nnlandmark.evaluation.metrics import coverage, radial_errors, summarize
 from nnlandmark.evaluation.plots import errors_boxplot, reliability_plot, sdr_curve
 from nnlandmark.evaluation.reliability import error_estimate_summary
@@ -99,11 +100,11 @@ def evaluate_report(pred: Union[str, Path, Tuple[Points, Presence]], gt: GroundT
         summary["error_estimates"] = reliability
     if instance_truth is None and dataset is not None:
         instance_truth = read_instance_truth(dataset)
-    if instance_truth and isinstance(pred, (str, Path)):
-        instances = instance_summary(instance_points(read_instances(pred), instance_detection), instance_truth,
-                                     match_mm)
-        if instances:
-            summary["instances"] = instances
+    found = instance_points(read_instances(pred), instance_detection) \
+        if instance_truth and isinstance(pred, (str, Path)) else {}
+    instances = instance_summary(found, instance_truth, match_mm) if found else None
+    if instances:
+        summary["instances"] = instances
     if out_dir is None:
         return EvaluationReport(summary, [])
     images = {}
@@ -115,7 +116,8 @@ def evaluate_report(pred: Union[str, Path, Tuple[Points, Presence]], gt: GroundT
             image_folders = [dataset / "imagesTr", dataset / "imagesTs"]
         ending = read_json(dataset / "dataset.json").get("file_ending") if dataset is not None else None
         images = qc_images(worst_cases(summary["per_case"], qc), image_folders, ending)
-    pictures = write_qc(images, points, truth, out_dir, summary["per_case"], estimates) if images else []
+    pictures = write_qc(images, *with_instance_rows(points, truth, found, instance_truth or {}, match_mm), out_dir,
+                        summary["per_case"], estimates) if images else []
     write_summary(summary, out_dir)
     written = [out_dir / name for name in ("summary.json", "per_landmark.csv", "per_case.csv")]
     if pairs:

@@ -18,9 +18,10 @@ from matplotlib.patches import Ellipse
 from tqdm import tqdm
 
 from nnlandmark.errors import LandmarkError
+from nnlandmark.evaluation.instances import instance_points, with_instance_rows
 from nnlandmark.geometry import Geometry, volume_in_itk_order
 from nnlandmark.io.images import read_image
-from nnlandmark.io.predictions import read_error_estimates, read_predictions
+from nnlandmark.io.predictions import read_error_estimates, read_instances, read_predictions
 
 PANEL, HEADER, DPI = 200, 24, 100
 PRED_STYLE = dict(marker="x", color=(1.0, 0.0, 0.0), markersize=10, markeredgewidth=2, linestyle="none")
@@ -148,4 +149,5 @@ def qc_for_predictions(pred_dir, image_dir, ending: Optional[str] = None, cases:
     pred = read_predictions(pred_dir)[0]
     images = dict(image_dir) if isinstance(image_dir, Mapping) else \
         qc_images(sorted(pred) if cases is None else list(cases), [image_dir], ending)
+    pred = with_instance_rows(pred, {}, instance_points(read_instances(pred_dir)), {})[0]
     return write_qc(images, pred, {}, pred_dir, estimates=read_error_estimates(pred_dir)[1])
