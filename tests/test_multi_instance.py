@@ -12,7 +12,7 @@ from nnlandmark.dataset_conversion.convert import convert
 from nnlandmark.dataset_conversion.synthetic import write_instance_sources
 from nnlandmark.errors import LandmarkError
 from nnlandmark.evaluation.instances import best_threshold, instance_summary, matched_distances
-from nnlandmark.heatmaps import heatmap_targets, instance_peaks, refine_peaks, suppressed
+from nnlandmark.heatmaps import edt_heatmaps, heatmap_targets, instance_centres, instance_peaks, refine_peaks, suppressed
 from nnlandmark.io.landmark_files import read_landmark_file
 from nnlandmark.landmark_set import multi_instance
 from nnlandmark.presence import calibrate_instance_class
@@ -67,6 +67,39 @@ def test_each_instance_gets_its_own_cone_in_the_targets():
     assert float(without[1, 4, 4, 4]) < 0.2
 
 
+def test_each_instance_is_pulled_to_its_own_place_by_the_spatial_softmax_term():
+    from nnlandmark.losses import TopKBCESpatialSoftmaxLoss
+
+    def peaked(*centres):   # logits of two channels (landmark 'a', class) with 6-voxel cones at ``centres``
+        centres = torch.tensor([[(11, 19, 19)] + list(centres)], dtype=torch.float32)
+        cones = edt_heatmaps(centres, torch.ones(centres.shape[:2], dtype=torch.bool), (24, 24, 24), 6.0)
+        return torch.stack([cones[:, 0], cones[:, 1:].amax(1)], 1) * 12 - 4
+
+    seg = np.zeros((1, 24, 24, 24), np.int16)
+    seg[0, 3:6, 3:6, 3:6] = 2                   # two instances of the class, centres (4,4,4) and (16,5,11)
+    seg[0, 15:18, 4:7, 10:13] = 2
+    seg[0, 10:13, 18:21, 18:21] = 1             # single landmark 'a' at (11,19,19)
+    target = InstanceLabelTransform(2, [2]).apply({"segmentation": torch.from_numpy(seg)})["segmentation"][None]
+    loss = TopKBCESpatialSoftmaxLoss(2, 6.0, instance_channels=[1])
+    both, one, between = peaked((4, 4, 4), (16, 5, 11)), peaked((4, 4, 4)), peaked((10, 4, 8))
+    assert float(loss(both, target)) < min(float(loss(one, target)), float(loss(between, target)))
+    instances = instance_centres(target, 2, 1)
+    np.testing.assert_allclose(instances[0][0, 0], [[4, 4, 4], [16, 5, 11]])
+    terms = {name: loss.instance_term(x[:, [1]], *instances)[0, 0].numpy()
+             for name, x in (("both", both), ("one", one), ("between", between))}
+    assert terms["one"][0] == pytest.approx(terms["both"][0])     # the first instance is found in both
+    assert terms["one"][1] > terms["both"][1] + 0.5                 # the second instance's cell has no peak
+    assert (terms["between"] > terms["both"] + 2).all()             # one peak mid-way serves neither
+    # a class with one instance: its term is the term of a landmark at that place
+    single = np.zeros((1, 24, 24, 24), np.int16)
+    single[0, 15:18, 4:7, 10:13] = 1
+    as_instance = InstanceLabelTransform(1, [1]).apply({"segmentation": torch.from_numpy(single)})["segmentation"]
+    logits = torch.randn(1, 1, 24, 24, 24)
+    as_class = TopKBCESpatialSoftmaxLoss(1, 6.0, instance_channels=[0])(logits, as_instance[None])
+    as_landmark = TopKBCESpatialSoftmaxLoss(1, 6.0)(logits, torch.from_numpy(single)[None])
+    assert float(as_class) == pytest.approx(float(as_landmark), rel=1e-5)
+
+
 def test_peaks_keep_separate_instances_and_suppression_drops_near_duplicates_in_mm():
     heat = torch.zeros(20, 20, 20)
     for centre, height in (((4, 4, 4), 0.9), ((4, 4, 7), 0.8), ((14, 14, 14), 0.6), ((16, 14, 14), 0.55),
@@ -118,3 +151,46 @@ def test_a_dataset_of_multi_instance_classes_only_is_refused_in_one_line(tmp_pat
         convert(str(tmp_path / "raw"), 8, "OnlyContacts", images, landmarks, multi_instance=["contact"])
     with pytest.raises(LandmarkError, match="'multi_instance' names 'tooth', which is not a landmark label"):
         multi_instance({"labels": {"background": 0, "nasion": 1, "contact": 2}, "multi_instance": ["tooth"]})
+
+
+def test_ensemble_keeps_the_instances_half_the_models_found_at_their_mean(tmp_path, capsys):
+    from nnlandmark.commands import ensemble
+
+    def write(folder, found):
+        folder.mkdir()
+        instances = [{"voxel": list(w), "world": list(w), "likelihood": like} for w, like in found]
+        (folder / "case_000.json").write_text(json.dumps({
+            "case": "case_000", "image": "case_000_0000.nii.gz", "coordinate_system": "LPS", "radius_coverage": None,
+            "landmarks": {"nasion": {"label": 1, "voxel": [1, 2, 3], "world": [1, 2, 3], "likelihood": 0.9}},
+            "instances": {"contact": instances}}))
+
+    write(tmp_path / "a", [((0, 0, 0), 0.9), ((10, 0, 0), 0.8), ((30, 0, 0), 0.6)])
+    write(tmp_path / "b", [((11, 0, 0), 0.7), ((1, 0, 0), 0.5), ((50, 0, 0), 0.4)])
+    write(tmp_path / "c", [((0.5, 0, 0), 0.6), ((70, 0, 0), 0.9)])
+    ensemble.main(["-i", str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "c"), "-o", str(tmp_path / "out"),
+                   "--match_mm", "3", "--format", "json,mrk.json"])
+    found = json.loads((tmp_path / "out" / "case_000.json").read_text())["instances"]["contact"]
+    # (0,0,0), (1,0,0), (0.5,0,0) are one instance; (10,0,0) and (11,0,0) another; the rest one model each
+    np.testing.assert_allclose([e["world"] for e in found], [[0.5, 0, 0], [10.5, 0, 0]])
+    np.testing.assert_allclose([e["likelihood"] for e in found], [(0.9 + 0.5 + 0.6) / 3, (0.8 + 0.7) / 3])
+    slicer = read_landmark_file(str(tmp_path / "out" / "case_000.mrk.json"), repeatable={"contact"})
+    assert len(slicer.instances["contact"]) == 2
+    with pytest.raises(SystemExit) as exc:
+        ensemble.main(["-i", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(tmp_path / "x"), "--match_mm", "0"])
+    assert exc.value.code == 2 and "--match_mm: must be a positive number, got '0'" in capsys.readouterr().err
+
+
+def test_qc_rows_pair_each_matched_instance_and_list_the_rest():
+    from nnlandmark.evaluation.instances import with_instance_rows
+
+    points, truth = {"c1": {"nasion": np.zeros(3)}}, {"c1": {"nasion": np.ones(3)}}
+    found = {"c1": {"contact": np.array([[20.0, 0, 0], [0, 0, 0], [50, 0, 0]])}}
+    true = {"c1": {"contact": np.array([[1.0, 0, 0], [21, 0, 0], [90, 0, 0]])}}
+    pred_rows, true_rows = with_instance_rows(points, truth, found, true, match_mm=4.0)
+    assert set(pred_rows["c1"]) == {"nasion", "contact #1", "contact #2", "contact #3"}
+    assert set(true_rows["c1"]) == {"nasion", "contact #1", "contact #2", "contact #4"}
+    pairs = [(pred_rows["c1"][f"contact #{k}"], true_rows["c1"][f"contact #{k}"]) for k in (1, 2)]
+    assert sorted(float(np.linalg.norm(p - t)) for p, t in pairs) == [1.0, 1.0]     # matched: the same row
+    np.testing.assert_allclose(pred_rows["c1"]["contact #3"], [50, 0, 0])          # a false alarm
+    np.testing.assert_allclose(true_rows["c1"]["contact #4"], [90, 0, 0])          # a miss
+    assert "contact #1" not in points["c1"]                                          # the inputs stay as they were

@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
 
 from nnlandmark.dataset_conversion.synthetic import write_instance_sources
 from nnlandmark.io.landmark_files import read_landmark_file
@@ -59,9 +60,14 @@ def test_predicted_instances_are_found_matched_and_written_for_slicer(contacts, 
         np.testing.assert_allclose(np.reshape(slicer.instances.get("contact", []), (-1, 3)),
                                    np.reshape([e["world"] for e in found], (-1, 3)), atol=1e-6)
         assert abs(len(found) - len(truth[case["case"]]["contact"])) <= 2, path.name   # a 15-epoch model
-    out = cli("nnLandmark_evaluate", env, "-pred", root / "predictions", "-gt", raw, "--match_mm", 4)
+    out = cli("nnLandmark_evaluate", env, "-pred", root / "predictions", "-gt", raw, "--match_mm", 4, "--qc", 1)
     summary = json.loads((root / "predictions" / "evaluation" / "summary.json").read_text())
     contact = summary["instances"]["per_class"]["contact"]
     assert contact["tp"] + contact["fn"] == sum(len(truth[p.stem]["contact"]) for p in predictions)
-    assert contact["f1"] >= 0.8 and contact["matched_mre_mm"] < 2.0 and contact["mean_abs_count_error"] <= 1, out
+    # a 15-epoch model: matched errors of 0.3-0.7 mm in most runs, about 2.6 mm in the worst seen
+    assert contact["f1"] >= 0.8 and contact["matched_mre_mm"] < 3.0 and contact["mean_abs_count_error"] <= 1, out
+    worst = max(summary["per_case"], key=summary["per_case"].get)
+    picture = sitk.ReadImage(str(root / "predictions" / "evaluation" / "qc" / f"{worst}.png"))
+    rows = picture.GetHeight() // 224                      # one row of three slices per landmark and per instance
+    assert rows >= 2 + len(truth[worst]["contact"]), (rows, worst)
     assert "Multi-instance classes, instances matched within 4 mm" in out
