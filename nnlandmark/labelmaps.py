@@ -139,9 +139,11 @@ def count_blobs_of(voxels: np.ndarray) -> int:
     return count_blobs(box, True)
 
 
-def prediction_labelmap(image_path: str, prediction: dict) -> sitk.Image:
+def prediction_labelmap(image_path: str, prediction: dict,
+                        class_labels: Optional[Mapping[str, int]] = None) -> sitk.Image:
     """A label map on the grid of the predicted image (read from its header only) with a cube at each predicted
-    landmark that is present; label values as in the prediction."""
+    landmark that is present, label values as in the prediction, and at each instance of a multi-instance class,
+    with its class's value from ``class_labels``."""
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(image_path))
     try:
@@ -149,16 +151,22 @@ def prediction_labelmap(image_path: str, prediction: dict) -> sitk.Image:
     except RuntimeError:
         raise LandmarkError(f"cannot read image {image_path}") from None
     entries = {name: e for name, e in prediction["landmarks"].items() if e.get("present", True)}
-    return landmarks_to_labelmap(empty_grid_like(reader), {name: np.asarray(e["voxel"], float)
-                                                          for name, e in entries.items()},
-                                 {name: int(e["label"]) for name, e in entries.items()}, strict=False, subvoxel=False)
+    index = {name: np.asarray(e["voxel"], float) for name, e in entries.items()}
+    labels = {name: int(e["label"]) for name, e in entries.items()}
+    for name, found in (prediction.get("instances") or {}).items():
+        if name not in (class_labels or {}):
+            raise LandmarkError(f"case '{prediction.get('case')}': no label value for the instances of '{name}'")
+        for k, entry in enumerate(found, 1):
+            index[f"{name} #{k}"], labels[f"{name} #{k}"] = np.asarray(entry["voxel"], float), class_labels[name]
+    return landmarks_to_labelmap(empty_grid_like(reader), index, labels, strict=False, subvoxel=False)
 
 
-def write_prediction_labelmap(prediction: dict, image_path: str, target: str) -> str:
+def write_prediction_labelmap(prediction: dict, image_path: str, target: str,
+                              class_labels: Optional[Mapping[str, int]] = None) -> str:
     """``prediction_labelmap`` written to ``target`` (compressed, atomically)."""
     folder, name = os.path.split(target)
     with written_atomically(target, os.path.join(folder, f".tmp{os.getpid()}.{name}")) as tmp:  # ending kept for ITK
-        sitk.WriteImage(prediction_labelmap(image_path, prediction), tmp, useCompression=True)
+        sitk.WriteImage(prediction_labelmap(image_path, prediction, class_labels), tmp, useCompression=True)
     return target
 
 

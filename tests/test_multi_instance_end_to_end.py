@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from scipy import ndimage
 
 from nnlandmark.dataset_conversion.synthetic import write_instance_sources
 from nnlandmark.io.landmark_files import read_landmark_file
@@ -32,7 +33,7 @@ def contacts(tmp_path_factory, cli):
     cli("nnLandmark_train", env, DATASET, "3d_fullres", 0, "-device", "cpu")
     raw = root / "raw" / "Dataset992_Contacts"
     cli("nnLandmark_predict", env, "-i", raw / "imagesTs", "-o", root / "predictions", "-d", DATASET,
-        "-device", "cpu", "--disable_tqdm", "--format", "json,mrk.json,csv")
+        "-device", "cpu", "--disable_tqdm", "--format", "json,mrk.json,csv", "--save_labelmap")
     return root, raw, env
 
 
@@ -50,6 +51,7 @@ def test_predicted_instances_are_found_matched_and_written_for_slicer(contacts, 
     truth = json.loads((raw / "all_instances_world.json").read_text())
     predictions = sorted(p for p in (root / "predictions").glob("contacts_*.json") if ".mrk" not in p.name)
     assert len(predictions) == 4
+    label = json.loads((raw / "dataset.json").read_text())["labels"]["contact"]
     for path in predictions:
         case = json.loads(path.read_text())
         assert set(case["landmarks"]) == {"medium_sphere", "large_sphere"}
@@ -60,6 +62,8 @@ def test_predicted_instances_are_found_matched_and_written_for_slicer(contacts, 
         np.testing.assert_allclose(np.reshape(slicer.instances.get("contact", []), (-1, 3)),
                                    np.reshape([e["world"] for e in found], (-1, 3)), atol=1e-6)
         assert abs(len(found) - len(truth[case["case"]]["contact"])) <= 2, path.name   # a 15-epoch model
+        labelmap = sitk.GetArrayFromImage(sitk.ReadImage(str(path.with_suffix(".nii.gz"))))
+        assert ndimage.label(labelmap == label)[1] == len(found)      # a cube of the class value per instance
     out = cli("nnLandmark_evaluate", env, "-pred", root / "predictions", "-gt", raw, "--match_mm", 4, "--qc", 1)
     summary = json.loads((root / "predictions" / "evaluation" / "summary.json").read_text())
     contact = summary["instances"]["per_class"]["contact"]

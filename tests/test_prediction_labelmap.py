@@ -1,8 +1,10 @@
 """--save_labelmap: predicted points as cubes on the input image's own grid."""
 import numpy as np
+import pytest
 import SimpleITK as sitk
 from scipy import ndimage
 
+from nnlandmark.errors import LandmarkError
 from nnlandmark.labelmaps import prediction_labelmap
 
 
@@ -23,3 +25,16 @@ def test_cubes_sit_on_the_predicted_voxels_of_the_input_grid(tmp_path, oblique_i
     assert (seg == 2).sum() == 27
     assert np.array_equal(ndimage.center_of_mass(seg == 2)[::-1], [11, 1, 7])
     assert seg[2, 5, 3] == 1  # numpy (z, y, x) of a's nearest voxel (3, 5, 2)
+
+
+def test_each_predicted_instance_gets_a_cube_of_its_class_value(tmp_path, oblique_image):
+    sitk.WriteImage(oblique_image(), str(tmp_path / "case_0000.nrrd"))
+    prediction = {"case": "case", "landmarks": {"a": {"label": 1, "voxel": [3.0, 4.0, 2.0]}},
+                  "instances": {"contact": [{"voxel": [10.0, 3.0, 6.0]}, {"voxel": [12.2, 10.0, 3.0]}]}}
+    seg = sitk.GetArrayFromImage(prediction_labelmap(str(tmp_path / "case_0000.nrrd"), prediction, {"contact": 7}))
+    blobs, count = ndimage.label(seg == 7)
+    assert count == 2 and (seg == 7).sum() == 54
+    centres = sorted(c[::-1] for c in ndimage.center_of_mass(seg == 7, blobs, [1, 2]))   # (x, y, z)
+    np.testing.assert_allclose(centres, [[10, 3, 6], [12, 10, 3]])
+    with pytest.raises(LandmarkError, match="no label value for the instances of 'contact'"):
+        prediction_labelmap(str(tmp_path / "case_0000.nrrd"), prediction)

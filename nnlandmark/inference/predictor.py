@@ -340,7 +340,8 @@ class LandmarkPredictor(nnUNetPredictor):
                 write_json_atomic(prediction, targets[case])
             write_prediction_formats(prediction, output_dir, formats, review_mm)
             if save_labelmap:
-                write_prediction_labelmap(prediction, cases[case][0], join(output_dir, case + ending))
+                write_prediction_labelmap(prediction, cases[case][0], join(output_dir, case + ending),
+                                          self.landmark_labels)
 
         with ThreadPoolExecutor(max(1, num_processes_export)) as pool, \
                 tqdm(total=len(cases), desc='cases', disable=not self.allow_tqdm) as bar:
