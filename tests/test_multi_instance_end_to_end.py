@@ -37,13 +37,19 @@ def contacts(tmp_path_factory, cli):
     return root, raw, env
 
 
-def test_final_validation_calibrates_threshold_and_nms_distance(contacts):
-    root, _, _ = contacts
+def test_final_validation_calibrates_threshold_and_nms_distance(contacts, cli):
+    root, raw, env = contacts
     model = next((root / "results" / "Dataset992_Contacts").glob("*__nnLandmarkCPUPlans__3d_fullres"))
     calibration = json.loads((model / "instance_detection.json").read_text())["contact"]
     assert 0.05 <= calibration["threshold"] <= 1.0 and calibration["nms_mm"] > 0 and calibration["n_cases"] == 4
     validated = json.loads(next((model / "fold_0" / "validation").glob("contacts_*.json")).read_text())
     assert all(e["likelihood"] >= 0.05 for e in validated["instances"]["contact"])   # every candidate listed
+    cli("nnLandmark_evaluate", env, "-d", DATASET)          # the pooled folds, decoded with that calibration
+    pooled = json.loads((model / "crossval_evaluation" / "summary.json").read_text())["instances"]["per_class"]
+    truth = json.loads((raw / "all_instances_world.json").read_text())
+    validation = [p.stem for p in (model / "fold_0" / "validation").glob("contacts_*.json")]
+    assert pooled["contact"]["tp"] + pooled["contact"]["fn"] == sum(len(truth[c]["contact"]) for c in validation)
+    assert pooled["contact"]["f1"] == pytest.approx(calibration["f1"])   # what the calibration found on them
 
 
 def test_predicted_instances_are_found_matched_and_written_for_slicer(contacts, cli):

@@ -97,9 +97,11 @@ def main(argv=None):
     options = dict(thresholds=tuple(args.thresholds), pairs=parse_pairs(args.pairs) if args.pairs else None,
                    qc=args.qc, image_folders=[Path(args.images)] if args.images else None, match_mm=args.match_mm)
     if args.d is not None:
+        from nnlandmark.presence import read_instance_detection
         from nnlandmark.stages import find_model_folder
         model = Path(find_model_folder(args.d, args.c, args.tr, args.p))
-        report, folds = crossval_report(model, args.d, args.gt, args.o, **options)
+        report, folds = crossval_report(model, args.d, args.gt, args.o,
+                                        instance_detection=read_instance_detection(str(model)), **options)
         print(f"Cross-validation of {model.name}: {len(folds)} fold(s) found ({', '.join(folds)}), "
               f"{len(report.summary['per_case'])} validation case(s) pooled")
     elif args.gt is None:

@@ -11,7 +11,7 @@ from nnlandmark.errors import LandmarkError
 from nnlandmark.evaluation.comparison import (common_pairs, compare, comparison_rows, method_names,
                                               write_comparison)
 from nnlandmark.evaluation.biometry import biometry_errors, pairs_from_dataset, summarize_biometry, write_biometry_csv
-from nnlandmark.evaluation.crossval import collect_folds, cv_ground_truth
+from nnlandmark.evaluation.crossval import collect_folds, cv_ground_truth, cv_instance_truth, pool_folds
 from nnlandmark.evaluation.detection import detection_summary
 from nnlandmark.evaluation.ground_truth import read_ground_truth, read_instance_truth
 from nnlandmark.evaluation.instances import (MATCH_MM, Instances, instance_points, instance_summary,
@@ -71,7 +71,8 @@ def evaluate_report(pred: Union[str, Path, Tuple[Points, Presence]], gt: GroundT
                     image_folders: Optional[Sequence] = None, plots: bool = True,
                     dataset: Optional[Path] = None, instance_truth: Optional[Instances] = None,
                     match_mm: float = MATCH_MM,
-                    instance_detection: Optional[Dict[str, Tuple[float, float]]] = None) -> EvaluationReport:
+                    instance_detection: Optional[Dict[str, Tuple[float, float]]] = None,
+                    instances: Optional[Dict[str, Dict[str, List[dict]]]] = None) -> EvaluationReport:
     """Evaluate a prediction folder (or loaded points and presence) against ground truth (a world landmarks JSON, a
     raw dataset folder, or loaded points with or without presence) and write the report into ``out_dir``:
     summary.json, per_landmark.csv, per_case.csv, biometry.csv (with pairs), errors_boxplot.png and sdr_curve.png
@@ -83,7 +84,7 @@ def evaluate_report(pred: Union[str, Path, Tuple[Points, Presence]], gt: GroundT
     summary behind. Multi-instance classes are judged against ``instance_truth`` (default: the raw ``dataset``'s)
     with pairs matched within ``match_mm`` (summary "instances"); ``instance_detection`` ({class: (threshold, NMS
     mm)}) first decodes predictions that list every candidate peak (a fold's validation) as a calibrated model
-    would."""
+    would; ``instances`` (``read_instances``) are the predicted ones when ``pred`` is loaded points."""
     if out_dir is not None:
         out_dir = Path(writable_folder(str(out_dir), "output folder (-o)"))
     points, predicted_presence = read_predictions(pred) if isinstance(pred, (str, Path)) else pred
@@ -100,8 +101,9 @@ def evaluate_report(pred: Union[str, Path, Tuple[Points, Presence]], gt: GroundT
         summary["error_estimates"] = reliability
     if instance_truth is None and dataset is not None:
         instance_truth = read_instance_truth(dataset)
-    found = instance_points(read_instances(pred), instance_detection) \
-        if instance_truth and isinstance(pred, (str, Path)) else {}
+    if instance_truth and isinstance(pred, (str, Path)):
+        instances = read_instances(pred)
+    found = instance_points(instances, instance_detection) if instance_truth and instances else {}
     instances = instance_summary(found, instance_truth, match_mm) if found else None
     if instances:
         summary["instances"] = instances
@@ -149,13 +151,17 @@ def crossval_report(model_folder, dataset, gt: Optional[GroundTruth] = None, out
                     **options) -> Tuple[EvaluationReport, List[str]]:
     """Every fold's validation predictions of a trained configuration pooled and evaluated as one set (default
     ``out_dir``: MODEL/crossval_evaluation; default ground truth: the raw dataset, else the preprocessed label maps),
-    and the fold folder names."""
+    and the fold folder names. Multi-instance classes: every fold's candidates, decoded with ``instance_detection``
+    (the model's calibration, fitted on these same folds), against the dataset's instances."""
     points, presence, folds = collect_folds(model_folder)
     source = None
     if gt is None:
         truth, true_presence, source = cv_ground_truth(dataset)
         gt = (truth, true_presence)
     out_dir = Path(model_folder) / "crossval_evaluation" if out_dir is None else out_dir
+    instances = pool_folds(model_folder, read_instances)[0]
+    if any(instances.values()):
+        options = {"instance_truth": cv_instance_truth(dataset), "instances": instances, **options}
     return evaluate_report((points, presence), gt, out_dir, dataset=source, **options), folds
 
 
