@@ -104,9 +104,9 @@ def evaluate_report(pred: Union[str, Path, Tuple[Points, Presence]], gt: GroundT
     if instance_truth and isinstance(pred, (str, Path)):
         instances = read_instances(pred)
     found = instance_points(instances, instance_detection) if instance_truth and instances else {}
-    instances = instance_summary(found, instance_truth, match_mm) if found else None
-    if instances:
-        summary["instances"] = instances
+    scores = instance_summary(found, instance_truth, match_mm) if found else None
+    if scores:
+        summary["instances"] = scores
     if out_dir is None:
         return EvaluationReport(summary, [])
     images = {}
