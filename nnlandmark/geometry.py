@@ -163,6 +163,15 @@ def preprocessed_to_original_index(points, preprocessed_shape, properties: dict,
     return itk_order(preprocessed_to_original_zyx(points, preprocessed_shape, properties, transpose_backward))
 
 
+def preprocessed_spacing(configuration_spacing, properties: dict, transpose_forward) -> np.ndarray:
+    """(3,) mm spacing of a preprocessed array's axes: the configuration's, where a 2d configuration (two values)
+    keeps the original spacing along the first (slice) axis, as nnU-Net's preprocessing does."""
+    spacing = [float(s) for s in configuration_spacing]
+    if len(spacing) == 2:
+        spacing = [float(properties['spacing'][transpose_forward[0]])] + spacing
+    return np.asarray(spacing)
+
+
 def world_to_preprocessed(world, geometry: Geometry, preprocessed_shape, properties: dict,
                           transpose_forward) -> np.ndarray:
     """(..., 3) world LPS mm -> (..., 3) positions in the preprocessed array (NaN rows stay NaN)."""
@@ -176,10 +185,45 @@ def sitk_stuff(image) -> dict:
 
 
 def empty_grid_like(header, pixel_type=sitk.sitkUInt8) -> sitk.Image:
-    """A blank 3D image on the grid of a SimpleITK image or header reader (the first three axes of a 4D one)."""
+    """A blank 3D image on the grid of a SimpleITK image or header reader (the first three axes of a 4D one; a 2D
+    one as a volume of one slice, ``as_volume``)."""
     dimension = len(header.GetSize())
     grid = sitk.Image([int(s) for s in header.GetSize()[:3]], pixel_type)
     grid.SetOrigin(header.GetOrigin()[:3])
     grid.SetSpacing(header.GetSpacing()[:3])
     grid.SetDirection(np.asarray(header.GetDirection(), float).reshape(dimension, dimension)[:3, :3].ravel())
-    return grid
+    return as_volume(grid)
+
+
+SLICE_THICKNESS_MM = 1.0   # the spacing along k of a 2D image made a volume of one slice
+
+
+def as_volume(image: sitk.Image, pixel_spacing=None) -> sitk.Image:
+    """A 2D image as a volume of one slice, so that every mapping here stays 3D: pixel (i, j) is voxel (i, j, 0),
+    world (x, y) is (x, y, 0) (Slicer places a PNG so), the third axis runs along z; a 3D image as it is.
+    ``pixel_spacing`` (x, y mm) replaces the spacing of a 2D image or a volume of one slice (in a copy)."""
+    if image.GetDimension() == 2:
+        volume = sitk.JoinSeries(image)
+        volume.SetDirection(volume_direction(image.GetDirection()))
+        volume.SetSpacing([*image.GetSpacing(), SLICE_THICKNESS_MM])
+        volume.SetOrigin([*image.GetOrigin(), 0.0])
+    else:
+        volume = image
+    if pixel_spacing is None:
+        return volume
+    if volume.GetSize()[2] != 1:
+        raise LandmarkError(f"a pixel spacing is given for 2D images, but this is a 3D volume of "
+                            f"{volume.GetSize()[2]} slices")
+    volume = sitk.Image(volume)   # a copy: the caller's image keeps its spacing
+    volume.SetSpacing([*map(float, pixel_spacing), volume.GetSpacing()[2]])
+    return volume
+
+
+def volume_direction(direction) -> np.ndarray:
+    """The (9,) direction of a 2D image's (4,) one made a volume of one slice (``as_volume``); a 3D one as it is."""
+    direction = np.asarray(direction, float).ravel()
+    if direction.size == 9:
+        return direction
+    axes = np.eye(3)
+    axes[:2, :2] = direction.reshape(2, 2)
+    return axes.ravel()

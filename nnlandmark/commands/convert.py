@@ -1,6 +1,6 @@
 """nnLandmark_convert: images + landmark files -> an nnU-Net raw dataset with 3x3x3 label cubes.
 
-    nnLandmark_convert -i IMAGES_DIR -l LANDMARKS_DIR -d ID -n NAME [--coordinate-system lps|ras|voxel]
+    nnLandmark_convert -i IMAGES_DIR -l LANDMARKS_DIR -d ID -n NAME [--coordinate-system lps|ras|voxel] [--spacing SX SY]
                        [--test-cases FILE | --test-fraction F] [--folds K | --splits FILE] [--seed S] [--overwrite]
     nnLandmark_convert --manifest FILE -d ID -n NAME [...]
     nnLandmark_convert {afids,mml,pddca,feta,lfc} -i DOWNLOAD_DIR [-d ID] [-n NAME] [--overwrite]
@@ -9,7 +9,7 @@ import argparse
 import sys
 import warnings
 
-from nnlandmark.commands._cli import user_errors_as_one_line
+from nnlandmark.commands._cli import positive_float, user_errors_as_one_line
 from nnlandmark.dataset_conversion.benchmarks import BENCHMARKS
 from nnlandmark.paths import require_path
 
@@ -40,6 +40,8 @@ def _generic_parser() -> argparse.ArgumentParser:
     parser.add_argument("--multi-instance", type=lambda text: [n.strip() for n in text.split(",") if n.strip()],
                         help="comma list of classes with any number of points per case (electrode contacts, teeth): "
                              "their points share a name, each is painted as an instance")
+    parser.add_argument("--spacing", nargs=2, type=positive_float, metavar=("SX", "SY"),
+                        help="pixel spacing in mm of 2D images (PNG and JPEG carry none and are read at 1 mm)")
     parser.add_argument("--seed", type=int, default=12345)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset of that ID and name")
     return parser
@@ -85,7 +87,7 @@ def main(argv=None):
             try:
                 folder = convert(raw, args.d, args.n, args.images, args.landmarks, args.manifest,
                                  args.coordinate_system, args.test_cases, args.test_fraction, args.folds, args.splits,
-                                 args.seed, args.overwrite, args.may_be_absent, args.multi_instance)
+                                 args.seed, args.overwrite, args.may_be_absent, args.multi_instance, args.spacing)
             finally:
                 _show_warnings(caught)
     print(f"wrote {folder}; next: nnLandmark_plan_and_preprocess -d {args.d} --verify_dataset_integrity")

@@ -14,9 +14,9 @@ import numpy as np
 
 from nnlandmark.dataset_conversion.dataset_writer import CaseSource, write_landmark_dataset
 from nnlandmark.errors import LandmarkError
+from nnlandmark.io.images import IMAGE_ENDINGS
 from nnlandmark.io.landmark_files import LANDMARK_FILE_ENDINGS, read_landmark_file
 
-IMAGE_ENDINGS = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 _CHANNEL = re.compile(r"^(.+)_(\d{4})$")
 
 
@@ -193,8 +193,9 @@ def convert(raw_root: str, dataset_id: int, name: str, images_dir: Optional[str]
             coordinate_system: Optional[str] = None, test_cases_file: Optional[str] = None,
             test_fraction: Optional[float] = None, folds: Optional[int] = None, splits_file: Optional[str] = None,
             seed: int = 12345, overwrite: bool = False, may_be_absent: Optional[Sequence[str]] = None,
-            multi_instance: Sequence[str] = ()) -> str:
-    """The Python API behind ``nnLandmark_convert``; returns the written dataset folder."""
+            multi_instance: Sequence[str] = (), pixel_spacing: Optional[Sequence[float]] = None) -> str:
+    """The Python API behind ``nnLandmark_convert``; returns the written dataset folder. ``pixel_spacing`` (x, y mm)
+    sets that of 2D images (PNG and JPEG carry none)."""
     if seed < 0:
         raise LandmarkError(f"--seed {seed} must be 0 or more")
     if manifest is not None:
@@ -209,7 +210,7 @@ def convert(raw_root: str, dataset_id: int, name: str, images_dir: Optional[str]
     for case, images, landmark_file in entries:
         annotation = read_landmark_file(landmark_file, coordinate_system, multi_instance or ())
         cases.append(CaseSource(case, images, annotation.points, annotation.coordinate_system, landmark_file,
-                                annotation.missing, annotation.instances))
+                                annotation.missing, annotation.instances, annotation.planar))
     splits = None
     if splits_file is not None:
         try:
@@ -222,4 +223,4 @@ def convert(raw_root: str, dataset_id: int, name: str, images_dir: Optional[str]
         may_be_absent = list(dict.fromkeys(n for c in cases for n in list(c.landmarks) + list(c.missing)))
     return write_landmark_dataset(cases, raw_root, dataset_id, name, test_cases=test, splits=splits, folds=folds,
                                   seed=seed, overwrite=overwrite, may_be_absent=may_be_absent,
-                                  multi_instance=multi_instance)
+                                  multi_instance=multi_instance, pixel_spacing=pixel_spacing)

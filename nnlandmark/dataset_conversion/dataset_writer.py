@@ -31,7 +31,7 @@ from nnlandmark import landmark_set
 from nnlandmark.errors import LandmarkError
 from nnlandmark.geometry import Geometry, empty_grid_like, lps_to_ras
 from nnlandmark.io.atomic import write_json_atomic
-from nnlandmark.io.images import read_image, read_image_header
+from nnlandmark.io.images import RASTER_ENDINGS, read_image, read_image_header
 from nnlandmark.io.predictions import COORDINATE_SYSTEM_KEY, write_landmark_table
 from nnlandmark.labelmaps import CUBE_HALF_WIDTH, landmarks_to_labelmap, overlapping_cubes
 from nnlandmark.landmark_set import (INSTANCES_WORLD_JSON, LANDMARKS_VOXEL_JSON, LANDMARKS_WORLD_JSON, MAX_INSTANCES,
@@ -60,6 +60,7 @@ class CaseSource:
     source: str                            # the landmark file, named in messages
     missing: Sequence[str] = ()            # names the file lists without a position
     instances: Dict[str, Sequence[Sequence[float]]] = field(default_factory=dict)  # multi-instance class -> points
+    planar: bool = False                   # the file gives two coordinates per point (a 2D image's, z = 0)
 
 
 @dataclass
@@ -125,7 +126,7 @@ def _check_name(value: str, what: str, where: str = "") -> None:
         raise LandmarkError(f"{what} '{value}'{where} may only hold letters, digits, '.', '_' and '-'")
 
 
-def _check_case(case: CaseSource, n_channels: int) -> _Checked:
+def _check_case(case: CaseSource, n_channels: int, pixel_spacing: Optional[Sequence[float]] = None) -> _Checked:
     _check_name(case.case, "case ID", f" ({case.source})")
     if case.case == COORDINATE_SYSTEM_KEY:
         raise LandmarkError(f"case ID '{case.case}' ({case.source}) is reserved: the landmark tables use it to say "
@@ -133,7 +134,7 @@ def _check_case(case: CaseSource, n_channels: int) -> _Checked:
     if len(case.images) != n_channels:
         raise LandmarkError(f"case '{case.case}' has {len(case.images)} image channel(s), the first case has "
                             f"{n_channels}: {', '.join(case.images)}")
-    readers = [read_image_header(p) for p in case.images]
+    readers = [read_image_header(p, planar=True) for p in case.images]
     for path, reader in zip(case.images[1:], readers[1:]):
         if (reader.GetSize() != readers[0].GetSize()
                 or not np.allclose(reader.GetSpacing(), readers[0].GetSpacing(), atol=1e-5)
@@ -144,13 +145,36 @@ def _check_case(case: CaseSource, n_channels: int) -> _Checked:
     if too_many:
         raise LandmarkError(f"{case.source}: {len(case.instances[too_many[0]])} instances of '{too_many[0]}'; at most "
                             f"{MAX_INSTANCES} per case are supported")
-    geometry = Geometry.of_image(readers[0])
-    index = _to_index(case, geometry, readers[0].GetSize())
+    reference = empty_grid_like(readers[0])
+    if pixel_spacing is not None:
+        if reference.GetSize()[2] > 1:
+            raise LandmarkError(f"--spacing sets the pixel spacing of 2D images, but {case.images[0]} is a 3D volume "
+                                f"of {reference.GetSize()[2]} slices")
+        reference.SetSpacing([*map(float, pixel_spacing), reference.GetSpacing()[2]])
+    if case.planar and reference.GetSize()[2] > 1:
+        raise LandmarkError(f"{case.source} gives two coordinates per point, but {case.images[0]} is a 3D volume: "
+                            f"give x,y,z (or i,j,k)")
+    geometry = Geometry.of_image(reference)
+    index = _to_index(case, geometry, reference.GetSize())
     instance_index = {name: [index.pop(f"{name} #{k}") for k in range(1, len(points) + 1)]
                       for name, points in case.instances.items()}
-    return _Checked(case, empty_grid_like(readers[0]), index, {n: geometry.index_to_world(i) for n, i in index.items()},
+    return _Checked(case, reference, index, {n: geometry.index_to_world(i) for n, i in index.items()},
                     instance_index, {n: [geometry.index_to_world(i) for i in points]
                                      for n, points in instance_index.items()})
+
+
+def _check_planar(checked: Sequence[_Checked], pixel_spacing: Optional[Sequence[float]]) -> None:
+    """All 2D images (one slice) or all volumes: nnU-Net plans either 2d or 3d configurations for a dataset. 2D
+    images of a format without spacing are read at 1 mm per pixel unless --spacing says otherwise: said once."""
+    flat = [c.reference.GetSize()[2] == 1 for c in checked]
+    if any(flat) and not all(flat):
+        one, other = checked[flat.index(True)], checked[flat.index(False)]
+        raise LandmarkError(f"the dataset mixes 2D images ({one.source.images[0]}) and 3D volumes "
+                            f"({other.source.images[0]}): convert them as two datasets")
+    raster = next((p for c in checked for p in c.source.images if p.lower().endswith(RASTER_ENDINGS)), None)
+    if raster and pixel_spacing is None:
+        warnings.warn(f"{raster} and other images of formats without a pixel spacing are read at 1 mm per pixel; "
+                      f"give --spacing SX SY if that is not their size", ConversionWarning)
 
 
 def _landmark_order(cases: Sequence[CaseSource], landmark_names: Optional[Sequence[str]],
@@ -350,14 +374,17 @@ def _save_image(image: sitk.Image, path: str) -> None:
         raise LandmarkError(f"cannot write {path}: {' '.join(str(e).split())[:200]}") from None
 
 
-def _write_image(source: str, target: str) -> None:
-    image = read_image(source)
+def _write_image(source: str, target: str, reference: sitk.Image) -> None:
+    """The image as NIfTI on the ``reference`` grid (its own; a 2D image's as a volume of one slice, with the
+    pixel spacing of --spacing where given)."""
+    image = read_image(source, planar=True)
     values = sitk.GetArrayViewFromImage(image)
     if np.issubdtype(values.dtype, np.floating) and not np.all(np.isfinite(values)):
         raise LandmarkError(f"image {source} contains NaN or infinite values")
-    if source.lower().endswith(FILE_ENDING):
+    if source.lower().endswith(FILE_ENDING) and image.GetSize()[2] > 1:   # a volume: copied as it is
         shutil.copyfile(source, target)
     else:
+        image.CopyInformation(reference)
         _save_image(image, target)
 
 
@@ -370,7 +397,8 @@ def _write_files(folder: str, checked: Sequence[_Checked], labels: Dict[str, int
         for item in bar:
             split = "Ts" if item.source.case in test_cases else "Tr"
             for channel, path in enumerate(item.source.images):
-                _write_image(path, join(folder, f"images{split}", f"{item.source.case}_{channel:04d}{FILE_ENDING}"))
+                _write_image(path, join(folder, f"images{split}", f"{item.source.case}_{channel:04d}{FILE_ENDING}"),
+                             item.reference)
             _save_image(landmarks_to_labelmap(item.reference, *item.cubes(labels)),
                         join(folder, f"labels{split}", item.source.case + FILE_ENDING))
     write_json_atomic(dataset_json, join(folder, "dataset.json"))
@@ -391,13 +419,16 @@ def write_landmark_dataset(cases: Sequence[CaseSource], raw_root: str, dataset_i
                            channel_names: Optional[Dict[str, str]] = None, splits: Optional[list] = None,
                            folds: Optional[int] = None, seed: int = 12345, overwrite: bool = False,
                            dataset_json_extra: Optional[dict] = None,
-                           may_be_absent: Optional[Sequence[str]] = None, multi_instance: Sequence[str] = ()) -> str:
+                           may_be_absent: Optional[Sequence[str]] = None, multi_instance: Sequence[str] = (),
+                           pixel_spacing: Optional[Sequence[float]] = None) -> str:
     """Check every case, then write ``raw_root/DatasetXXX_name``: imagesTr/labelsTr (+ imagesTs/labelsTs for
     ``test_cases``), dataset.json with the landmarks as labels 1..N in ``landmark_names`` order, the landmark
     positions as continuous ITK index and LPS mm (null where absent), spacing.json and, given ``splits`` or
     ``folds``, splits_final.json (copied into nnUNet_preprocessed by nnLandmark_plan_and_preprocess).
     ``may_be_absent`` names the landmarks whose absence in a case is real, ``multi_instance`` the classes with any
-    number of points per case (see nnlandmark.landmark_set; their points go to all_instances_world.json)."""
+    number of points per case (see nnlandmark.landmark_set; their points go to all_instances_world.json).
+    2D images become volumes of one slice (``geometry.as_volume``), with ``pixel_spacing`` (x, y mm) where given:
+    nnU-Net then plans its ``2d`` configuration for them."""
     folder = _dataset_folder(raw_root, dataset_id, name)
     _check_target(folder, dataset_id, overwrite)
     _check_cases(cases)
@@ -430,7 +461,8 @@ def write_landmark_dataset(cases: Sequence[CaseSource], raw_root: str, dataset_i
 
     n_channels = len(cases[0].images)
     with tqdm(cases, desc="checking cases", unit="case", leave=False) as bar:  # closed before any error
-        checked = [_check_case(c, n_channels) for c in bar]
+        checked = [_check_case(c, n_channels, pixel_spacing) for c in bar]
+    _check_planar(checked, pixel_spacing)
     _warn_about(checked, names, multi_instance)
     dataset_json = {"channel_names": channel_names or {str(c): "image" for c in range(n_channels)},
                     "labels": {"background": 0, **labels}, "numTraining": len(train),

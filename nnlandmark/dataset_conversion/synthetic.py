@@ -124,3 +124,53 @@ def write_instance_sources(folder: str, n_cases: int, size: int = 48, spacing=(1
         lines = [f"{n},{float(c[0])!r},{float(c[1])!r},{float(c[2])!r}\n" for n, c in rows]
         write_text_atomic("name,i,j,k\n" + "".join(lines), join(landmarks, f"{case}.csv"))
     return images, landmarks
+
+
+PLANAR_OUTLINE, PLANAR_INNER = 12, 7   # landmarks: the vertices of an outer and an inner outline ("radiograph")
+
+
+def _planar_mean_shape(n_outline: int, n_inner: int) -> np.ndarray:
+    """(n_outline + n_inner, 2) vertices in units of the image size, centred on 0: two irregular outlines (like a
+    skull and a jaw on a cephalogram), the same for every case before its pose and shape change."""
+    rng = np.random.default_rng(1234)
+    outline = [(0.30 + 0.04 * rng.uniform(-1, 1)) * np.array([np.cos(a), 0.85 * np.sin(a)])
+               for a in np.linspace(0, 2 * np.pi, n_outline, endpoint=False) + 0.1]
+    inner = [np.array([0.08, 0.10]) + (0.11 + 0.03 * rng.uniform(-1, 1)) * np.array([np.cos(a), np.sin(a)])
+             for a in np.linspace(0, 2 * np.pi, n_inner, endpoint=False) + 0.3]
+    return np.array(outline + inner)
+
+
+def _planar_case(rng: np.random.Generator, size: int, mean_shape: np.ndarray, n_outline: int):
+    """A grey-scale image (uint8, size x size) of two filled outlines on a smooth noisy background, and their vertices
+    (N, 2) as continuous pixel index (i = column, j = row): a random pose (rotation up to 15 degrees, scale 0.9-1.1,
+    shift up to 8 % of the size) and a smooth shape change (vertices moved up to about 1.5 % of the size)."""
+    from matplotlib.path import Path
+    angle, scale = np.deg2rad(rng.uniform(-15, 15)), rng.uniform(0.9, 1.1)
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    shape = mean_shape + ndimage.gaussian_filter1d(rng.normal(0, 0.012, mean_shape.shape), 1.0, axis=0, mode="wrap")
+    points = (shape @ rotation.T * scale + 0.5 + rng.uniform(-0.08, 0.08, 2)) * size
+    pixels = np.stack(np.meshgrid(np.arange(size), np.arange(size), indexing="xy"), -1).reshape(-1, 2)
+    image = ndimage.gaussian_filter(rng.normal(0, 1, (size, size)), size / 16) * 20 + 60
+    for vertices, value in ((points[:n_outline], 70), (points[n_outline:], 60)):
+        image += value * Path(vertices).contains_points(pixels).reshape(size, size)
+    image = ndimage.gaussian_filter(image, 1.0) + rng.normal(0, 4, (size, size))
+    return np.clip(image, 0, 255).astype(np.uint8), points
+
+
+def write_planar_sources(folder: str, n_cases: int, size: int = 256, n_outline: int = PLANAR_OUTLINE,
+                         n_inner: int = PLANAR_INNER, seed: int = 0) -> Tuple[str, str]:
+    """A 2D landmark set as a radiograph user has it: FOLDER/images/CASE.png (no pixel spacing in the file) and
+    FOLDER/landmarks/CASE.csv (``name,i,j`` pixel rows, landmarks ``L01``... at the vertices of two outlines), for
+    ``nnLandmark_convert ... --spacing``. Returns the two folders."""
+    images, landmarks = join(folder, "images"), join(folder, "landmarks")
+    os.makedirs(images, exist_ok=True)
+    os.makedirs(landmarks, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    mean_shape = _planar_mean_shape(n_outline, n_inner)
+    for i in range(n_cases):
+        case = f"radiograph_{i:03d}"
+        image, points = _planar_case(rng, size, mean_shape, n_outline)
+        sitk.WriteImage(sitk.GetImageFromArray(image), join(images, f"{case}.png"))
+        lines = [f"L{n + 1:02d},{float(p[0])!r},{float(p[1])!r}\n" for n, p in enumerate(points)]
+        write_text_atomic("name,i,j\n" + "".join(lines), join(landmarks, f"{case}.csv"))
+    return images, landmarks

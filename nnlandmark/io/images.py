@@ -1,7 +1,8 @@
 """Images and nnU-Net's folders of them: headers read without pixels, SimpleITK images as nnU-Net arrays, input
 folders of CASE_0000 files, and the case properties nnU-Net's preprocessing keeps next to each case.
 
-Every image goes through ``read_image_header`` (3D, scalar, a grid ITK can place voxels with) and, when its voxels
+Every image goes through ``read_image_header`` (3D, or 2D where a 2D dataset allows it; scalar; a grid ITK can place
+voxels with) and, when its voxels
 matter, ``check_image_data``: ITK fills a cut-off NIfTI with zeros without a word."""
 import gzip
 import os
@@ -18,13 +19,16 @@ from nnunetv2.utilities.utils import create_paths_fn, get_identifiers_from_split
 from tqdm import tqdm
 
 from nnlandmark.errors import LandmarkError
-from nnlandmark.geometry import axes_defect, check_grid, numpy_order, sheared_grid_error, sitk_stuff
+from nnlandmark.geometry import (SLICE_THICKNESS_MM, as_volume, axes_defect, check_grid, numpy_order,
+                                sheared_grid_error, sitk_stuff, volume_direction)
 
 # the header fields that hold spacing and direction, named in messages so that the user knows what to fix
 _HEADER_FIELDS = {(".mha", ".mhd"): ("'ElementSpacing'", "'TransformMatrix'"),
                   (".nrrd", ".nhdr"): ("'space directions' (or 'spacings')", "'space directions'"),
                   (".nii", ".nii.gz", ".hdr", ".img"): ("pixdim", "sform/qform")}
 _CHUNK = 1 << 20  # bytes decompressed at a time
+RASTER_ENDINGS = (".png", ".jpg", ".jpeg", ".bmp")   # 2D formats without a pixel spacing (ITK reads 1 mm)
+IMAGE_ENDINGS = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".tif", ".tiff") + RASTER_ENDINGS
 
 
 def _itk_reason(error: RuntimeError) -> str:
@@ -50,8 +54,9 @@ def _refuse_broken_link(path) -> None:
         raise LandmarkError(f"{path} is a broken symbolic link (to {os.readlink(path)}): fix or remove it")
 
 
-def read_image_header(path: str) -> sitk.ImageFileReader:
-    """The header of a 3D scalar image with a usable grid (no pixels read), or a LandmarkError naming the file."""
+def read_image_header(path: str, planar: bool = False) -> sitk.ImageFileReader:
+    """The header of a 3D scalar image with a usable grid (no pixels read), or a LandmarkError naming the file;
+    ``planar``: a 2D scalar image too (the images of a 2D dataset; ``geometry.as_volume`` makes it a volume)."""
     _refuse_broken_link(path)
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
@@ -63,10 +68,14 @@ def read_image_header(path: str) -> sitk.ImageFileReader:
         if str(path).lower().endswith(".gz"):
             _gzip_size(path)  # a broken stream is named as such, not as an unknown format
         raise LandmarkError(f"cannot read image {path}: {_itk_reason(e)}") from None
-    if reader.GetDimension() != 3 or reader.GetNumberOfComponents() != 1:
+    dimensions = (2, 3) if planar else (3,)
+    if reader.GetDimension() not in dimensions or reader.GetNumberOfComponents() != 1:
+        colour = " (save colour images as greyscale)" if reader.GetNumberOfComponents() in (3, 4) else ""
         raise LandmarkError(f"{path} is a {reader.GetDimension()}D image with {reader.GetNumberOfComponents()} "
-                            f"component(s); nnlandmark needs 3D scalar volumes (one file per channel)")
-    check_grid(reader.GetSpacing(), reader.GetDirection(), str(path), *_header_fields(path))
+                            f"component(s); nnlandmark needs {' or '.join(f'{d}D' for d in dimensions)} scalar images "
+                            f"(one file per channel){colour}")
+    check_grid([*reader.GetSpacing(), SLICE_THICKNESS_MM][:3], volume_direction(reader.GetDirection()), str(path),
+               *_header_fields(path))
     if reader.HasMetaDataKey("sform_code") and int(reader.GetMetaData("sform_code")) > 0:
         # ITK silently falls back to the qform when the sform is sheared; other tools place voxels by the sform
         sform = [[float(v) for v in reader.GetMetaData(f"srow_{axis}").split()[:3]] for axis in "xyz"]
@@ -156,12 +165,13 @@ def check_image_data(path, header: Optional[sitk.ImageFileReader] = None) -> Non
         raise _truncated(path, size, expected)
 
 
-def read_image(path) -> sitk.Image:
-    """A whole 3D scalar image whose header and voxel data were checked, or a LandmarkError naming the file."""
-    header = read_image_header(path)
+def read_image(path, planar: bool = False) -> sitk.Image:
+    """A whole 3D scalar image whose header and voxel data were checked, or a LandmarkError naming the file;
+    ``planar``: a 2D image too, as a volume of one slice (``geometry.as_volume``)."""
+    header = read_image_header(path, planar)
     check_image_data(path, header)
     try:
-        return header.Execute()
+        return as_volume(header.Execute())
     except RuntimeError as e:  # the header was fine, so the voxels are not
         raise LandmarkError(f"{path} is truncated or corrupt ({_itk_reason(e)}): copy or export it again") from None
 
@@ -173,13 +183,17 @@ def images_to_nnunet_array(images: Sequence[sitk.Image]) -> Tuple[np.ndarray, di
     return data, {'sitk_stuff': sitk_stuff(reference), 'spacing': numpy_order(reference.GetSpacing()).tolist()}
 
 
-def find_input_cases(folder: str, file_ending: str, n_channels: int) -> Dict[str, List[str]]:
+def find_input_cases(folder: str, file_ending: str, n_channels: int, planar: bool = False) -> Dict[str, List[str]]:
     """CASE_0000<ending>, CASE_0001<ending>, ... -> {CASE: [files]}. Every file is checked here (naming, header,
-    voxel data), so that a bad input fails before the first prediction instead of being skipped or read as zeros."""
+    voxel data), so that a bad input fails before the first prediction instead of being skipped or read as zeros;
+    ``planar``: 2D images are accepted (a model of 2D images)."""
     if not isdir(folder):
         state = "is a file, not a folder" if os.path.exists(folder) else "does not exist"
         raise LandmarkError(f"input folder {folder} {state} (expected CASE_0000{file_ending} images in it)")
     names = sorted(os.listdir(folder))
+    if planar and not any(n.endswith(file_ending) for n in names):
+        found = {e for n in names for e in IMAGE_ENDINGS if n.endswith(e)}
+        file_ending = found.pop() if len(found) == 1 else file_ending   # e.g. a folder of CASE_0000.png
     for name in names:
         if name.endswith(file_ending):
             _refuse_broken_link(join(folder, name))
@@ -204,16 +218,18 @@ def find_input_cases(folder: str, file_ending: str, n_channels: int) -> Dict[str
         cases[str(case)] = paths
     for path in tqdm([p for paths in cases.values() for p in paths], desc="checking input images", leave=False,
                      disable=None):
-        check_image_data(path, read_image_header(path))
+        check_image_data(path, read_image_header(path, planar))
     return cases
 
 
-def input_cases(source: Union[str, Sequence[str]], file_ending: str, n_channels: int) -> Dict[str, List[str]]:
+def input_cases(source: Union[str, Sequence[str]], file_ending: str, n_channels: int,
+                planar: bool = False) -> Dict[str, List[str]]:
     """{CASE: [files]} of a folder in nnU-Net naming (find_input_cases) or of a list of image files, one case each
-    (CASE<ending> or CASE_0000<ending>; only for single-channel models), every file checked likewise."""
+    (CASE<ending> or CASE_0000<ending>; only for single-channel models), every file checked likewise. ``planar`` (a
+    model of 2D images): 2D images too, of any IMAGE_ENDINGS (PNG ...) where the folder or list has no other."""
     paths = [source] if isinstance(source, (str, os.PathLike)) else list(source)
     if len(paths) == 1 and isdir(paths[0]):
-        return find_input_cases(str(paths[0]), file_ending, n_channels)
+        return find_input_cases(str(paths[0]), file_ending, n_channels, planar)
     if n_channels != 1:
         raise LandmarkError(f"a list of files gives one image per case, but the model expects {n_channels} channels: "
                             f"give a folder of CASE_0000{file_ending} ... CASE_{n_channels - 1:04d}{file_ending} files")
@@ -223,14 +239,15 @@ def input_cases(source: Union[str, Sequence[str]], file_ending: str, n_channels:
         if not isfile(path):
             raise LandmarkError(f"input {path} {'is a folder' if isdir(path) else 'does not exist'}: give one folder, "
                                 f"or image files")
-        if not path.endswith(file_ending):
+        ending = next((e for e in (file_ending, *(IMAGE_ENDINGS if planar else ())) if path.endswith(e)), None)
+        if ending is None:
             raise LandmarkError(f"input {path} is not a {file_ending} file, which the model reads")
-        case = re.sub(r"_0000$", "", basename(path)[:-len(file_ending)])
+        case = re.sub(r"_0000$", "", basename(path)[:-len(ending)])
         if case in cases:
             raise LandmarkError(f"inputs {cases[case][0]} and {path} are both case '{case}'")
         cases[case] = [path]
     for path in tqdm([p[0] for p in cases.values()], desc="checking input images", leave=False, disable=None):
-        check_image_data(path, read_image_header(path))
+        check_image_data(path, read_image_header(path, planar))
     return dict(sorted(cases.items()))
 
 

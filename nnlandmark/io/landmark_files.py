@@ -35,6 +35,7 @@ class LandmarkFile:
     missing: List[str] = field(default_factory=list)
     instances: Dict[str, List[np.ndarray]] = field(default_factory=dict)
     repeatable: Collection[str] = ()
+    planar: bool = False    # two coordinates per point (a 2D image's): z = 0 was filled in
 
     def add(self, name: str, point: Optional[np.ndarray], where: str) -> None:
         """One named point (None: listed without a position); a second point of a name that is not repeatable is
@@ -350,7 +351,8 @@ def _read_fcsv(path: str, repeatable: Collection[str] = ()) -> LandmarkFile:
 
 # header columns of the coordinates -> the system they imply (None: declared elsewhere); l,p,s / r,a,s and a
 # 'defined' column are Slicer's markups table export (.csv)
-_AXES = ((("x", "y", "z"), None), (("i", "j", "k"), "voxel"), (("l", "p", "s"), "LPS"), (("r", "a", "s"), "RAS"))
+_AXES = ((("x", "y", "z"), None), (("i", "j", "k"), "voxel"), (("l", "p", "s"), "LPS"), (("r", "a", "s"), "RAS"),
+         (("x", "y"), None), (("i", "j"), "voxel"))   # the last two: points on a 2D image, at z = 0 (k = 0)
 _NAME_COLUMNS = ("name", "label", "landmark")
 
 
@@ -372,17 +374,17 @@ def _named_columns(header: List[str], path: str) -> _CsvColumns:
             return _CsvColumns(name, [keys.index(a) for a in axes], system, len(keys),
                                keys.index("defined") if "defined" in keys else None)
     raise LandmarkError(f"{path}: header {header} needs a name column (name/label/landmark) and x,y,z "
-                        f"(or i,j,k for voxel indices, or Slicer's l,p,s / r,a,s)")
+                        f"(or i,j,k for voxel indices, or Slicer's l,p,s / r,a,s; x,y or i,j on 2D images)")
 
 
 def _csv_delimiter(lines: List[str], path: str) -> Tuple[str, int]:
     """(delimiter, number of leading lines to skip): Excel's ``sep=;`` first line, else ';' or tab where the first
-    row splits into name and three coordinates by it (European Excel writes ';' with decimal commas), else ','."""
+    row splits into name and two or three coordinates by it (European Excel writes ';' with decimal commas), else ','."""
     if lines and lines[0].strip().lower().startswith("sep=") and len(lines[0].strip()) == 5:
         return lines[0].strip()[4], 1
     first = next((line for line in lines if line.strip() and not line.startswith("#")), "")
     for delimiter in (";", "\t"):
-        if len(_fields(first, path, delimiter)) >= 4:
+        if len(_fields(first, path, delimiter)) >= 3:
             return delimiter, 0
     return ",", 0
 
@@ -403,7 +405,8 @@ def _is_number(text: str) -> bool:
 def _read_csv(path: str, repeatable: Collection[str] = ()) -> LandmarkFile:
     """``name,x,y,z`` rows, header optional and in any case (``i,j,k`` columns mean voxel, Slicer's ``l,p,s`` /
     ``r,a,s`` world LPS / RAS); ``# coordinate_system = LPS`` lines declare the system; a row with empty
-    coordinates is a missing landmark. ';'-separated files with decimal commas (European Excel) are read too."""
+    coordinates is a missing landmark. ';'-separated files with decimal commas (European Excel) are read too.
+    ``name,x,y`` (or ``i,j``) rows are points on a 2D image: z = 0 and the file is ``planar``."""
     lines = _text_lines(path)
     delimiter, skip = _csv_delimiter(lines, path)
     declared, columns = None, None
@@ -420,7 +423,8 @@ def _read_csv(path: str, repeatable: Collection[str] = ()) -> LandmarkFile:
         fields = [f.strip() for f in _fields(line, where, delimiter)]
         if columns is None:
             if all(not v or _is_number(_coordinate_text(v, delimiter)) for v in fields[1:4]):
-                columns = _CsvColumns(0, [1, 2, 3], None, 4)
+                axes = [1, 2] if len(fields) == 3 else [1, 2, 3]   # name,x,y: a point on a 2D image
+                columns = _CsvColumns(0, axes, None, len(axes) + 1)
             else:
                 columns = _named_columns(fields, path)
                 continue
@@ -431,11 +435,13 @@ def _read_csv(path: str, repeatable: Collection[str] = ()) -> LandmarkFile:
                     f"a name with an unquoted '{delimiter}'? quote it")
             raise LandmarkError(f"{where}: {len(fields)} fields, expected {columns.width}: {hint}")
         if len(fields) <= max(columns.name, *columns.xyz):
-            raise LandmarkError(f"{where}: {len(fields)} fields, expected name and three coordinates")
+            raise LandmarkError(f"{where}: {len(fields)} fields, expected name and "
+                                f"{['two', 'three'][len(columns.xyz) - 2]} coordinates")
         name = fields[columns.name]
         if not name:
             raise LandmarkError(f"{where}: a landmark without a name")
         values = [_coordinate_text(fields[c], delimiter) for c in columns.xyz]
+        values += ["0"] * (3 - len(values)) if any(values) else []   # 2D: on the image's plane
         undefined = columns.defined is not None and columns.defined < len(fields) and \
             fields[columns.defined].lower() in ("0", "false")
         if undefined or not any(values):
@@ -450,6 +456,7 @@ def _read_csv(path: str, repeatable: Collection[str] = ()) -> LandmarkFile:
     if columns.system and declared not in (None, columns.system):
         raise LandmarkError(f"{path}: its columns mean {columns.system} coordinates but the file declares {declared}")
     result.coordinate_system = columns.system or declared
+    result.planar = len(columns.xyz) == 2
     return result
 
 
