@@ -21,6 +21,7 @@ from nnlandmark.stages import EPOCHS_KEY, TRAINER_KEY
 from nnlandmark.trainers.variants import (nnLandmarkTrainer_CPU, nnLandmarkTrainer_CPU_SpatialSoftmax,
                                           nnLandmarkTrainer_CPU_SpatialSoftmax_Fine)
 
+PLANAR = '2d'   # nnU-Net's configuration for 2D images (volumes of one slice), the only one it plans for them
 COARSE_TRAINER = nnLandmarkTrainer_CPU_SpatialSoftmax.__name__
 FINE_TRAINER = nnLandmarkTrainer_CPU_SpatialSoftmax_Fine.__name__
 SINGLE_CPU_TRAINER = nnLandmarkTrainer_CPU.__name__
@@ -59,10 +60,12 @@ def _nnunet_planning():
             os.environ['nnUNet_n_proc_DA'] = '0'
 
 
-def plan_and_preprocess(dataset_id: int, configurations: Sequence[str] = ('3d_fullres',),
+def plan_and_preprocess(dataset_id: int, configurations: Optional[Sequence[str]] = None,
                         planner: str = 'ExperimentPlanner', verify_dataset_integrity: bool = False,
                         num_processes: int = 2) -> str:
-    """Fingerprint, plan and preprocess like ``nnUNetv2_plan_and_preprocess``; returns the plans identifier."""
+    """Fingerprint, plan and preprocess like ``nnUNetv2_plan_and_preprocess``; returns the plans identifier.
+    ``configurations`` default to 3d_fullres, or for 2D images (volumes of one slice, for which nnU-Net plans
+    nothing else) 2d."""
     from nnunetv2.experiment_planning.plan_and_preprocess_api import (
         extract_fingerprint_dataset, plan_experiment_dataset, preprocess_dataset)
     raw = require_path('nnUNet_raw')
@@ -84,16 +87,14 @@ def plan_and_preprocess(dataset_id: int, configurations: Sequence[str] = ('3d_fu
         plans, plans_identifier = plan_experiment_dataset(int(dataset_id), planner_cls)
     plans_manager = PlansManager(plans)
     planned = plans_manager.available_configurations
-    if '3d_fullres' not in planned:
-        raise LandmarkError(f"nnlandmark needs 3D images; nnU-Net planned only {', '.join(planned)} for {name} "
-                            f"(single-slice images?)")
-    configurations = list(dict.fromkeys(configurations))
+    planar = '3d_fullres' not in planned
+    configurations = list(dict.fromkeys(configurations or [PLANAR if planar else '3d_fullres']))
     unknown = [c for c in configurations if c not in planned]
     if unknown:  # nnU-Net would skip it with an INFO line, and the run would look successful
         raise LandmarkError(f"unknown configuration '{unknown[0]}' (-c); the plans {plans_identifier} of {name} have: "
                             f"{', '.join(planned)}")
     flat = [c for c in configurations if len(plans_manager.get_configuration(c).patch_size) != 3]
-    if flat:
+    if flat and not planar:
         raise LandmarkError(f"configuration '{flat[0]}' (-c) is 2D; nnlandmark needs a 3D one: "
                             f"{', '.join(c for c in planned if c not in flat)}")
     with _nnunet_planning():
@@ -163,19 +164,31 @@ def derive_cpu_plans(dataset_id, source_plans: str = 'nnUNetPlans', configuratio
     plans = load_json(source)
     plans['plans_name'] = CPU_PLANS
     config = plans['configurations'][configuration]
-    n = len(features)
+    n, dims = len(features), len(patch_size)
     arch = config['architecture']['arch_kwargs']
-    arch.update(n_stages=n, features_per_stage=list(features), kernel_sizes=[[3, 3, 3]] * n,
-                strides=[[1, 1, 1]] + [[2, 2, 2]] * (n - 1), n_conv_per_stage_decoder=[2] * (n - 1))
+    arch.update(n_stages=n, features_per_stage=list(features), kernel_sizes=[[3] * dims] * n,
+                strides=[[1] * dims] + [[2] * dims] * (n - 1), n_conv_per_stage_decoder=[2] * (n - 1))
     arch['n_blocks_per_stage' if 'n_blocks_per_stage' in arch else 'n_conv_per_stage'] = [2] * n
     config.update(patch_size=list(patch_size), batch_size=batch_size)
     save_json(plans, join(folder, CPU_PLANS + '.json'), sort_keys=False)
     return CPU_PLANS
 
 
+PLANAR_FEATURES = (8, 16, 32, 64, 128, 256)   # two stages more than in 3D, for context; 8 features at full size
+PLANAR_PATCH_LIMIT = 256                       # pixels per axis: whole images up to 256^2 at their planned spacing
+PLANAR_BATCH = 2       # 256^2: about 7 s per 50 iterations on 2 cores (16 features from the start: 18 s; batch 4: 2x)
+
+
+def planar_patch(median_shape, stages: int = len(PLANAR_FEATURES), limit: int = PLANAR_PATCH_LIMIT) -> List[int]:
+    """The CPU patch of a 2D dataset: the median image, up to ``limit`` pixels per axis, rounded up to what the
+    network's ``stages`` poolings divide. Landmarks on a radiograph are told apart by where they lie in the whole
+    picture, which a 2D network on a CPU can afford to see at once."""
+    divisor = 2 ** (stages - 1)
+    return [int(min(np.ceil(s / divisor) * divisor, limit)) for s in median_shape]
+
 COARSE_STAGE_ABOVE_LANDMARKS = 4         # more landmarks than this: a coarse whole-volume stage first
 COARSE_STAGE_ABOVE_PATCHES = 8           # a median volume of more patches than this: likewise
-CPU_EPOCHS = {WHOLE_VOLUME: 5, 'fine': 32, 'single': 40}   # x 50 iterations: about 2 + 6 minutes on 2 cores for
+CPU_EPOCHS = {WHOLE_VOLUME: 5, 'fine': 32, 'single': 40, PLANAR: 40}   # x 50 iterations: about 2 + 6 minutes on 2 cores for
 # 30 cases of 80x96x80 (the epoch's cost does not grow with the data: the whole-volume patch is capped); 5 + 32
 # epochs gave 1.05 mm (study) and 1.38 mm (MNI T1 AFIDs) where 10 + 40 gave 1.01 and 1.67 (benchmarks/README.md)
 
@@ -198,9 +211,11 @@ def plan_cpu_stages(dataset_id, source_plans: str = 'nnUNetPlans', force_coarse_
                     num_processes: int = 2) -> List[str]:
     """The CPU plans, with a coarse whole-volume stage where ``needs_coarse_stage`` (or ``force_coarse_stage``) says
     so, and in each configuration the trainer and epochs to train it with (``stages.TRAINER_KEY``/``EPOCHS_KEY``);
-    prints the decision and why. Returns the configurations to train, coarse first."""
-    derive_cpu_plans(dataset_id, source_plans)
+    prints the decision and why. Returns the configurations to train, coarse first. 2D images: one 2d stage."""
     folder = join(require_path('nnUNet_preprocessed'), dataset_name(dataset_id))
+    if '3d_fullres' not in load_json(join(folder, source_plans + '.json'))['configurations']:
+        return [_plan_cpu_planar(dataset_id, source_plans, force_coarse_stage)]
+    derive_cpu_plans(dataset_id, source_plans)
     plans_file = join(folder, CPU_PLANS + '.json')
     plans = load_json(plans_file)
     fullres = plans['configurations']['3d_fullres']
@@ -226,6 +241,24 @@ def plan_cpu_stages(dataset_id, source_plans: str = 'nnUNetPlans', force_coarse_
               f"{np.prod(fullres['median_image_size_in_voxels']) / np.prod(fullres['patch_size']):.0f} patches")
     save_json(plans, plans_file, sort_keys=False)
     return stages
+
+
+def _plan_cpu_planar(dataset_id, source_plans: str, force_coarse_stage: bool) -> str:
+    """The CPU plans of a 2D dataset: its 2d configuration with a whole-image patch (``planar_patch``)."""
+    if force_coarse_stage:
+        raise LandmarkError("--cpu_whole_volume adds a 3D stage; this dataset has 2D images (one 2d stage)")
+    folder = join(require_path('nnUNet_preprocessed'), dataset_name(dataset_id))
+    planned = load_json(join(folder, source_plans + '.json'))['configurations'][PLANAR]
+    patch = planar_patch(planned['median_image_size_in_voxels'])
+    derive_cpu_plans(dataset_id, source_plans, PLANAR, patch, PLANAR_FEATURES, PLANAR_BATCH)
+    plans_file = join(folder, CPU_PLANS + '.json')
+    plans = load_json(plans_file)
+    plans['configurations'][PLANAR].update({TRAINER_KEY: SINGLE_CPU_TRAINER, EPOCHS_KEY: CPU_EPOCHS[PLANAR]})
+    save_json(plans, plans_file, sort_keys=False)
+    print(f"{CPU_PLANS}: 2D images, one stage, {PLANAR} ({SINGLE_CPU_TRAINER}, {CPU_EPOCHS[PLANAR]} epochs, patch "
+          f"{'x'.join(map(str, patch))} of a median image of "
+          f"{'x'.join(str(round(s)) for s in planned['median_image_size_in_voxels'])} pixels)")
+    return PLANAR
 
 
 def _spacing(plans: dict, configuration: str) -> str:

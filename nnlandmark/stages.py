@@ -42,6 +42,13 @@ def default_plans(dataset, device: str) -> str:
     return CPU_PLANS if device == 'cpu' and isfile(join(folder, CPU_PLANS + '.json')) else DEFAULT_PLANS
 
 
+def default_configuration(dataset) -> str:
+    """3d_fullres, or 2d where a dataset has trained models of 2d and none of 3d_fullres (2D images)."""
+    results = join(require_path('nnUNet_results'), dataset_name(dataset))
+    trained = {p.name.split('__')[-1] for p in Path(results).glob("*__*__*")} if isdir(results) else set()
+    return '2d' if '2d' in trained and '3d_fullres' not in trained else '3d_fullres'
+
+
 def find_model_folder(dataset, configuration: str, trainer: Optional[str] = None, plans: Optional[str] = None,
                       device: Optional[str] = None) -> str:
     """The trained model ``-tr``/``-p`` name, or where they are left out, the one trained with the planner's choice:

@@ -334,11 +334,14 @@ def test_a_configuration_the_plans_lack_or_a_2d_one_is_refused_before_preprocess
 
 
 @pytest.mark.slow  # plans a dataset
-def test_single_slice_images_are_refused_as_not_3d(nnunet_dirs, fails_with):
+def test_single_slice_images_plan_the_2d_configuration_and_refuse_a_3d_stage(nnunet_dirs, fails_with, capsys):
     _raw_dataset(nnunet_dirs / "nnUNet_raw", {"case_a": 1, "case_b": 1}, shape=(1, 16, 16))
-    err = fails_with(plan_and_preprocess.main, ["-d", "42", "-np", "1"])
-    assert err == ("error: nnlandmark needs 3D images; nnU-Net planned only 2d for Dataset042_Bad "
-                   "(single-slice images?)")
+    err = fails_with(plan_and_preprocess.main, ["-d", "42", "-np", "1", "-device", "cpu", "--cpu_whole_volume"])
+    assert err == "error: --cpu_whole_volume adds a 3D stage; this dataset has 2D images (one 2d stage)"
+    plan_and_preprocess.main(["-d", "42", "-np", "1", "-device", "cpu"])
+    assert "Dataset 42: train nnLandmark_train 42 2d FOLD" in capsys.readouterr().out
+    plans = json.loads((nnunet_dirs / "nnUNet_preprocessed" / "Dataset042_Bad" / "nnLandmarkCPUPlans.json").read_text())
+    assert list(plans["configurations"]) == ["2d"] and plans["configurations"]["2d"]["patch_size"] == [32, 32]
 
 
 def test_training_a_configuration_that_was_not_preprocessed_is_named(model_env, fails_with):

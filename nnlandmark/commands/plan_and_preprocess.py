@@ -1,4 +1,4 @@
-"""nnLandmark_plan_and_preprocess -d ID [-c 3d_fullres] [-pl PLANNER] [-device cpu|cuda] [--verify_dataset_integrity] [--cpu_whole_volume]"""
+"""nnLandmark_plan_and_preprocess -d ID [-c 3d_fullres|2d] [-pl PLANNER] [-device cpu|cuda] [--verify_dataset_integrity] [--cpu_whole_volume]"""
 import argparse
 
 import torch
@@ -12,7 +12,7 @@ def main(argv=None):
                                                  "CPU also the small CPU plans and, where the data needs it, a coarse "
                                                  "whole-volume stage.")
     parser.add_argument('-d', type=int, nargs='+', required=True, help='dataset ID(s)')
-    parser.add_argument('-c', nargs='+', default=['3d_fullres'], help='configurations to preprocess')
+    parser.add_argument('-c', nargs='+', help='configurations to preprocess (default: 3d_fullres; 2d for 2D images)')
     parser.add_argument('-pl', default='ExperimentPlanner',
                         help='ExperimentPlanner (default), nnUNetPlannerResEncM, nnUNetPlannerResEncL, ...')
     parser.add_argument('-np', type=positive_int, default=2, help='processes for fingerprint and preprocessing')
@@ -29,12 +29,12 @@ def main(argv=None):
     cpu = args.device == 'cpu' or args.cpu_plans
     if args.cpu_whole_volume and not cpu:
         parser.error("--cpu_whole_volume needs the CPU plans (-device cpu)")
-    if (args.cpu_plans or args.cpu_whole_volume) and '3d_fullres' not in args.c:
+    if (args.cpu_plans or args.cpu_whole_volume) and args.c and '3d_fullres' not in args.c:
         parser.error("the CPU plans train on the preprocessed data of 3d_fullres: keep it in -c")
     for dataset_id in args.d:
         plans = plan_and_preprocess(dataset_id, args.c, args.pl, args.verify_dataset_integrity, args.np)
-        print(f"Dataset {dataset_id}: plans '{plans}' written; {', '.join(dict.fromkeys(args.c))} preprocessed")
-        if cpu and '3d_fullres' not in args.c:
+        print(f"Dataset {dataset_id}: plans '{plans}' written")
+        if cpu and args.c and '3d_fullres' not in args.c:
             print(f"Dataset {dataset_id}: no CPU plans, which train on the data of 3d_fullres (not in -c)")
         elif cpu:
             stages = plan_cpu_stages(dataset_id, plans, args.cpu_whole_volume, args.np)

@@ -1,4 +1,4 @@
-"""nnLandmark_predict -i INPUT_DIR -o OUTPUT_DIR -d ID [-c 3d_fullres] [-f FOLDS...] [-tr] [-p] [-chk] [-device] [--format json,mrk.json,fcsv,csv] [--save_labelmap] [--qc] [-prev_stage_predictions PRIOR] [--search_radius MM] [--review MM] [--disable_tta] [-num_parts N -part_id K] [-npp 3] [-nps 3] [--trust_checkpoint]"""
+"""nnLandmark_predict -i INPUT_DIR -o OUTPUT_DIR -d ID [-c 3d_fullres|2d] [--spacing SX SY] [-f FOLDS...] [-tr] [-p] [-chk] [-device] [--format json,mrk.json,fcsv,csv] [--save_labelmap] [--qc] [-prev_stage_predictions PRIOR] [--search_radius MM] [--review MM] [--disable_tta] [-num_parts N -part_id K] [-npp 3] [-nps 3] [--trust_checkpoint]"""
 import argparse
 from os.path import join
 
@@ -20,7 +20,7 @@ def main(argv=None):
                         help='input folder with CASE_0000.nii.gz ... (nnU-Net naming), or image files (one case each)')
     parser.add_argument('-o', required=True, help='output folder for CASE.json')
     parser.add_argument('-d', required=True, help='dataset name or ID')
-    parser.add_argument('-c', default='3d_fullres')
+    parser.add_argument('-c', default=None, help="configuration (default: 3d_fullres, or 2d for a model of 2D images)")
     parser.add_argument('-f', nargs='+', default=None, help="folds to ensemble (default: all trained folds)")
     parser.add_argument('-tr', default=None, help="trainer (default: the trained model of the planner's choice)")
     parser.add_argument('-p', default=None, help="plans (default: those of the trained model; the CPU plans on a "
@@ -62,6 +62,8 @@ def main(argv=None):
                         help="write OUTPUT_DIR/review.csv: the landmarks whose calibrated expected error exceeds MM, "
                              "worst first; the Slicer files mark them (description, unselected) and --qc draws "
                              "each landmark's radius. Needs a calibrated model (nnLandmark_calibrate)")
+    parser.add_argument('--spacing', nargs=2, type=positive_float, default=None, metavar=('SX', 'SY'),
+                        help="pixel spacing in mm of 2D input images (needed for PNG, JPEG and BMP, which carry none)")
     parser.add_argument('--trust_checkpoint', action='store_true',
                         help="load checkpoints that hold more than weights and numbers (unpickling them can run any "
                              "code): only for a model whose maker you trust")
@@ -69,11 +71,11 @@ def main(argv=None):
     formats = parse_formats(args.format)
     from nnlandmark.inference.cascade import predict_model
     from nnlandmark.io.predictions import read_priors
-    from nnlandmark.stages import find_model_folder
+    from nnlandmark.stages import default_configuration, find_model_folder
     if not 0 <= args.part_id < args.num_parts:   # before any model is loaded
         raise LandmarkError(f"-part_id must lie in 0..{args.num_parts - 1} for -num_parts {args.num_parts}, got "
                             f"{args.part_id}")
-    model = find_model_folder(args.d, args.c, args.tr, args.p, args.device)
+    model = find_model_folder(args.d, args.c or default_configuration(args.d), args.tr, args.p, args.device)
     inputs = args.i[0] if len(args.i) == 1 else args.i
     written = predict_model(model, inputs, args.o, args.f, args.chk, args.trust_checkpoint,
                             read_priors(args.prior) if args.prior else None, args.search_radius,
@@ -83,6 +85,6 @@ def main(argv=None):
                             formats=formats, save_labelmap=args.save_labelmap, qc=args.qc,
                             continue_prediction=args.continue_prediction, num_parts=args.num_parts,
                             part_id=args.part_id, num_processes_preprocessing=args.npp,
-                            num_processes_export=args.nps, review_mm=args.review)
+                            num_processes_export=args.nps, review_mm=args.review, pixel_spacing=args.spacing)
     print(f"{len(written)} case(s) predicted into {args.o} with {model}" +
           (f"; QC pictures in {join(args.o, 'qc')}" if args.qc else ""))

@@ -1,8 +1,8 @@
 """QC overlays: three orthogonal slices through each landmark with prediction and ground truth marked.
 
 The layout is fixed in pixels so a marker's position is predictable: one row per landmark, a HEADER-pixel
-text band, then three PANEL×PANEL cells (axial, coronal, sagittal in the image's voxel grid). Each slice is
-fitted into its cell with physical aspect (spacing) and centred. Axial: horizontal i, vertical j downwards;
+text band, then three PANEL×PANEL cells (axial, coronal, sagittal in the image's voxel grid; of a 2D image, a volume
+of one slice, the axial cell alone). Each slice is fitted into its cell with physical aspect (spacing) and centred. Axial: horizontal i, vertical j downwards;
 coronal: i, k upwards; sagittal: j, k upwards. Prediction = red cross, ground truth = green circle;
 slices pass through the ground truth, the prediction is drawn at its in-plane position on them. A calibrated
 prediction's radius is the dashed red circle where its ball meets the slice.
@@ -43,8 +43,8 @@ def find_case_image(case: str, folders: Sequence, ending: Optional[str] = None) 
 
 
 def read_volume(path) -> Tuple[np.ndarray, Geometry]:
-    """ITK-ordered (i, j, k) intensity volume and its geometry (read_image admits only 3D scalar images)."""
-    image = read_image(path)
+    """ITK-ordered (i, j, k) intensity volume and its geometry (a 2D image as a volume of one slice)."""
+    image = read_image(path, planar=True)
     return volume_in_itk_order(sitk.GetArrayFromImage(image)).astype(np.float32), Geometry.of_image(image)
 
 
@@ -63,7 +63,8 @@ def render_case(volume: np.ndarray, geometry: Geometry, pred: Mapping, gt: Mappi
         raise LandmarkError(f"no landmark to show in the QC picture {path}")
     lo, hi = np.percentile(volume, [0.5, 99.5])
     hi = hi if hi > lo else lo + 1.0
-    width, height = 3 * PANEL, len(names) * (PANEL + HEADER)
+    views = [view for view in VIEWS if volume.shape[view[2]] > 1 and volume.shape[view[3]] > 1]  # 2D: axial only
+    width, height = max(len(views), 2) * PANEL, len(names) * (PANEL + HEADER)   # room for the header text
     fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, facecolor="black")
     for row, name in enumerate(names):
         p_idx = geometry.world_to_index(pred[name]) if name in pred else None
@@ -75,7 +76,7 @@ def render_case(volume: np.ndarray, geometry: Geometry, pred: Mapping, gt: Mappi
             text += f"  error {float(np.linalg.norm(np.asarray(pred[name]) - np.asarray(gt[name]))):.2f} mm"
         text += "  (red x: prediction, green o: ground truth)" if row == 0 else ""
         fig.text(4 / width, 1 - (top + HEADER / 2) / height, text, color="white", fontsize=9, va="center")
-        for col, (view, fixed, u, v, up) in enumerate(VIEWS):
+        for col, (view, fixed, u, v, up) in enumerate(views):
             plane, k = _slice(volume, fixed, centre[fixed])   # plane[u, v]: the two remaining axes in order
             w_mm, h_mm = volume.shape[u] * geometry.spacing[u], volume.shape[v] * geometry.spacing[v]
             scale = PANEL / max(w_mm, h_mm)

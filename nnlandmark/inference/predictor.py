@@ -23,11 +23,11 @@ from tqdm import tqdm
 
 from nnlandmark.errors import LandmarkError
 from nnlandmark.evaluation.qc import qc_for_predictions
-from nnlandmark.geometry import Geometry, preprocessed_to_original_index, world_to_preprocessed
+from nnlandmark.geometry import Geometry, as_volume, preprocessed_spacing, preprocessed_to_original_index, world_to_preprocessed
 from nnlandmark.heatmaps import (channel_maxima, instance_peaks, peak_shape, refine_peaks, restrict_to_balls,
                                  suppressed, tiles_near_balls)
 from nnlandmark.io.atomic import read_json, write_json_atomic
-from nnlandmark.io.images import images_to_nnunet_array, input_cases
+from nnlandmark.io.images import RASTER_ENDINGS, images_to_nnunet_array, input_cases, read_image
 from nnlandmark.io.predictions import (REVIEW_CSV, Points, case_prediction, parse_formats, read_prediction,
                                        write_prediction_formats, write_review_list)
 from nnlandmark.labelmaps import write_prediction_labelmap
@@ -186,6 +186,8 @@ class LandmarkPredictor(nnUNetPredictor):
             raise LandmarkError("world coordinates need image geometry: use SimpleITKIO (the default for "
                                 ".nii.gz/.nrrd/.mha) as the dataset's reader")
         geometry = Geometry.of_sitk_stuff(properties['sitk_stuff'])
+        spacing = preprocessed_spacing(self.configuration_manager.spacing, properties,
+                                       self.plans_manager.transpose_forward)
         names = list(self.landmark_labels)
         balls, prior_world = None, None
         if prior:
@@ -194,7 +196,7 @@ class LandmarkPredictor(nnUNetPredictor):
                                   else search_radius_mm for n in names], float)
             balls = (world_to_preprocessed(prior_world, geometry, data.shape[1:], properties,
                                            self.plans_manager.transpose_forward),
-                     radius_mm[:, None] / np.asarray(self.configuration_manager.spacing, float)[None, :])
+                     radius_mm[:, None] / spacing[None, :])
         heat = self.predict_heatmaps(data, balls)
         if balls:
             with torch.inference_mode():  # heat is an inference tensor: changed in place only in that mode
@@ -203,9 +205,9 @@ class LandmarkPredictor(nnUNetPredictor):
                           f"{radius_mm[channel]:.1f} mm outside the image; searched the whole image")
         if heatmap_file:
             np.savez_compressed(heatmap_file, heatmaps=heat.cpu().numpy().astype(np.float16), landmarks=names,
-                                spacing=np.asarray(self.configuration_manager.spacing, float))
+                                spacing=spacing)
         peaks, likelihood = channel_maxima(heat)
-        half_max_radius, second_peak = peak_shape(heat, peaks, self.configuration_manager.spacing)
+        half_max_radius, second_peak = peak_shape(heat, peaks, spacing)
         if self.subvoxel:
             peaks = refine_peaks(heat, peaks)
         index = preprocessed_to_original_index(peaks, heat.shape[1:], properties, self.plans_manager.transpose_backward)
@@ -238,8 +240,8 @@ class LandmarkPredictor(nnUNetPredictor):
     def _instances(self, name: str, channel: torch.Tensor, properties: dict, geometry: Geometry) -> List[dict]:
         """A multi-instance class's peaks above its threshold, each refined to sub-voxel as a landmark is, then those
         that non-maximum suppression keeps at its distance in world mm (as calibrated), strongest first."""
-        spacing = self.configuration_manager.spacing
-        threshold, nms_mm = self.instance_detection.get(name, uncalibrated_instances(spacing))
+        threshold, nms_mm = self.instance_detection.get(
+            name, uncalibrated_instances(self.configuration_manager.spacing))   # in-plane only for a 2d one
         peaks, likelihood = instance_peaks(channel, threshold)
         if self.subvoxel and len(peaks):
             peaks = refine_peaks(channel[None].expand(len(peaks), *channel.shape), peaks)
@@ -262,10 +264,21 @@ class LandmarkPredictor(nnUNetPredictor):
         landmarks, instances = self.predict_preprocessed(data, properties, prior, search_radius_mm, fallback_below)
         return case_prediction(case or source, source, landmarks, self.radius_coverage, instances)
 
-    def _preprocess(self, images: Sequence) -> Tuple[torch.Tensor, dict]:
-        """nnU-Net's preprocessing of one case's files or SimpleITK images, in this process."""
+    @property
+    def planar(self) -> bool:
+        """A model of 2D images (nnU-Net's 2d configuration): its inputs may be 2D files, read as volumes of one
+        slice as the converter wrote its training images."""
+        return len(self.configuration_manager.patch_size) == 2
+
+    def _preprocess(self, images: Sequence, pixel_spacing: Optional[Sequence[float]] = None
+                    ) -> Tuple[torch.Tensor, dict]:
+        """nnU-Net's preprocessing of one case's files or SimpleITK images, in this process; ``pixel_spacing``
+        (x, y mm) replaces that of 2D images."""
         preprocessor = self.configuration_manager.preprocessor_class(verbose=False)
         args = (self.plans_manager, self.configuration_manager, self.dataset_json)
+        if self.planar:
+            images = [as_volume(i if isinstance(i, sitk.Image) else read_image(i, planar=True), pixel_spacing)
+                      for i in images]
         if isinstance(images[0], sitk.Image):
             data, properties = images_to_nnunet_array(images)
             data, _, properties = preprocessor.run_case_npy(data, None, properties, *args)
@@ -273,31 +286,44 @@ class LandmarkPredictor(nnUNetPredictor):
             data, _, properties = preprocessor.run_case([str(i) for i in images], None, *args)
         return _finite(torch.from_numpy(data), images), properties
 
-    def _preprocessed_cases(self, cases: Dict[str, List[str]], workers: int):
+    def _preprocessed_cases(self, cases: Dict[str, List[str]], workers: int,
+                            pixel_spacing: Optional[Sequence[float]] = None):
         """(case, data, properties) of each case in order; with ``workers`` > 0, that many threads preprocess the
         next cases while the network runs (nnU-Net's preprocessing and torch release the GIL for most of their work).
         Threads, not nnU-Net's spawned worker processes: those start slowly (each imports torch and nnU-Net) and print
         tracebacks when a run is interrupted."""
         if workers == 0 or len(cases) < 2:
             for case, files in cases.items():
-                yield (case, *self._preprocess(files))
+                yield (case, *self._preprocess(files, pixel_spacing))
             return
         order = iter(cases.items())
         first, files = next(order)
         # the first case in this thread: ITK creates its global singletons lazily and without a lock, and threads
         # racing to create them corrupted a map that then hung the process at exit (seen 2026-12-02, gdb stack)
-        first_case = (first, *self._preprocess(files))
+        first_case = (first, *self._preprocess(files, pixel_spacing))
         pool = ThreadPoolExecutor(workers)
         try:
-            pending = {case: pool.submit(self._preprocess, files) for case, files in islice(order, workers + 1)}
+            pending = {case: pool.submit(self._preprocess, files, pixel_spacing)
+                       for case, files in islice(order, workers + 1)}
             yield first_case
             for case in list(cases)[1:]:
                 data, properties = pending.pop(case).result()
                 for next_case, files in islice(order, 1):   # keep workers + 1 cases in flight, no more in memory
-                    pending[next_case] = pool.submit(self._preprocess, files)
+                    pending[next_case] = pool.submit(self._preprocess, files, pixel_spacing)
                 yield case, data, properties
         finally:   # an interrupted run does not preprocess the cases still queued
             pool.shutdown(wait=True, cancel_futures=True)
+
+    def check_pixel_spacing(self, files: Sequence[str], pixel_spacing: Optional[Sequence[float]]) -> None:
+        """A PNG (or JPEG, BMP) holds no pixel spacing, and one guessed wrong scales every distance the model sees:
+        such inputs need ``pixel_spacing``, which only 2D images take."""
+        if pixel_spacing is not None and not self.planar:
+            raise LandmarkError("--spacing sets the pixel spacing of 2D images; this model reads 3D volumes")
+        raster = next((f for f in files if str(f).lower().endswith(RASTER_ENDINGS)), None)
+        if raster and pixel_spacing is None:
+            trained = " x ".join(f"{s:g}" for s in self.configuration_manager.spacing[::-1])
+            raise LandmarkError(f"{raster} carries no pixel spacing: give --spacing SX SY in mm (the model was "
+                                f"trained at {trained} mm per pixel)")
 
     def check_review(self, review_mm: Optional[float]) -> None:
         """A review list needs error estimates: refused before any case is predicted where the model has none."""
@@ -309,7 +335,7 @@ class LandmarkPredictor(nnUNetPredictor):
                        formats: Union[str, Sequence[str]] = 'json', save_labelmap: bool = False, qc: bool = False,
                        continue_prediction: bool = False, num_parts: int = 1, part_id: int = 0,
                        num_processes_preprocessing: int = 0, num_processes_export: int = 1,
-                       review_mm: Optional[float] = None) -> List[str]:
+                       review_mm: Optional[float] = None, pixel_spacing: Optional[Sequence[float]] = None) -> List[str]:
         """Every case in an nnU-Net style input folder (CASE_0000.ext, ...), or of a list of image files (one case
         each, single-channel models) -> OUTPUT_DIR/CASE.json, plus CASE.mrk.json / CASE.fcsv / CASE.csv for the other
         ``formats``, CASE<file_ending> (a cube per landmark on the input grid) with ``save_labelmap`` and qc/CASE.png
@@ -318,7 +344,9 @@ class LandmarkPredictor(nnUNetPredictor):
         part_id on (nnU-Net's way to split a cohort over machines); ``num_processes_preprocessing`` threads preprocess
         the next cases and ``num_processes_export`` threads write the files while the network runs (nnU-Net's -npp /
         -nps). ``review_mm``: OUTPUT_DIR/review.csv lists the landmarks whose expected error exceeds it, worst first,
-        and the Slicer files flag them (the model must be calibrated). Returns the CASE.json paths."""
+        and the Slicer files flag them (the model must be calibrated). A model of 2D images also reads 2D files (PNG
+        ...), whose pixel spacing ``pixel_spacing`` (x, y mm) gives where the format has none. Returns the CASE.json
+        paths."""
         formats = parse_formats(formats if isinstance(formats, str) else ",".join(formats))
         self.check_review(review_mm)
         writable_folder(output_dir, "output folder -o")
@@ -326,7 +354,8 @@ class LandmarkPredictor(nnUNetPredictor):
         n_channels = determine_num_input_channels(self.plans_manager, self.configuration_manager, self.dataset_json)
         if not 0 <= part_id < num_parts:
             raise LandmarkError(f"-part_id must lie in 0..{num_parts - 1} for -num_parts {num_parts}, got {part_id}")
-        cases = dict(list(input_cases(input_dir, ending, n_channels).items())[part_id::num_parts])
+        cases = dict(list(input_cases(input_dir, ending, n_channels, self.planar).items())[part_id::num_parts])
+        self.check_pixel_spacing([p for files in cases.values() for p in files], pixel_spacing)
         without_prior = sorted(set(cases) - set(search.priors)) if search is not None else []
         if without_prior:
             raise LandmarkError(f"case '{without_prior[0]}' has no prior positions (-prev_stage_predictions)")
@@ -347,7 +376,7 @@ class LandmarkPredictor(nnUNetPredictor):
                 tqdm(total=len(cases), desc='cases', disable=not self.allow_tqdm) as bar:
             exports = [pool.submit(export, case, read_prediction(targets[case]), False) for case in done]
             bar.update(len(done))
-            for case, data, properties in self._preprocessed_cases(todo, num_processes_preprocessing):
+            for case, data, properties in self._preprocessed_cases(todo, num_processes_preprocessing, pixel_spacing):
                 landmarks, instances = self.predict_preprocessed(data, properties, *(() if search is None else (
                     search.priors[case], search.radius_mm, search.fallback_below)))
                 source = os.path.basename(cases[case][0])

@@ -2,8 +2,8 @@
 folders of CASE_0000 files, and the case properties nnU-Net's preprocessing keeps next to each case.
 
 Every image goes through ``read_image_header`` (3D, or 2D where a 2D dataset allows it; scalar; a grid ITK can place
-voxels with) and, when its voxels
-matter, ``check_image_data``: ITK fills a cut-off NIfTI with zeros without a word."""
+voxels with) and, when its voxels matter, ``check_image_data``: ITK fills a cut-off NIfTI with zeros without a
+word."""
 import gzip
 import os
 import re

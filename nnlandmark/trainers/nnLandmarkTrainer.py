@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import distributed as dist
 from batchgeneratorsv2.transforms.spatial.mirroring import MirrorTransform
+from nnunetv2.training.data_augmentation.compute_initial_patch_size import get_patch_size
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.collate_outputs import collate_outputs
 from nnunetv2.utilities.helpers import dummy_context
@@ -26,6 +27,9 @@ from nnlandmark.trainers.instances import InstanceLabelTransform
 from nnlandmark.trainers.mirroring import PairSwappingMirrorTransform, dataset_left_right_axis
 from nnlandmark.trainers.progress_log import LandmarkProgressLog
 from nnlandmark.trainers.validation import validate_fold
+
+
+PLANAR_ROTATION = np.deg2rad(30.0)   # the rotation augmentation of a 2d configuration, either way
 
 
 class nnLandmarkTrainer(nnUNetTrainer):
@@ -68,15 +72,23 @@ class nnLandmarkTrainer(nnUNetTrainer):
     def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
         """Mirroring off in training and at test time, since it would swap left/right landmarks, unless
         dataset.json declares ``mirror_pairs``: then mirroring along the left-right axis only, with the pairs
-        swapped (see nnlandmark.trainers.mirroring)."""
+        swapped (see nnlandmark.trainers.mirroring). A 2d configuration rotates by at most 30 degrees, as nnU-Net's
+        3D ones do, not its 2D default of up to 180: a radiograph is upright, and which corner of an outline a
+        landmark is follows from that."""
         rotation, dummy_2d, initial_patch_size, _ = super().configure_rotation_dummyDA_mirroring_and_inital_patch_size()
+        if len(self.configuration_manager.patch_size) == 2:
+            rotation = (-PLANAR_ROTATION, PLANAR_ROTATION)
+            initial_patch_size = get_patch_size(self.configuration_manager.patch_size, rotation, rotation, rotation,
+                                                (0.85, 1.25))
         axes = (self.left_right_axis(),) if mirror_pairs(self.dataset_json) else None
         self.inference_allowed_mirroring_axes = axes
         return rotation, dummy_2d, initial_patch_size, axes
 
     def left_right_axis(self) -> int:
-        return dataset_left_right_axis(preprocessed_case_properties(self.preprocessed_dataset_folder).values(),
+        """The patch axis along the patient's left-right (a 2d configuration's patches lack the first axis)."""
+        axis = dataset_left_right_axis(preprocessed_case_properties(self.preprocessed_dataset_folder).values(),
                                        self.plans_manager.transpose_forward)
+        return axis - (3 - len(self.configuration_manager.patch_size))
 
     def get_training_transforms(self, patch_size, rotation_for_DA, deep_supervision_scales, mirror_axes,
                                 do_dummy_2d_data_aug, **kwargs):
