@@ -8,7 +8,8 @@ Reports the test MRE, median and SDR@2/4 mm, the training minutes (sum of nnU-Ne
 floor (every landmark at its mean training position) and affine oracle of the same test cases. Target: training in
 under 10 minutes on 2 cores.
 
-    python benchmarks/planar.py [--workdir DIR] [--out FILE] [--epochs N]   (about 10 minutes on 2 cores)
+    python benchmarks/planar.py [--workdir DIR] [--out FILE] [--epochs N] [--trainer NAME]
+    (about 10 minutes on 2 cores)
 """
 import json
 from pathlib import Path
@@ -26,6 +27,7 @@ DATASET, N_CASES, SIZE = 984, 40, 256
 def main():
     parser = benchmark_parser(__doc__, out=default_out(__file__), workdir="planar_benchmark")
     parser.add_argument("--epochs", type=int, default=None, help="instead of the planner's epochs")
+    parser.add_argument("--trainer", default=None, help="instead of the planner's trainer")
     args = parser.parse_args()
     workdir = Path(args.workdir).resolve()
     env = nnunet_env(workdir)
@@ -36,13 +38,14 @@ def main():
     plans = Path(env["nnUNet_preprocessed"]) / f"Dataset{DATASET}_Radiographs" / f"{CPU_PLANS}.json"
     if args.epochs:
         edit_json(plans, lambda p: p["configurations"]["2d"].update({EPOCHS_KEY: args.epochs}))
-    run_command(training_env(env), "nnLandmark_train", DATASET, "2d", 0, "-device", "cpu")
+    chosen = ["-tr", args.trainer] if args.trainer else []
+    run_command(training_env(env), "nnLandmark_train", DATASET, "2d", 0, "-device", "cpu", *chosen)
     raw = Path(env["nnUNet_raw"]) / f"Dataset{DATASET}_Radiographs"
     fold = next(Path(env["nnUNet_results"]).glob(f"Dataset{DATASET}_*/*__2d/fold_0"))
     test_pngs = [str(Path(images) / f"{p.name[:-len('_0000.nii.gz')]}.png") for p in (raw / "imagesTs").iterdir()]
     predictions = workdir / "predictions"
     run_command(env, "nnLandmark_predict", "-i", *sorted(test_pngs), "-o", predictions, "-d", DATASET, "-c", "2d",
-                "-device", "cpu", "--disable_tqdm", "--spacing", 1, 1)
+                "-device", "cpu", "--disable_tqdm", "--spacing", 1, 1, *chosen)
     run_command(env, "nnLandmark_evaluate", "-pred", predictions, "-gt", raw / "all_landmarks_world.json")
     summary = json.loads((predictions / "evaluation" / "summary.json").read_text())
     floors = reference_mres(raw)
@@ -53,8 +56,8 @@ def main():
             ["mean-shape floor / affine oracle MRE, mm", f"{floors['mean_shape']:.2f} / {floors['affine_oracle']:.2f}"],
             ["training minutes (epochs)", f"{minutes:.1f} ({epochs})"]]
     print(markdown_table(["2D radiographs, 19 landmarks", "value"], rows))
-    write_json(args.out, {"summary": {k: summary[k] for k in ("mre_mm", "median_mm", "sdr")}, "floors": floors,
-                          "training_minutes": minutes, "epochs": epochs})
+    write_json(args.out, {"trainer": args.trainer, "summary": {k: summary[k] for k in ("mre_mm", "median_mm", "sdr")},
+                          "floors": floors, "training_minutes": minutes, "epochs": epochs})
 
 
 if __name__ == "__main__":

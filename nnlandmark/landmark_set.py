@@ -108,9 +108,6 @@ def multi_instance(dataset_json: dict) -> List[str]:
     if paired:
         raise LandmarkError(f"dataset.json: '{paired[0]}' is a multi-instance class and in a mirror pair; mirror pairs "
                             f"are single landmarks")
-    if set(names) <= set(value):
-        raise LandmarkError(f"dataset.json: every label is a '{MULTI_INSTANCE_KEY}' class; nnlandmark needs at least "
-                            f"one single landmark beside them (its metrics and calibration are per landmark)")
     return [n for n in names if n in set(value)]
 
 

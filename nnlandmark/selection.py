@@ -18,9 +18,10 @@ from nnlandmark.errors import LandmarkError
 from nnlandmark.evaluation.crossval import collect_folds, cv_ground_truth
 from nnlandmark.evaluation.instances import MATCH_MM, matched_pairs
 from nnlandmark.evaluation.pipeline import evaluate_points
-from nnlandmark.io.atomic import write_json_atomic
+from nnlandmark.io.atomic import read_json, write_json_atomic
 from nnlandmark.io.landmark_files import finite_point
 from nnlandmark.io.predictions import Points, case_prediction, read_prediction, write_prediction_formats
+from nnlandmark.landmark_set import single_landmarks
 from nnlandmark.paths import WHOLE_VOLUME, dataset_name, require_path, writable_folder
 from nnlandmark.stages import coarse_stage_folder, is_fine_stage
 
@@ -68,6 +69,9 @@ def find_best_configuration(dataset, ensembles: bool = True) -> dict:
         raise LandmarkError(f"no trained model with a validated fold in "
                             f"{join(require_path('nnUNet_results'), dataset_name(dataset))}: train (and validate) "
                             f"a fold first")
+    if not single_landmarks(read_json(join(models[0], 'dataset.json'), "dataset.json")):
+        raise LandmarkError("the dataset has multi-instance classes only, and models are ranked by the MRE of single "
+                            "landmarks: compare their instance F1 with nnLandmark_evaluate -d ID -c CONFIGURATION")
     truth, _, _ = cv_ground_truth(dataset)
     predictions, folds, rows = {}, {}, []
     labels = {folder: _label(folder) for folder in models}

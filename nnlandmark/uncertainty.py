@@ -26,7 +26,7 @@ from nnlandmark.evaluation.crossval import cv_ground_truth, pool_folds
 from nnlandmark.evaluation.metrics import radial_errors
 from nnlandmark.io.atomic import read_json, write_json_atomic
 from nnlandmark.io.predictions import read_landmark_entries
-from nnlandmark.landmark_set import UNCERTAINTY_JSON
+from nnlandmark.landmark_set import UNCERTAINTY_JSON, single_landmarks
 from nnlandmark.paths import writable_folder
 
 FEATURES = ("likelihood", "log_half_max_radius_mm", "second_peak", "log1p_prior_distance_mm")
@@ -152,6 +152,9 @@ def read_error_model(model_folder: str) -> Optional[ErrorModel]:
 def calibration_rows(model_folder: str, dataset) -> Tuple[np.ndarray, np.ndarray, List[str], List[str]]:
     """(feature rows, radial errors, landmarks, cases) of every validated fold's landmarks that are predicted present
     and annotated in the dataset's ground truth."""
+    if not single_landmarks(read_json(join(model_folder, "dataset.json"), "dataset.json")):
+        raise LandmarkError("the dataset has multi-instance classes only: there is no single landmark whose error to "
+                            "estimate (the instances are calibrated by their threshold, instance_detection.json)")
     entries, _ = pool_folds(model_folder, read_landmark_entries)
     truth, _, source = cv_ground_truth(dataset)
     predicted = {case: {name: entry["world"] for name, entry in named.items() if entry.get("present", True)}

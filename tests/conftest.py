@@ -44,6 +44,19 @@ def cli():
     return _run
 
 
+def _set_epochs(plans_file, configuration: str, epochs: int) -> None:
+    plans = json.loads(Path(plans_file).read_text())
+    plans["configurations"][configuration]["nnlandmark_epochs"] = epochs
+    Path(plans_file).write_text(json.dumps(plans))
+
+
+@pytest.fixture(scope="session")
+def set_epochs():
+    """``set_epochs(plans_file, configuration, epochs)``: the README's knob (``nnlandmark_epochs`` of a configuration
+    of the CPU plans), for a short schedule."""
+    return _set_epochs
+
+
 @pytest.fixture
 def fails_with(capsys):
     """``fails_with(main, argv)``: the command exits 2 with one 'error: ' line and no traceback; returns that line."""

@@ -1,6 +1,7 @@
 """Multi-instance classes (dataset.json "multi_instance"): repeated names read and converted, one cone per instance
 in the training targets, peaks with non-maximum suppression, Hungarian matching and the F1-calibrated threshold."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,8 @@ from nnlandmark.dataset_conversion.convert import convert
 from nnlandmark.dataset_conversion.synthetic import write_instance_sources
 from nnlandmark.errors import LandmarkError
 from nnlandmark.evaluation.instances import best_threshold, instance_summary, matched_distances
+from nnlandmark.evaluation.pipeline import evaluate_report
+from nnlandmark.evaluation.report import format_table
 from nnlandmark.heatmaps import edt_heatmaps, heatmap_targets, instance_centres, instance_peaks, refine_peaks, suppressed
 from nnlandmark.io.landmark_files import read_landmark_file
 from nnlandmark.landmark_set import multi_instance
@@ -129,6 +132,7 @@ def test_hungarian_matching_counts_hits_misses_and_false_alarms():
     assert row["precision"] == pytest.approx(2 / 3) and row["recall"] == pytest.approx(0.5)
     assert row["f1"] == pytest.approx(4 / 7) and row["matched_mre_mm"] == pytest.approx(0.75)
     assert row["mean_abs_count_error"] == pytest.approx(0.5)          # +0 in a, -1 in b
+    assert summary["errors_per_case"] == {"a": 2, "b": 1}             # a: a false alarm and a miss; b: a miss
 
 
 def test_threshold_and_nms_distance_maximise_f1_on_fabricated_candidates():
@@ -143,12 +147,25 @@ def test_threshold_and_nms_distance_maximise_f1_on_fabricated_candidates():
     assert 1.0 < calibration["nms_mm"] < 12.0 and 0.4 < calibration["threshold"] <= 0.7
 
 
-def test_a_dataset_of_multi_instance_classes_only_is_refused_in_one_line(tmp_path):
-    images, landmarks = write_instance_sources(str(tmp_path / "src"), n_cases=2, size=40, seed=1)
-    for path in (tmp_path / "src" / "landmarks").glob("*.csv"):
+def test_a_dataset_of_multi_instance_classes_only_is_converted_and_judged_by_its_instances(tmp_path):
+    images, landmarks = write_instance_sources(str(tmp_path / "src"), n_cases=3, size=40, seed=3)
+    for path in (tmp_path / "src" / "landmarks").glob("*.csv"):   # contacts only; a case with none: a header alone
         path.write_text("\n".join(line for line in path.read_text().splitlines() if "sphere" not in line) + "\n")
-    with pytest.raises(LandmarkError, match="needs at least one single landmark"):
-        convert(str(tmp_path / "raw"), 8, "OnlyContacts", images, landmarks, multi_instance=["contact"])
+    sources = {p.stem: read_landmark_file(str(p), repeatable={"contact"}) for p in sorted(Path(landmarks).iterdir())}
+    assert [len(s.instances.get("contact", [])) for s in sources.values()] == [5, 0, 2]
+    folder = Path(convert(str(tmp_path / "raw"), 8, "OnlyContacts", images, landmarks, multi_instance=["contact"]))
+    assert json.loads((folder / "dataset.json").read_text())["multi_instance"] == ["contact"]
+    truth = json.loads((folder / "all_instances_world.json").read_text())
+    found = {case: {"contact": [{"world": p, "likelihood": 0.9} for p in named["contact"][1:]]}   # the first missed
+             for case, named in truth.items() if case != "coordinate_system"}
+    report = evaluate_report(({case: {} for case in found}, None), str(folder), tmp_path / "eval", qc=1,
+                             instances=found)
+    scores = report.summary["instances"]["per_class"]["contact"]
+    assert (scores["tp"], scores["fp"], scores["fn"]) == (5, 0, 2) and "mre_mm" not in report.summary
+    assert report.summary["instances"]["errors_per_case"] == {"contacts_000": 1, "contacts_001": 0,
+                                                              "contacts_002": 1}
+    assert [p.name for p in report.written] == ["summary.json", "contacts_000.png"]   # no empty MRE tables
+    assert format_table(report.summary).startswith("Evaluated 3 cases. No single landmark")
     with pytest.raises(LandmarkError, match="'multi_instance' names 'tooth', which is not a landmark label"):
         multi_instance({"labels": {"background": 0, "nasion": 1, "contact": 2}, "multi_instance": ["tooth"]})
 

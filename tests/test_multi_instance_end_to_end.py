@@ -18,7 +18,7 @@ EPOCHS = 15
 
 
 @pytest.fixture(scope="module")
-def contacts(tmp_path_factory, cli):
+def contacts(tmp_path_factory, cli, set_epochs):
     root = tmp_path_factory.mktemp("contacts")
     env = {**os.environ, "nnUNet_raw": str(root / "raw"), "nnUNet_preprocessed": str(root / "pre"),
            "nnUNet_results": str(root / "results"), "nnUNet_n_proc_DA": "1"}
@@ -27,9 +27,7 @@ def contacts(tmp_path_factory, cli):
         "--multi-instance", "contact", "--test-fraction", 0.2)
     cli("nnLandmark_plan_and_preprocess", env, "-d", DATASET, "--cpu_plans")
     plans_file = root / "pre" / "Dataset992_Contacts" / "nnLandmarkCPUPlans.json"
-    plans = json.loads(plans_file.read_text())
-    plans["configurations"]["3d_fullres"]["nnlandmark_epochs"] = EPOCHS   # the README's knob: a short schedule
-    plans_file.write_text(json.dumps(plans))
+    set_epochs(plans_file, "3d_fullres", EPOCHS)
     cli("nnLandmark_train", env, DATASET, "3d_fullres", 0, "-device", "cpu")
     raw = root / "raw" / "Dataset992_Contacts"
     cli("nnLandmark_predict", env, "-i", raw / "imagesTs", "-o", root / "predictions", "-d", DATASET,

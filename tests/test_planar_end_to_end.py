@@ -18,7 +18,7 @@ DATASET, EPOCHS, SPACING = 993, 20, 0.8
 
 
 @pytest.fixture(scope="module")
-def radiographs(tmp_path_factory, cli):
+def radiographs(tmp_path_factory, cli, set_epochs):
     root = tmp_path_factory.mktemp("radiographs")
     env = {**os.environ, "nnUNet_raw": str(root / "raw"), "nnUNet_preprocessed": str(root / "pre"),
            "nnUNet_results": str(root / "results"), "nnUNet_n_proc_DA": "1"}
@@ -28,9 +28,7 @@ def radiographs(tmp_path_factory, cli):
         "--spacing", SPACING, SPACING, "--test-fraction", 0.2)
     planned = cli("nnLandmark_plan_and_preprocess", env, "-d", DATASET, "-device", "cpu")
     plans_file = root / "pre" / "Dataset993_Radiographs" / "nnLandmarkCPUPlans.json"
-    plans = json.loads(plans_file.read_text())
-    plans["configurations"]["2d"]["nnlandmark_epochs"] = EPOCHS   # the README's knob: a short schedule
-    plans_file.write_text(json.dumps(plans))
+    set_epochs(plans_file, "2d", EPOCHS)
     cli("nnLandmark_train", env, DATASET, "2d", 0, "-device", "cpu")
     raw = root / "raw" / "Dataset993_Radiographs"
     tests = sorted(p.name[:-len("_0000.nii.gz")] for p in (raw / "imagesTs").iterdir())
@@ -64,6 +62,10 @@ def test_png_radiographs_train_in_2d_and_land_on_their_pixels(radiographs, cli):
     assert summary["mre_mm"] == pytest.approx(np.mean(errors), rel=1e-6)
     floor = _mean_shape_mre(truth, [os.path.basename(p)[:-len(".png")] for p in pngs])
     assert summary["mre_mm"] < 0.5 * floor, (out, floor)   # a 20-epoch model finds the corners, not a mean shape
+    cli("nnLandmark_evaluate", env, "-d", DATASET)          # the cross-validation of the 2d model, found unnamed
+    model = next((root / "results" / "Dataset993_Radiographs").glob("*__nnLandmarkCPUPlans__2d"))
+    crossval = json.loads((model / "crossval_evaluation" / "summary.json").read_text())
+    assert crossval["n_cases"] == 4 and crossval["mre_mm"] < 0.5 * floor
 
 
 def _mean_shape_mre(truth: dict, tests) -> float:

@@ -17,7 +17,7 @@ def main(argv=None):
     parser.add_argument("-d", required=True, help="dataset name or ID")
     parser.add_argument("-tr", default=None, help="trainer (default: the trained model of the planner's choice)")
     parser.add_argument("-p", default=None, help="plans (default: those of the trained model)")
-    parser.add_argument("-c", default="3d_fullres")
+    parser.add_argument("-c", default=None, help="configuration (default: 3d_fullres, or 2d for a model of 2D images)")
     parser.add_argument("--coverage", type=float, default=0.9,
                         help="share of landmarks whose true position lies within radius_mm (default 0.9)")
     parser.add_argument("--match_mm", type=positive_float, default=4.0,
@@ -30,11 +30,11 @@ def main(argv=None):
     from nnlandmark.landmark_set import (INSTANCES_JSON, THRESHOLDS_JSON, UNCERTAINTY_JSON, may_be_absent,
                                          multi_instance, single_landmarks)
     from nnlandmark.presence import calibrate_instances, calibrate_model
-    from nnlandmark.stages import find_model_folder
+    from nnlandmark.stages import default_configuration, find_model_folder
     from nnlandmark.uncertainty import calibrate_errors
     if not 0 < args.coverage < 1:
         raise LandmarkError(f"--coverage must lie between 0 and 1 (e.g. 0.9), got {args.coverage}")
-    model = find_model_folder(args.d, args.c, args.tr, args.p)
+    model = find_model_folder(args.d, args.c or default_configuration(args.d), args.tr, args.p)
     dataset_json = read_json(join(model, "dataset.json"))
     if multi_instance(dataset_json):
         for name, c in calibrate_instances(model, cv_instance_truth(args.d), args.match_mm).items():

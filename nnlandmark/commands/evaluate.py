@@ -25,7 +25,8 @@ def _parser():
                         "$nnUNet_results/DatasetXXX/TR__P__C/fold_*/validation")
     parser.add_argument("-tr", default=None, help="cross-validation: trainer (default: the planner's choice)")
     parser.add_argument("-p", default=None, help="cross-validation: plans identifier (default: the trained one)")
-    parser.add_argument("-c", default="3d_fullres", help="cross-validation: configuration")
+    parser.add_argument("-c", default=None, help="cross-validation: configuration (default: 3d_fullres, or 2d for a "
+                                                 "model of 2D images)")
     parser.add_argument("-o", default=None, help="output folder (default: PRED/evaluation; several -pred folders: "
                         "PARENT_OF_FIRST/comparison; -d: MODEL_FOLDER/crossval_evaluation)")
     parser.add_argument("--thresholds", type=float, nargs="+", default=[2, 2.5, 3, 4],
@@ -67,7 +68,8 @@ def _print_report(report) -> None:
         print("\n" + format_error_estimates(summary["error_estimates"]))
     pictures = [p for p in report.written if p.parent.name == "qc"]
     names = [p.name for p in report.written[1:] if p not in pictures]
-    print(f"\nwritten: {report.written[0]}, " + ", ".join(names + [f"qc/ ({len(pictures)} case(s))"] * bool(pictures)))
+    print("\nwritten: " + ", ".join([str(report.written[0])] + names +
+                                     [f"qc/ ({len(pictures)} case(s))"] * bool(pictures)))
 
 
 def _print_comparison(report) -> None:
@@ -79,7 +81,7 @@ def _print_comparison(report) -> None:
     print(f"Compared on {report.n_common} (case, landmark) pairs common to all {len(report.rows)} folders and the "
           f"ground truth; MRE ± std (ddof 0) in world mm, SDR@t = % of pairs with error <= t mm.")
     print(format_comparison(report.rows))
-    print(f"\nwritten: {report.written[0]}, " + ", ".join(p.name for p in report.written[1:]))
+    print("\nwritten: " + ", ".join([str(report.written[0])] + [p.name for p in report.written[1:]]))
 
 
 @user_errors_as_one_line
@@ -98,8 +100,8 @@ def main(argv=None):
                    qc=args.qc, image_folders=[Path(args.images)] if args.images else None, match_mm=args.match_mm)
     if args.d is not None:
         from nnlandmark.presence import read_instance_detection
-        from nnlandmark.stages import find_model_folder
-        model = Path(find_model_folder(args.d, args.c, args.tr, args.p))
+        from nnlandmark.stages import default_configuration, find_model_folder
+        model = Path(find_model_folder(args.d, args.c or default_configuration(args.d), args.tr, args.p))
         report, folds = crossval_report(model, args.d, args.gt, args.o,
                                         instance_detection=read_instance_detection(str(model)), **options)
         print(f"Cross-validation of {model.name}: {len(folds)} fold(s) found ({', '.join(folds)}), "

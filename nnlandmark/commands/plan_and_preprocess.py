@@ -29,13 +29,14 @@ def main(argv=None):
     cpu = args.device == 'cpu' or args.cpu_plans
     if args.cpu_whole_volume and not cpu:
         parser.error("--cpu_whole_volume needs the CPU plans (-device cpu)")
-    if (args.cpu_plans or args.cpu_whole_volume) and args.c and '3d_fullres' not in args.c:
-        parser.error("the CPU plans train on the preprocessed data of 3d_fullres: keep it in -c")
+    if (args.cpu_plans or args.cpu_whole_volume) and args.c and not {'3d_fullres', '2d'} & set(args.c):
+        parser.error("the CPU plans train on the preprocessed data of 3d_fullres (2d for 2D images): keep it in -c")
     for dataset_id in args.d:
         plans = plan_and_preprocess(dataset_id, args.c, args.pl, args.verify_dataset_integrity, args.np)
         print(f"Dataset {dataset_id}: plans '{plans}' written")
-        if cpu and args.c and '3d_fullres' not in args.c:
-            print(f"Dataset {dataset_id}: no CPU plans, which train on the data of 3d_fullres (not in -c)")
+        if cpu and args.c and not {'3d_fullres', '2d'} & set(args.c):
+            print(f"Dataset {dataset_id}: no CPU plans, which train on the data of 3d_fullres (2d for 2D images), "
+                  f"not in -c")
         elif cpu:
             stages = plan_cpu_stages(dataset_id, plans, args.cpu_whole_volume, args.np)
             print(f"Dataset {dataset_id}: train " + " then ".join(f"nnLandmark_train {dataset_id} {c} FOLD"

@@ -45,9 +45,10 @@ def _scores(tp: int, fp: int, fn: int, distances, count_errors) -> dict:
 
 
 def instance_summary(predicted: Instances, truth: Instances, match_mm: float = MATCH_MM) -> Optional[dict]:
-    """{"match_mm", "per_class": {class: scores}, "pooled": scores} over the cases and classes both sides have;
-    None when they share none."""
+    """{"match_mm", "per_class": {class: scores}, "pooled": scores, "errors_per_case": {case: false alarms + misses}}
+    over the cases and classes both sides have; None when they share none."""
     per_class, pooled = {}, {"tp": 0, "fp": 0, "fn": 0, "d": [], "count": []}
+    errors_per_case: Dict[str, int] = {}
     classes = sorted({c for case in truth.values() for c in case})
     for name in classes:
         tp = fp = fn = 0
@@ -58,6 +59,7 @@ def instance_summary(predicted: Instances, truth: Instances, match_mm: float = M
             found, true = np.reshape(predicted[case][name], (-1, 3)), np.reshape(truth[case][name], (-1, 3))
             matched = matched_distances(found, true, match_mm)
             tp, fp, fn = tp + len(matched), fp + len(found) - len(matched), fn + len(true) - len(matched)
+            errors_per_case[case] = errors_per_case.get(case, 0) + len(found) + len(true) - 2 * len(matched)
             distances += matched.tolist()
             counts.append(len(found) - len(true))
         if counts:
@@ -69,7 +71,20 @@ def instance_summary(predicted: Instances, truth: Instances, match_mm: float = M
     if not per_class:
         return None
     return {"match_mm": match_mm, "per_class": per_class,
-            "pooled": _scores(pooled["tp"], pooled["fp"], pooled["fn"], pooled["d"], pooled["count"])}
+            "pooled": _scores(pooled["tp"], pooled["fp"], pooled["fn"], pooled["d"], pooled["count"]),
+            "errors_per_case": errors_per_case}
+
+
+INSTANCES_ONLY = ("No single landmark: the dataset has multi-instance classes only, judged by instances matched "
+                  "one-to-one (Hungarian) within match_mm: precision, recall, F1, the MRE of the matched pairs and the "
+                  "count error per case.")
+
+
+def instances_only_summary(scores: dict) -> dict:
+    """The summary of a dataset of multi-instance classes only: the instance scores (``instance_summary``) and no
+    single-landmark statistics (empty tables, no MRE)."""
+    return {"n_cases": len(scores["errors_per_case"]), "per_landmark": {}, "per_case": {}, "instances": scores,
+            "definitions": {"instances": INSTANCES_ONLY}}
 
 
 def best_threshold(candidates: Mapping[str, np.ndarray], likelihoods: Mapping[str, np.ndarray],

@@ -15,7 +15,7 @@ from nnlandmark.evaluation.crossval import collect_folds, cv_ground_truth, cv_in
 from nnlandmark.evaluation.detection import detection_summary
 from nnlandmark.evaluation.ground_truth import read_ground_truth, read_instance_truth
 from nnlandmark.evaluation.instances import (MATCH_MM, Instances, instance_points, instance_summary,
-                                            with_instance_rows)
+                                            instances_only_summary, with_instance_rows)
 from nnlandmark.evaluation.metrics import coverage, radial_errors, summarize
 from nnlandmark.evaluation.plots import errors_boxplot, reliability_plot, sdr_curve
 from nnlandmark.evaluation.reliability import error_estimate_summary
@@ -84,7 +84,9 @@ def evaluate_report(pred: Union[str, Path, Tuple[Points, Presence]], gt: GroundT
     summary behind. Multi-instance classes are judged against ``instance_truth`` (default: the raw ``dataset``'s)
     with pairs matched within ``match_mm`` (summary "instances"); ``instance_detection`` ({class: (threshold, NMS
     mm)}) first decodes predictions that list every candidate peak (a fold's validation) as a calibrated model
-    would; ``instances`` (``read_instances``) are the predicted ones when ``pred`` is loaded points."""
+    would; ``instances`` (``read_instances``) are the predicted ones when ``pred`` is loaded points. A dataset of
+    multi-instance classes only has no MRE: its summary is the instance scores (``instances_only_summary``), with
+    summary.json alone and the QC pictures of the cases with the most misses and false alarms."""
     if out_dir is not None:
         out_dir = Path(writable_folder(str(out_dir), "output folder (-o)"))
     points, predicted_presence = read_predictions(pred) if isinstance(pred, (str, Path)) else pred
@@ -95,18 +97,21 @@ def evaluate_report(pred: Union[str, Path, Tuple[Points, Presence]], gt: GroundT
         pairs = pairs_from_dataset(dataset) if dataset is not None else []
     else:
         _check_pair_names(pairs, truth, true_presence, points, predicted_presence)
-    summary, errors, bio = evaluate_points(points, truth, thresholds, pairs, predicted_presence, true_presence)
-    reliability = error_estimate_summary(errors, estimates, coverage) if estimates else None
-    if reliability:
-        summary["error_estimates"] = reliability
     if instance_truth is None and dataset is not None:
         instance_truth = read_instance_truth(dataset)
     if instance_truth and isinstance(pred, (str, Path)):
         instances = read_instances(pred)
     found = instance_points(instances, instance_detection) if instance_truth and instances else {}
     scores = instance_summary(found, instance_truth, match_mm) if found else None
-    if scores:
-        summary["instances"] = scores
+    if scores and not any(truth.values()):   # multi-instance classes only: no single landmark to measure
+        summary, errors, bio = instances_only_summary(scores), [], []
+    else:
+        summary, errors, bio = evaluate_points(points, truth, thresholds, pairs, predicted_presence, true_presence)
+        if scores:
+            summary["instances"] = scores
+    reliability = error_estimate_summary(errors, estimates, coverage) if estimates and errors else None
+    if reliability:
+        summary["error_estimates"] = reliability
     if out_dir is None:
         return EvaluationReport(summary, [])
     images = {}
@@ -117,14 +122,14 @@ def evaluate_report(pred: Union[str, Path, Tuple[Points, Presence]], gt: GroundT
                                     "as ground truth (-gt)")
             image_folders = [dataset / "imagesTr", dataset / "imagesTs"]
         ending = read_json(dataset / "dataset.json").get("file_ending") if dataset is not None else None
-        images = qc_images(worst_cases(summary["per_case"], qc), image_folders, ending)
+        worst = summary["per_case"] or scores["errors_per_case"]   # classes only: most misses and false alarms
+        images = qc_images(worst_cases(worst, qc), image_folders, ending)
     pictures = write_qc(images, *with_instance_rows(points, truth, found, instance_truth or {}, match_mm), out_dir,
                         summary["per_case"], estimates) if images else []
-    write_summary(summary, out_dir)
-    written = [out_dir / name for name in ("summary.json", "per_landmark.csv", "per_case.csv")]
+    written = write_summary(summary, out_dir)
     if pairs:
         written.append(write_biometry_csv(bio, out_dir))
-    if plots:
+    if plots and errors:
         written += [errors_boxplot(errors, out_dir / "errors_boxplot.png"),
                     sdr_curve({"prediction": errors}, out_dir / "sdr_curve.png", thresholds)]
         if reliability:

@@ -24,8 +24,11 @@ def warnings(summary: dict) -> List[str]:
 
 
 def format_table(summary: dict) -> str:
-    """Plain-text report: overall statistics, SDR, per-landmark rows, then the definitions."""
+    """Plain-text report: overall statistics, SDR, per-landmark rows, then the definitions (of a dataset of
+    multi-instance classes only, its definition: the instances have their own table, ``format_instances``)."""
     s = summary
+    if "mre_mm" not in s:
+        return f"Evaluated {s['n_cases']} cases. " + " ".join(s["definitions"].values())
     lines = [f"Evaluated {s['n_pairs']} (case, landmark) pairs: {s['n_cases']} cases, {s['n_landmarks']} landmarks",
              f"MRE {s['mre_mm']:.3f} ± {s['std_mm']:.3f} mm   median {s['median_mm']:.3f} mm   "
              f"max {s['max_mm']:.3f} mm",
@@ -39,12 +42,15 @@ def format_table(summary: dict) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def write_summary(summary: dict, out_dir) -> Path:
-    """summary.json, per_landmark.csv (landmark,n,mre_mm,std_mm) and per_case.csv (case,mre_mm) in out_dir."""
+def write_summary(summary: dict, out_dir) -> List[Path]:
+    """summary.json, per_landmark.csv (landmark,n,mre_mm,std_mm) and per_case.csv (case,mre_mm) in out_dir (the
+    tables only where there are single landmarks); the files written."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "summary.json", "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=2, ensure_ascii=False)
+    if "mre_mm" not in summary:
+        return [out_dir / "summary.json"]
     with open(out_dir / "per_landmark.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["landmark", "n", "mre_mm", "std_mm"])
@@ -53,4 +59,4 @@ def write_summary(summary: dict, out_dir) -> Path:
         w = csv.writer(f)
         w.writerow(["case", "mre_mm"])
         w.writerows([c, m] for c, m in summary["per_case"].items())
-    return out_dir
+    return [out_dir / name for name in ("summary.json", "per_landmark.csv", "per_case.csv")]

@@ -247,7 +247,7 @@ def _read_mrk_json(path: str, markups: List[dict], repeatable: Collection[str] =
             continue
         for name, point in markup_control_points(markup, path, m):
             result.add(name, point, path)
-    if result.empty:
+    if result.empty and not repeatable:   # an empty point list of a multi-instance class: none in this case
         raise LandmarkError(f"{path} holds no control points: place the landmarks in Slicer before saving")
     return result
 
@@ -451,7 +451,7 @@ def _read_csv(path: str, repeatable: Collection[str] = ()) -> LandmarkFile:
                                 f"file with '.' decimals")
         else:
             result.add(name, finite_point(values, f"{where} landmark '{name}'"), where)
-    if result.empty:
+    if result.empty and not (repeatable and columns is not None):   # a header alone: no instance in this case
         raise LandmarkError(f"{path} holds no landmark rows")
     if columns.system and declared not in (None, columns.system):
         raise LandmarkError(f"{path}: its columns mean {columns.system} coordinates but the file declares {declared}")

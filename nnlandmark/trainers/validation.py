@@ -59,7 +59,8 @@ def validate_fold(trainer) -> dict:
     trainer.print_to_log_file("Final validation of this fold:\n" + format_table(summary) +
                               ("\n" + format_instances(summary["instances"]) if "instances" in summary else ""),
                               add_timestamp=False)
-    trainer.logger.log_summary('final_val/mre_mm', summary['mre_mm'])
+    if 'mre_mm' in summary:   # a dataset of multi-instance classes only has none
+        trainer.logger.log_summary('final_val/mre_mm', summary['mre_mm'])
     if trainer.configuration_name == WHOLE_VOLUME:  # a coarse stage: the fine stage searches this far around it
         radii = write_search_radii(trainer.output_folder_base, trainer.plans_manager.dataset_name)
         trainer.print_to_log_file(f"search radius of a fine stage around these landmarks, from the validated folds: "
