@@ -40,7 +40,7 @@ def radiographs(tmp_path_factory, cli, set_epochs):
 
 def test_png_radiographs_train_in_2d_and_land_on_their_pixels(radiographs, cli):
     root, raw, env, planned, pngs = radiographs
-    assert "2D images, one stage, 2d (nnLandmarkTrainer_CPU" in planned
+    assert "2D images, one stage, 2d (nnLandmarkTrainer_CPU_SpatialSoftmax, 40 epochs" in planned
     truth = json.loads((raw / "all_landmarks_world.json").read_text())
     errors = []
     for png in pngs:
