@@ -177,8 +177,8 @@ def derive_cpu_plans(dataset_id, source_plans: str = 'nnUNetPlans', configuratio
 PLANAR_FEATURES = (8, 16, 32, 64, 128, 256)   # two stages more than in 3D, for context; 8 features at full size
 PLANAR_PATCH_LIMIT = 256                       # pixels per axis: whole images up to 256^2 at their planned spacing
 PLANAR_BATCH = 2       # 256^2: about 7 s per 50 iterations on 2 cores (16 features from the start: 18 s; batch 4: 2x)
-PLANAR_TRAINER = COARSE_TRAINER   # whole images, as the coarse stage's whole volumes: 19 landmarks on 256^2 radiographs
-# in 40 epochs gave 1.45 mm with its spatial softmax, 5.58 mm with BCE alone (nnLandmarkTrainer_CPU; 80 epochs: 3.82)
+PLANAR_TRAINER = COARSE_TRAINER   # whole images, as the coarse stage's whole volumes: 19 landmarks on 256^2
+# radiographs in 40 epochs gave 1.44 mm with its spatial softmax, 5.58 with BCE alone (nnLandmarkTrainer_CPU; 80: 3.82)
 
 
 def planar_patch(median_shape, stages: int = len(PLANAR_FEATURES), limit: int = PLANAR_PATCH_LIMIT) -> List[int]:
@@ -188,10 +188,11 @@ def planar_patch(median_shape, stages: int = len(PLANAR_FEATURES), limit: int = 
     divisor = 2 ** (stages - 1)
     return [int(min(np.ceil(s / divisor) * divisor, limit)) for s in median_shape]
 
+
 COARSE_STAGE_ABOVE_LANDMARKS = 4         # more landmarks than this: a coarse whole-volume stage first
 COARSE_STAGE_ABOVE_PATCHES = 8           # a median volume of more patches than this: likewise
-CPU_EPOCHS = {WHOLE_VOLUME: 5, 'fine': 32, 'single': 40, PLANAR: 40}   # x 50 iterations: about 2 + 6 minutes on 2 cores for
-# 30 cases of 80x96x80 (the epoch's cost does not grow with the data: the whole-volume patch is capped); 5 + 32
+CPU_EPOCHS = {WHOLE_VOLUME: 5, 'fine': 32, 'single': 40, PLANAR: 40}   # x 50 iterations: about 2 + 6 minutes on 2
+# cores for 30 cases of 80x96x80 (the epoch's cost does not grow with the data: the whole-volume patch is capped); 5 + 32
 # epochs gave 1.05 mm (study) and 1.38 mm (MNI T1 AFIDs) where 10 + 40 gave 1.01 and 1.67 (benchmarks/README.md)
 
 

@@ -340,7 +340,8 @@ def test_single_slice_images_plan_the_2d_configuration_and_refuse_a_3d_stage(nnu
     assert err == "error: --cpu_whole_volume adds a 3D stage; this dataset has 2D images (one 2d stage)"
     plan_and_preprocess.main(["-d", "42", "-np", "1", "-device", "cpu"])
     assert "Dataset 42: train nnLandmark_train 42 2d FOLD" in capsys.readouterr().out
-    plans = json.loads((nnunet_dirs / "nnUNet_preprocessed" / "Dataset042_Bad" / "nnLandmarkCPUPlans.json").read_text())
+    plans_file = nnunet_dirs / "nnUNet_preprocessed" / "Dataset042_Bad" / "nnLandmarkCPUPlans.json"
+    plans = json.loads(plans_file.read_text())
     assert list(plans["configurations"]) == ["2d"] and plans["configurations"]["2d"]["patch_size"] == [32, 32]
 
 

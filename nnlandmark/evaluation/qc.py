@@ -1,11 +1,11 @@
 """QC overlays: three orthogonal slices through each landmark with prediction and ground truth marked.
 
-The layout is fixed in pixels so a marker's position is predictable: one row per landmark, a HEADER-pixel
-text band, then three PANEL×PANEL cells (axial, coronal, sagittal in the image's voxel grid; of a 2D image, a volume
-of one slice, the axial cell alone). Each slice is fitted into its cell with physical aspect (spacing) and centred. Axial: horizontal i, vertical j downwards;
-coronal: i, k upwards; sagittal: j, k upwards. Prediction = red cross, ground truth = green circle;
-slices pass through the ground truth, the prediction is drawn at its in-plane position on them. A calibrated
-prediction's radius is the dashed red circle where its ball meets the slice.
+The layout is fixed in pixels so a marker's position is predictable: one row per landmark, a HEADER-pixel text band,
+then three PANEL×PANEL cells (axial, coronal, sagittal in the image's voxel grid; of a 2D image, a volume of one
+slice, the axial cell alone). Each slice is fitted into its cell with physical aspect (spacing) and centred. Axial:
+horizontal i, vertical j downwards; coronal: i, k upwards; sagittal: j, k upwards. Prediction = red cross, ground
+truth = green circle; slices pass through the ground truth, the prediction is drawn at its in-plane position on
+them. A calibrated prediction's radius is the dashed red circle where its ball meets the slice.
 """
 import glob
 from pathlib import Path

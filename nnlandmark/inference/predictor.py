@@ -23,7 +23,8 @@ from tqdm import tqdm
 
 from nnlandmark.errors import LandmarkError
 from nnlandmark.evaluation.qc import qc_for_predictions
-from nnlandmark.geometry import Geometry, as_volume, preprocessed_spacing, preprocessed_to_original_index, world_to_preprocessed
+from nnlandmark.geometry import (Geometry, as_volume, preprocessed_spacing, preprocessed_to_original_index,
+                                 world_to_preprocessed)
 from nnlandmark.heatmaps import (channel_maxima, instance_peaks, peak_shape, refine_peaks, restrict_to_balls,
                                  suppressed, tiles_near_balls)
 from nnlandmark.io.atomic import read_json, write_json_atomic
