@@ -65,6 +65,8 @@ def main():
             if configuration in stages:
                 plans["configurations"][configuration][EPOCHS_KEY] = epochs
         plans_file.write_text(json.dumps(plans, indent=4))
+        print("--epochs: " + ", ".join(f"{c} {plans['configurations'][c][EPOCHS_KEY]}" for c in stages) +
+              " epochs, instead of the planned ones above", flush=True)
     rows, minutes = [], {}
     for configuration in stages:
         run_command(training_env(env), "nnLandmark_train", dataset, configuration, 0, "-device", "cpu")

@@ -15,7 +15,7 @@ from nnlandmark.dataset_conversion.verify import (labels_in_preprocessed, landma
                                                   verify_landmark_dataset)
 from nnlandmark.errors import LandmarkError
 from nnlandmark.io.atomic import read_json
-from nnlandmark.landmark_set import landmark_labels, names_by_label, read_dataset_json
+from nnlandmark.landmark_set import landmark_labels, multi_instance, names_by_label, read_dataset_json
 from nnlandmark.paths import CPU_PLANS, WHOLE_VOLUME, augmentation_workers, dataset_name, require_path
 from nnlandmark.stages import EPOCHS_KEY, TRAINER_KEY
 from nnlandmark.trainers.variants import (nnLandmarkTrainer_CPU, nnLandmarkTrainer_CPU_SpatialSoftmax,
@@ -240,7 +240,7 @@ def plan_cpu_stages(dataset_id, source_plans: str = 'nnUNetPlans', force_coarse_
                                                       EPOCHS_KEY: CPU_EPOCHS['single']})
         stages = ['3d_fullres']
         print(f"{CPU_PLANS}: one stage, 3d_fullres ({SINGLE_CPU_TRAINER}, {CPU_EPOCHS['single']} epochs): "
-              f"{n_landmarks} landmark(s) in a median volume of "
+              f"{_channels(load_json(join(folder, 'dataset.json')))} in a median volume of "
               f"{np.prod(fullres['median_image_size_in_voxels']) / np.prod(fullres['patch_size']):.0f} patches")
     save_json(plans, plans_file, sort_keys=False)
     return stages
@@ -262,6 +262,13 @@ def _plan_cpu_planar(dataset_id, source_plans: str, force_coarse_stage: bool) ->
           f"{'x'.join(map(str, patch))} of a median image of "
           f"{'x'.join(str(round(s)) for s in planned['median_image_size_in_voxels'])} pixels)")
     return PLANAR
+
+
+def _channels(dataset_json: dict) -> str:
+    """'3 landmark(s)', or '2 landmark(s) and 1 multi-instance class(es)': what the heatmap channels are."""
+    classes = len(multi_instance(dataset_json))
+    singles = f"{len(landmark_labels(dataset_json)) - classes} landmark(s)"
+    return singles + (f" and {classes} multi-instance class(es)" if classes else "")
 
 
 def _spacing(plans: dict, configuration: str) -> str:

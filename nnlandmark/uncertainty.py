@@ -104,6 +104,16 @@ def fit_error_model(x: np.ndarray, errors_mm: np.ndarray, landmark: Sequence[str
             "global_radius_mm": float(np.quantile(errors_mm, coverage))}
 
 
+def unsteady_radius(calibration: dict) -> str:
+    """Why the conformal radius rests on a single calibration error, or '': with few validated landmarks the
+    ceil((n + 1) coverage)-th smallest of n ratios is their largest, so one outlier widens every radius."""
+    n = calibration["n_pairs"]
+    if math.ceil((n + 1) * calibration["coverage"]) < n:
+        return ""
+    return (f"the radius rests on the largest of {n} calibration errors (one outlier widens every radius): "
+            f"validate more folds")
+
+
 def _estimates(calibration: dict, x: np.ndarray, landmark: Sequence[str]) -> Tuple[np.ndarray, np.ndarray]:
     """(expected error, radius) in mm of feature rows."""
     scale = _scale(calibration, x, landmark)

@@ -10,7 +10,7 @@ from nnlandmark.errors import LandmarkError
 from nnlandmark.evaluation.reliability import auroc, reliability_table
 from nnlandmark.io.predictions import read_error_estimates, write_review_list
 from nnlandmark.uncertainty import (ErrorModel, conformal_quantile, feature_row, fit_error_model,
-                                    read_error_model)
+                                    read_error_model, unsteady_radius)
 
 def fabricated(n_cases, seed, landmarks=("a", "b", "c", "d")):
     """Entries and errors where the error's scale falls with the likelihood and grows with the peak's spread, and
@@ -56,6 +56,13 @@ def test_conformal_quantile_is_the_rank_ceil_n_plus_one_times_coverage():
     scores = np.arange(1.0, 20.0)                     # 19 scores: rank ceil(20 * 0.9) = 18
     assert conformal_quantile(scores, 0.9) == 18.0
     assert conformal_quantile(scores[:5], 0.9) == np.inf
+
+
+def test_a_radius_that_rests_on_the_largest_calibration_error_is_named():
+    few = fit(fabricated(4, seed=3, landmarks=("a", "b", "c")))          # 12 pairs: rank ceil(13 x 0.9) = 12
+    assert unsteady_radius(few) == ("the radius rests on the largest of 12 calibration errors (one outlier widens "
+                                    "every radius): validate more folds")
+    assert unsteady_radius(fit(fabricated(5, seed=3))) == ""               # 20 pairs: rank ceil(21 x 0.9) = 19
 
 
 def test_too_few_cases_or_a_coverage_outside_0_1_are_one_line_errors():

@@ -31,7 +31,7 @@ def main(argv=None):
                                          multi_instance, single_landmarks)
     from nnlandmark.presence import calibrate_instances, calibrate_model
     from nnlandmark.stages import default_configuration, find_model_folder
-    from nnlandmark.uncertainty import calibrate_errors
+    from nnlandmark.uncertainty import calibrate_errors, unsteady_radius
     if not 0 < args.coverage < 1:
         raise LandmarkError(f"--coverage must lie between 0 and 1 (e.g. 0.9), got {args.coverage}")
     model = find_model_folder(args.d, args.c or default_configuration(args.d), args.tr, args.p)
@@ -56,6 +56,8 @@ def main(argv=None):
     print(f"error calibration from {errors['n_pairs']} validated landmarks of {errors['n_cases']} cases: a "
           f"{errors['coverage']:.0%} radius of median {errors['median_radius_mm']:.2f} mm (one radius for all "
           f"landmarks would be {errors['global_radius_mm']:.2f} mm)")
+    if unsteady_radius(errors):
+        print(f"WARNING: {unsteady_radius(errors)}")
     print(f"written: {join(model, UNCERTAINTY_JSON)} (nnLandmark_predict now gives expected_error_mm and radius_mm)")
 
 

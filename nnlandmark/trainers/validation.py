@@ -21,7 +21,7 @@ from nnlandmark.landmark_set import landmark_names, multi_instance
 from nnlandmark.paths import WHOLE_VOLUME
 from nnlandmark.presence import calibrate_instances, candidate_instances
 from nnlandmark.stages import coarse_stage_folder, read_search_radii, write_search_radii
-from nnlandmark.uncertainty import calibrate_errors
+from nnlandmark.uncertainty import calibrate_errors, unsteady_radius
 
 
 def validate_fold(trainer) -> dict:
@@ -79,7 +79,8 @@ def _calibrate(trainer) -> None:
         return
     trainer.print_to_log_file(f"error calibration from {calibration['n_cases']} validated cases: a "
                               f"{calibration['coverage']:.0%} radius of median {calibration['median_radius_mm']:.2f} "
-                              f"mm (one radius for all would be {calibration['global_radius_mm']:.2f} mm)",
+                              f"mm (one radius for all would be {calibration['global_radius_mm']:.2f} mm)" +
+                              (f"; WARNING: {unsteady_radius(calibration)}" if unsteady_radius(calibration) else ""),
                               add_timestamp=False)
 
 
