@@ -67,4 +67,5 @@ def dataset_name(dataset_name_or_id) -> str:
 
 
 CPU_PLANS = 'nnLandmarkCPUPlans'    # the small CPU plans (nnLandmark_plan_and_preprocess --cpu_plans)
+PLANAR = '2d'                 # nnU-Net's configuration for 2D images (volumes of one slice), the only one planned
 WHOLE_VOLUME = '3d_whole'           # the coarse whole-volume configuration of the CPU plans (--cpu_whole_volume)

@@ -16,12 +16,11 @@ from nnlandmark.dataset_conversion.verify import (labels_in_preprocessed, landma
 from nnlandmark.errors import LandmarkError
 from nnlandmark.io.atomic import read_json
 from nnlandmark.landmark_set import landmark_labels, multi_instance, names_by_label, read_dataset_json
-from nnlandmark.paths import CPU_PLANS, WHOLE_VOLUME, augmentation_workers, dataset_name, require_path
+from nnlandmark.paths import CPU_PLANS, PLANAR, WHOLE_VOLUME, augmentation_workers, dataset_name, require_path
 from nnlandmark.stages import EPOCHS_KEY, TRAINER_KEY
 from nnlandmark.trainers.variants import (nnLandmarkTrainer_CPU, nnLandmarkTrainer_CPU_SpatialSoftmax,
                                           nnLandmarkTrainer_CPU_SpatialSoftmax_Fine)
 
-PLANAR = '2d'   # nnU-Net's configuration for 2D images (volumes of one slice), the only one it plans for them
 COARSE_TRAINER = nnLandmarkTrainer_CPU_SpatialSoftmax.__name__
 FINE_TRAINER = nnLandmarkTrainer_CPU_SpatialSoftmax_Fine.__name__
 SINGLE_CPU_TRAINER = nnLandmarkTrainer_CPU.__name__

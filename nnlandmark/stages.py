@@ -18,7 +18,7 @@ from nnlandmark.errors import LandmarkError
 from nnlandmark.evaluation.crossval import collect_folds, cv_ground_truth
 from nnlandmark.evaluation.metrics import radial_errors
 from nnlandmark.io.atomic import read_json, write_json_atomic
-from nnlandmark.paths import CPU_PLANS, WHOLE_VOLUME, dataset_name, require_path
+from nnlandmark.paths import CPU_PLANS, PLANAR, WHOLE_VOLUME, dataset_name, require_path
 
 PAPER_TRAINER, DEFAULT_PLANS = 'nnLandmarkTrainer', 'nnUNetPlans'
 TRAINER_KEY, EPOCHS_KEY = 'nnlandmark_trainer', 'nnlandmark_epochs'   # in a configuration of the plans
@@ -46,7 +46,7 @@ def default_configuration(dataset) -> str:
     """3d_fullres, or 2d where a dataset has trained models of 2d and none of 3d_fullres (2D images)."""
     results = join(require_path('nnUNet_results'), dataset_name(dataset))
     trained = {p.name.split('__')[-1] for p in Path(results).glob("*__*__*")} if isdir(results) else set()
-    return '2d' if '2d' in trained and '3d_fullres' not in trained else '3d_fullres'
+    return PLANAR if PLANAR in trained and '3d_fullres' not in trained else '3d_fullres'
 
 
 def find_model_folder(dataset, configuration: str, trainer: Optional[str] = None, plans: Optional[str] = None,
