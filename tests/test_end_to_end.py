@@ -118,8 +118,9 @@ def test_integer_peaks_give_the_papers_whole_voxels_near_the_refined_ones(traine
 
 
 def test_two_folds_are_ensembled_by_averaging_their_heatmaps(trained, tmp_path):
-    """Fold 1 is fold 0 with every output bias raised by 1: its sigmoid heatmaps are higher but peak at the same
-    voxels, so the ensemble peaks there too with a likelihood halfway between the two folds'."""
+    """Fold 1 is fold 0 with the output bias lowered by 1: its sigmoid heatmaps are lower but peak at the same
+    voxels, so the ensemble peaks there too with a likelihood halfway between the two folds'. (Lowered, not raised:
+    heatmaps are summed in half precision, where raised peaks saturate near 1 and tie with their neighbours.)"""
     import shutil
     import torch
     from nnlandmark.inference.predictor import LandmarkPredictor
@@ -128,7 +129,7 @@ def test_two_folds_are_ensembled_by_averaging_their_heatmaps(trained, tmp_path):
     shutil.copytree(root / "results" / "Dataset991_E2E" / MODEL, model, ignore=shutil.ignore_patterns("validation"))
     checkpoint = torch.load(model / "fold_0" / "checkpoint_final.pth", weights_only=False)
     bias = [k for k in checkpoint["network_weights"] if "seg_layers" in k and k.endswith("bias")][-1]
-    checkpoint["network_weights"][bias] += 1.0
+    checkpoint["network_weights"][bias] -= 1.0
     (model / "fold_1").mkdir()
     torch.save(checkpoint, model / "fold_1" / "checkpoint_final.pth")
     image = str(raw / "imagesTs" / "sphere_022_0000.nii.gz")
@@ -136,7 +137,7 @@ def test_two_folds_are_ensembled_by_averaging_their_heatmaps(trained, tmp_path):
                                                             subvoxel=False).predict(image)["landmarks"]
                  for folds in ((0,), (1,), None)}             # None: every trained fold
     for name, ensemble in landmarks[None].items():
-        low, high = landmarks[(0,)][name], landmarks[(1,)][name]
+        low, high = landmarks[(1,)][name], landmarks[(0,)][name]
         assert low["likelihood"] < ensemble["likelihood"] < high["likelihood"]
         assert ensemble["likelihood"] == pytest.approx((low["likelihood"] + high["likelihood"]) / 2, abs=2e-3)
         np.testing.assert_allclose(ensemble["voxel"], low["voxel"], atol=1.01)
