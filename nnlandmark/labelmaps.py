@@ -63,8 +63,17 @@ def overlapping_cubes(landmarks_index: Mapping[str, np.ndarray]) -> List[Tuple[s
 
 def landmarks_to_labelmap(reference: sitk.Image, landmarks_index: Mapping[str, np.ndarray],
                           labels: Mapping[str, int], strict: bool = True, subvoxel: bool = True) -> sitk.Image:
-    """Paint a cube of value ``labels[name]`` at the nearest voxel of each landmark (ITK index); with ``subvoxel``
-    the cube carries extra face voxels so that its centre of mass is the continuous position (``encoding_offsets``).
+    """``paint_landmarks`` on the grid of ``reference``, as an image with its geometry."""
+    image = sitk.GetImageFromArray(paint_landmarks(reference.GetSize(), landmarks_index, labels, strict, subvoxel))
+    image.CopyInformation(reference)
+    return image
+
+
+def paint_landmarks(size_xyz, landmarks_index: Mapping[str, np.ndarray], labels: Mapping[str, int],
+                    strict: bool = True, subvoxel: bool = True) -> np.ndarray:
+    """A (z, y, x) label array with a cube of value ``labels[name]`` at the nearest voxel of each landmark (ITK
+    index); with ``subvoxel`` the cube carries extra face voxels so that its centre of mass is the continuous
+    position (``encoding_offsets``).
 
     Where the blobs of close landmarks overlap, each shared voxel goes to the landmark whose continuous position is
     nearest, so every landmark keeps a blob of its own instead of being overwritten (the paper's limitation); with
@@ -72,7 +81,7 @@ def landmarks_to_labelmap(reference: sitk.Image, landmarks_index: Mapping[str, n
     its landmark (``fit_centre_of_mass``). ``strict`` (training labels) raises when a landmark lies outside the image
     or keeps no voxel; otherwise (pictures of predictions) such landmarks are left out.
     """
-    size_xyz = np.array(reference.GetSize())
+    size_xyz = np.array(size_xyz)
     owner: Dict[tuple, Tuple[float, str]] = {}  # voxel (x, y, z) -> (distance, landmark)
     wanted: Dict[str, int] = {}                 # landmark -> voxels of its uncut blob
     for name, index in landmarks_index.items():
@@ -102,9 +111,7 @@ def landmarks_to_labelmap(reference: sitk.Image, landmarks_index: Mapping[str, n
         if subvoxel and len(voxels) < wanted[name]:
             voxels = fit_centre_of_mass(voxels, np.asarray(landmarks_index[name], float))
         seg[tuple(numpy_order(voxels).T)] = labels[name]
-    image = sitk.GetImageFromArray(seg)
-    image.CopyInformation(reference)
-    return image
+    return seg
 
 
 def fit_centre_of_mass(voxels: np.ndarray, target: np.ndarray) -> np.ndarray:

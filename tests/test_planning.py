@@ -65,3 +65,35 @@ def test_whole_volume_configuration_is_coarser_trains_and_predicts(nnunet_dirs, 
     landmarks = predictor.predict(sitk.ReadImage(f"{raw}/imagesTs/sphere_005_0000.nii.gz"))["landmarks"]
     voxels = np.array([entry["voxel"] for entry in landmarks.values()])
     assert voxels.shape == (3, 3) and np.all((voxels > -0.5) & (voxels < 31.5))  # mapped back to the 32^3 image
+
+
+def test_a_four_times_coarser_stage_keeps_every_cube_at_its_landmark(nnunet_dirs):
+    """nnU-Net's label resampling loses most 3-voxel cubes at 4x coarser; the coarse stage repaints them where the
+    raw landmarks map to."""
+    from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
+    from nnlandmark.dataset_conversion.synthetic import make_synthetic_dataset
+    from nnlandmark.geometry import Geometry, world_to_preprocessed
+    from nnlandmark.planning import WHOLE_VOLUME, add_whole_volume_configuration
+
+    raw = make_synthetic_dataset(str(nnunet_dirs / "nnUNet_raw"), 996, "Coarse", n_train=5, n_test=0, size=64)
+    derive_cpu_plans(996, plan_and_preprocess(996))
+    add_whole_volume_configuration(996, max_voxels=16 ** 3)
+    pre = nnunet_dirs / "nnUNet_preprocessed" / "Dataset996_Coarse"
+    plans = json.loads((pre / f"{CPU_PLANS}.json").read_text())
+    np.testing.assert_allclose(plans["configurations"][WHOLE_VOLUME]["spacing"], [4, 4, 4])
+    labels = {n: v for n, v in json.loads((pre / "dataset.json").read_text())["labels"].items() if v}
+    world = json.loads((nnunet_dirs / "nnUNet_raw" / "Dataset996_Coarse" / "all_landmarks_world.json").read_text())
+    folder = str(pre / f"{CPU_PLANS}_{WHOLE_VOLUME}")
+    dataset = infer_dataset_class(folder)(folder)
+    for case in dataset.identifiers:
+        _, seg, _, properties = dataset.load_case(case)
+        seg = np.asarray(seg[0])
+        assert seg.shape == (16, 16, 16)
+        geometry = Geometry.of_image(sitk.ReadImage(f"{raw}/imagesTr/{case}_0000.nii.gz"))
+        for name, value in labels.items():
+            expected = world_to_preprocessed(np.array(world[case][name]), geometry, seg.shape, properties,
+                                             plans["transpose_forward"])
+            voxels = np.argwhere(seg == value)
+            assert len(voxels) >= 20, (case, name)
+            # the sub-voxel encoding itself is exact to 0.17 voxel per axis (0.04 on average)
+            np.testing.assert_allclose(voxels.mean(0), expected, atol=0.17, err_msg=f"{case} {name}")
