@@ -169,14 +169,15 @@ def tiles_near_balls(slicers: list, centres: np.ndarray, radius_voxels: np.ndarr
     """The sliding-window tiles (nnU-Net slicers) that overlap some ball's bounding box: all that a search around
     priors reads, since every tile covering a voxel of a ball is kept, so the heatmap inside the balls is unchanged.
     All tiles when some channel has no ball in the volume (it is searched everywhere). So a voxel no kept tile covers
-    lies outside every ball, and ``restrict_to_balls`` overwrites it (the heatmap there is 0/0 = NaN until then)."""
+    lies outside every ball, and ``restrict_to_balls`` overwrites it (the heatmap there is 0/0 = NaN until then).
+    A 2d configuration's tiles index their slice with an integer."""
     if not balls_inside(centres, radius_voxels, shape).all():
         return slicers
     low, high = centres - radius_voxels, centres + radius_voxels
     kept = []
     for tile in slicers:
-        start = np.array([s.start for s in tile[1:]])
-        stop = np.array([s.stop for s in tile[1:]])
+        start = np.array([s.start if isinstance(s, slice) else s for s in tile[1:]])
+        stop = np.array([s.stop if isinstance(s, slice) else s + 1 for s in tile[1:]])
         if ((start <= high) & (stop - 1 >= low)).all(1).any():
             kept.append(tile)
     return kept

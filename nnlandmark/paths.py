@@ -69,3 +69,5 @@ def dataset_name(dataset_name_or_id) -> str:
 CPU_PLANS = 'nnLandmarkCPUPlans'    # the small CPU plans (nnLandmark_plan_and_preprocess --cpu_plans)
 PLANAR = '2d'                 # nnU-Net's configuration for 2D images (volumes of one slice), the only one planned
 WHOLE_VOLUME = '3d_whole'           # the coarse whole-volume configuration of the CPU plans (--cpu_whole_volume)
+WHOLE_IMAGE = '2d_whole'            # the coarse whole-image configuration of 2D images larger than one CPU patch
+COARSE_STAGES = {'3d_fullres': WHOLE_VOLUME, PLANAR: WHOLE_IMAGE}   # a cascade's fine configuration: its coarse one

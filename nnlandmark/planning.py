@@ -19,7 +19,8 @@ from nnlandmark.geometry import itk_order, numpy_order, original_zyx_to_preproce
 from nnlandmark.io.atomic import read_json
 from nnlandmark.labelmaps import instances_from_labelmap, landmarks_from_labelmap, paint_landmarks
 from nnlandmark.landmark_set import landmark_labels, multi_instance, names_by_label, read_dataset_json, single_landmarks
-from nnlandmark.paths import CPU_PLANS, PLANAR, WHOLE_VOLUME, augmentation_workers, dataset_name, require_path
+from nnlandmark.paths import (COARSE_STAGES, CPU_PLANS, PLANAR, WHOLE_IMAGE, WHOLE_VOLUME, augmentation_workers,
+                              dataset_name, require_path)
 from nnlandmark.stages import EPOCHS_KEY, TRAINER_KEY
 from nnlandmark.trainers.variants import (nnLandmarkTrainer_CPU, nnLandmarkTrainer_CPU_SpatialSoftmax,
                                           nnLandmarkTrainer_CPU_SpatialSoftmax_Fine)
@@ -216,10 +217,10 @@ def plan_cpu_stages(dataset_id, source_plans: str = 'nnUNetPlans', force_coarse_
                     num_processes: int = 2) -> List[str]:
     """The CPU plans, with a coarse whole-volume stage where ``needs_coarse_stage`` (or ``force_coarse_stage``) says
     so, and in each configuration the trainer and epochs to train it with (``stages.TRAINER_KEY``/``EPOCHS_KEY``);
-    prints the decision and why. Returns the configurations to train, coarse first. 2D images: one 2d stage."""
+    prints the decision and why. Returns the configurations to train, coarse first. 2D images: ``_plan_cpu_planar``."""
     folder = join(require_path('nnUNet_preprocessed'), dataset_name(dataset_id))
     if '3d_fullres' not in load_json(join(folder, source_plans + '.json'))['configurations']:
-        return [_plan_cpu_planar(dataset_id, source_plans, force_coarse_stage)]
+        return _plan_cpu_planar(dataset_id, source_plans, force_coarse_stage, num_processes)
     derive_cpu_plans(dataset_id, source_plans)
     plans_file = join(folder, CPU_PLANS + '.json')
     plans = load_json(plans_file)
@@ -228,7 +229,7 @@ def plan_cpu_stages(dataset_id, source_plans: str = 'nnUNetPlans', force_coarse_
     reason = needs_coarse_stage(n_landmarks, fullres['median_image_size_in_voxels'], fullres['patch_size']) or \
         ("--cpu_whole_volume" if force_coarse_stage else None)
     if reason:
-        add_whole_volume_configuration(dataset_id, CPU_PLANS, num_processes=num_processes)
+        add_coarse_configuration(dataset_id, CPU_PLANS, num_processes=num_processes)
         plans = load_json(plans_file)
         plans['configurations'][WHOLE_VOLUME].update({TRAINER_KEY: COARSE_TRAINER,
                                                       EPOCHS_KEY: CPU_EPOCHS[WHOLE_VOLUME]})
@@ -248,22 +249,38 @@ def plan_cpu_stages(dataset_id, source_plans: str = 'nnUNetPlans', force_coarse_
     return stages
 
 
-def _plan_cpu_planar(dataset_id, source_plans: str, force_coarse_stage: bool) -> str:
-    """The CPU plans of a 2D dataset: its 2d configuration with a whole-image patch (``planar_patch``)."""
+def _plan_cpu_planar(dataset_id, source_plans: str, force_coarse_stage: bool, num_processes: int) -> List[str]:
+    """The CPU plans of a 2D dataset: its 2d configuration with a whole-image patch (``planar_patch``), or where the
+    median image is larger than that patch, a cascade: the whole image at a coarser spacing (2d_whole), then 2d read
+    around its landmarks. (A 256^2 patch of a 2000^2 cephalogram sees an eighth of the skull, and cannot tell
+    landmarks apart from local texture, as 3D patches could not.)"""
     if force_coarse_stage:
-        raise LandmarkError("--cpu_whole_volume adds a 3D stage; this dataset has 2D images (one 2d stage)")
+        raise LandmarkError(f"--cpu_whole_volume adds the 3D stage {WHOLE_VOLUME}; 2D images get their coarse stage "
+                            f"{WHOLE_IMAGE} where they exceed {PLANAR_PATCH_LIMIT} pixels")
     folder = join(require_path('nnUNet_preprocessed'), dataset_name(dataset_id))
-    planned = load_json(join(folder, source_plans + '.json'))['configurations'][PLANAR]
-    patch = planar_patch(planned['median_image_size_in_voxels'])
+    median = load_json(join(folder, source_plans + '.json'))['configurations'][PLANAR]['median_image_size_in_voxels']
+    patch = planar_patch(median)
     derive_cpu_plans(dataset_id, source_plans, PLANAR, patch, PLANAR_FEATURES, PLANAR_BATCH)
+    size = f"a median image of {'x'.join(str(round(s)) for s in median)} pixels"
+    stages = [PLANAR]
+    if max(median) > PLANAR_PATCH_LIMIT:
+        stages = [add_coarse_configuration(dataset_id, CPU_PLANS, PLANAR, PLANAR_PATCH_LIMIT ** 2, PLANAR_PATCH_LIMIT,
+                                           num_processes), PLANAR]
     plans_file = join(folder, CPU_PLANS + '.json')
     plans = load_json(plans_file)
-    plans['configurations'][PLANAR].update({TRAINER_KEY: PLANAR_TRAINER, EPOCHS_KEY: CPU_EPOCHS[PLANAR]})
+    if len(stages) == 1:
+        plans['configurations'][PLANAR].update({TRAINER_KEY: PLANAR_TRAINER, EPOCHS_KEY: CPU_EPOCHS[PLANAR]})
+        print(f"{CPU_PLANS}: 2D images, one stage, {PLANAR} ({PLANAR_TRAINER}, {CPU_EPOCHS[PLANAR]} epochs, patch "
+              f"{'x'.join(map(str, patch))} of {size})")
+    else:
+        plans['configurations'][WHOLE_IMAGE].update({TRAINER_KEY: PLANAR_TRAINER, EPOCHS_KEY: CPU_EPOCHS[PLANAR]})
+        plans['configurations'][PLANAR].update({TRAINER_KEY: FINE_TRAINER, EPOCHS_KEY: CPU_EPOCHS['fine']})
+        print(f"{CPU_PLANS}: 2D images, a cascade, because {size} is larger than a {PLANAR_PATCH_LIMIT}^2 patch: "
+              f"{WHOLE_IMAGE} (whole image at {_spacing(plans, WHOLE_IMAGE)} mm, {PLANAR_TRAINER}, "
+              f"{CPU_EPOCHS[PLANAR]} epochs), then {PLANAR} read around its landmarks ({FINE_TRAINER}, "
+              f"{CPU_EPOCHS['fine']} epochs, patch {'x'.join(map(str, patch))})")
     save_json(plans, plans_file, sort_keys=False)
-    print(f"{CPU_PLANS}: 2D images, one stage, {PLANAR} ({PLANAR_TRAINER}, {CPU_EPOCHS[PLANAR]} epochs, patch "
-          f"{'x'.join(map(str, patch))} of a median image of "
-          f"{'x'.join(str(round(s)) for s in planned['median_image_size_in_voxels'])} pixels)")
-    return PLANAR
+    return stages
 
 
 def _channels(dataset_json: dict) -> str:
@@ -302,38 +319,41 @@ class CubeKeepingPreprocessor(DefaultPreprocessor):
         return data, seg, properties
 
 
-def add_whole_volume_configuration(dataset_id, plans_identifier: str = CPU_PLANS, max_voxels: int = 64_000,
-                                   num_processes: int = 2) -> str:
-    """Add and preprocess ``3d_whole`` in ``plans_identifier``: 3d_fullres resampled to a coarser spacing at which the
-    median volume has at most ``max_voxels`` voxels, with the whole volume as the patch.
+def add_coarse_configuration(dataset_id, plans_identifier: str = CPU_PLANS, fine: str = '3d_fullres',
+                             max_voxels: int = 64_000, max_side: Optional[int] = None, num_processes: int = 2) -> str:
+    """Add and preprocess the coarse stage of ``fine`` (``paths.COARSE_STAGES``: 3d_whole, or 2d_whole of 2D images)
+    in ``plans_identifier``: ``fine`` resampled to a coarser spacing at which the median volume (image) has at most
+    ``max_voxels`` voxels (pixels) and at most ``max_side`` along any axis, with the whole volume as the patch.
+    Returns its name.
 
     Why: on a CPU budget a patch that sees every landmark and the volume's borders learns many landmarks far faster
     than small patches, which must tell 30 landmarks apart from local texture alone (benchmarks/learning_efficiency.py).
     """
+    coarse = COARSE_STAGES[fine]
     name = dataset_name(dataset_id)
     folder = join(require_path('nnUNet_preprocessed'), name)
     plans_file = join(folder, plans_identifier + '.json')
     if not isfile(plans_file):
         raise LandmarkError(f"{plans_file} not found: run nnLandmark_plan_and_preprocess --cpu_plans first")
     plans = load_json(plans_file)
-    fullres = plans['configurations']['3d_fullres']
-    shape = np.array(fullres['median_image_size_in_voxels'], float)
-    factor = max(1.0, (np.prod(shape) / max_voxels) ** (1 / 3))
-    divisor = 2 ** (len(fullres['architecture']['arch_kwargs']['features_per_stage']) - 1)
+    planned = plans['configurations'][fine]
+    shape = np.array(planned['median_image_size_in_voxels'], float)
+    factor = max(1.0, (np.prod(shape) / max_voxels) ** (1 / len(shape)), max(shape) / (max_side or np.inf))
+    divisor = 2 ** (len(planned['architecture']['arch_kwargs']['features_per_stage']) - 1)
     patch = (np.ceil(shape / factor / divisor) * divisor).astype(int)
-    plans['configurations'][WHOLE_VOLUME] = {
-        'inherits_from': '3d_fullres', 'data_identifier': f"{plans_identifier}_{WHOLE_VOLUME}",
-        'spacing': [float(s * factor) for s in fullres['spacing']],
+    plans['configurations'][coarse] = {
+        'inherits_from': fine, 'data_identifier': f"{plans_identifier}_{coarse}",
+        'spacing': [float(s * factor) for s in planned['spacing']],
         'median_image_size_in_voxels': [float(s / factor) for s in shape], 'patch_size': patch.tolist()}
     save_json(plans, plans_file, sort_keys=False)
     with _nnunet_planning():
-        CubeKeepingPreprocessor().run(int(dataset_id), WHOLE_VOLUME, plans_identifier, num_processes)
-    fullres_folder = join(folder, fullres['data_identifier'])  # what 3d_fullres kept; it was checked and warned about
-    present = labels_in_preprocessed(fullres_folder) if isdir(fullres_folder) else \
+        CubeKeepingPreprocessor(verbose=False).run(int(dataset_id), coarse, plans_identifier, num_processes)
+    fine_folder = join(folder, planned['data_identifier'])  # what the fine stage kept; it was checked and warned about
+    present = labels_in_preprocessed(fine_folder) if isdir(fine_folder) else \
         verify_landmark_dataset(join(require_path('nnUNet_raw'), name))
     names = names_by_label(load_json(join(folder, 'dataset.json')))
-    _warn_about_lost_cubes(WHOLE_VOLUME, join(folder, f"{plans_identifier}_{WHOLE_VOLUME}"), present, names)
-    return WHOLE_VOLUME
+    _warn_about_lost_cubes(coarse, join(folder, f"{plans_identifier}_{coarse}"), present, names)
+    return coarse
 
 
 def _warn_about_lost_cubes(configuration: str, preprocessed_folder: str, present, names) -> None:

@@ -22,7 +22,7 @@ from nnlandmark.io.atomic import read_json, write_json_atomic
 from nnlandmark.io.landmark_files import finite_point
 from nnlandmark.io.predictions import Points, case_prediction, read_prediction, write_prediction_formats
 from nnlandmark.landmark_set import single_landmarks
-from nnlandmark.paths import WHOLE_VOLUME, dataset_name, require_path, writable_folder
+from nnlandmark.paths import COARSE_STAGES, dataset_name, require_path, writable_folder
 from nnlandmark.stages import coarse_stage_folder, is_fine_stage
 
 INFERENCE_INFORMATION_JSON = 'inference_information.json'   # nnU-Net's name for the choice
@@ -49,7 +49,7 @@ def _row(label: str, folders: Sequence[Path], summary: dict, folds: Sequence[str
 
 def _label(folder: Path) -> str:
     trainer, plans, configuration = folder.name.split('__')
-    stage = f"cascade {WHOLE_VOLUME} -> " if is_fine_stage(trainer) else ''
+    stage = f"cascade {COARSE_STAGES.get(configuration)} -> " if is_fine_stage(trainer) else ''
     return f"{stage}{configuration} ({trainer}, {plans})"
 
 

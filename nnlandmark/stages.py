@@ -18,7 +18,7 @@ from nnlandmark.errors import LandmarkError
 from nnlandmark.evaluation.crossval import collect_folds, cv_ground_truth
 from nnlandmark.evaluation.metrics import radial_errors
 from nnlandmark.io.atomic import read_json, write_json_atomic
-from nnlandmark.paths import CPU_PLANS, PLANAR, WHOLE_VOLUME, dataset_name, require_path
+from nnlandmark.paths import COARSE_STAGES, CPU_PLANS, PLANAR, dataset_name, require_path
 
 PAPER_TRAINER, DEFAULT_PLANS = 'nnLandmarkTrainer', 'nnUNetPlans'
 TRAINER_KEY, EPOCHS_KEY = 'nnlandmark_trainer', 'nnlandmark_epochs'   # in a configuration of the plans
@@ -74,19 +74,24 @@ def find_model_folder(dataset, configuration: str, trainer: Optional[str] = None
 
 
 def coarse_stage_folder(fine_model_folder: str, plans: Optional[dict] = None) -> Optional[str]:
-    """The coarse model a fine stage is read around: the plans' whole-volume configuration, trained with the trainer
-    the plans chose for it; None for a model that is not a fine stage. ``plans``: the model's, where its folder has
-    no plans.json yet (a training that starts)."""
-    trainer, plans_name, _ = Path(fine_model_folder).name.split('__')
+    """The coarse model a fine stage is read around: the plans' whole-volume (whole-image) configuration
+    (``paths.COARSE_STAGES``), trained with the trainer the plans chose for it; None for a model that is not a fine
+    stage. ``plans``: the model's, where its folder has no plans.json yet (a training that starts)."""
+    trainer, plans_name, configuration = Path(fine_model_folder).name.split('__')
     if not is_fine_stage(trainer):
         return None
     plans = plans or read_json(join(fine_model_folder, 'plans.json'), "plans file")
-    if WHOLE_VOLUME not in plans['configurations']:
+    coarse = COARSE_STAGES.get(configuration)
+    if coarse not in plans['configurations']:
         raise LandmarkError(f"{fine_model_folder} is the fine stage of a cascade, but its plans have no "
-                            f"'{WHOLE_VOLUME}' stage to read it around: re-plan with nnLandmark_plan_and_preprocess "
+                            f"'{coarse}' stage to read it around: re-plan with nnLandmark_plan_and_preprocess "
                             f"-device cpu, or pass -prev_stage_predictions")
-    coarse = f"{planned_trainer(plans, WHOLE_VOLUME)}__{plans_name}__{WHOLE_VOLUME}"
-    return str(Path(fine_model_folder).parent / coarse)
+    return str(Path(fine_model_folder).parent / f"{planned_trainer(plans, coarse)}__{plans_name}__{coarse}")
+
+
+def stage_configuration(model_folder: str) -> str:
+    """The configuration of a model folder (TRAINER__PLANS__CONFIGURATION)."""
+    return Path(model_folder).name.split('__')[-1]
 
 
 def cv_search_radii(coarse_model_folder: str, dataset) -> Dict[str, float]:
@@ -119,5 +124,6 @@ def read_search_radii(coarse_model_folder: str, names: List[str]) -> Optional[Di
            or radii[n] <= 0]
     if bad:
         raise LandmarkError(f"{path}: no positive search radius for landmark '{bad[0]}': run the coarse stage's "
-                            f"validation again (nnLandmark_train ... {WHOLE_VOLUME} FOLD --val)")
+                            f"validation again (nnLandmark_train ... {stage_configuration(coarse_model_folder)} "
+                            f"FOLD --val)")
     return {n: float(radii[n]) for n in names}

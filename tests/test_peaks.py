@@ -64,6 +64,12 @@ def test_a_search_around_priors_keeps_only_the_tiles_that_overlap_a_ball():
         assert len(tiles_near_balls(tiles, np.array([[5.0, 5.0, 5.0], unusable]), radius, (64, 64, 64))) == 27
 
 
+def test_a_search_in_a_2d_image_keeps_the_tiles_of_its_one_slice_near_the_ball():
+    tiles = [(slice(None), 0, slice(y, y + 32), slice(x, x + 32)) for y in (0, 32) for x in (0, 32)]  # nnU-Net's 2d
+    kept = tiles_near_balls(tiles, np.array([[0.0, 10.0, 50.0]]), np.array([1.0, 3.0, 3.0]), (1, 64, 64))
+    assert kept == [tiles[1]]
+
+
 def test_a_ball_is_inside_the_volume_when_its_nearest_voxel_is():
     radius = np.array([2.0, 2.0, 1.0])
     centres = np.array([[-1.9, 0, 0], [-2.1, 0, 0], [0, 0, 9.9], [0, 0, 10.1], [np.nan, 0, 0]])

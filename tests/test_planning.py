@@ -47,14 +47,14 @@ def test_whole_volume_configuration_is_coarser_trains_and_predicts(nnunet_dirs, 
     from batchgenerators.utilities.file_and_folder_operations import load_pickle
     from nnlandmark.dataset_conversion.synthetic import make_synthetic_dataset
     from nnlandmark.inference.predictor import LandmarkPredictor
-    from nnlandmark.planning import WHOLE_VOLUME, add_whole_volume_configuration
+    from nnlandmark.planning import WHOLE_VOLUME, add_coarse_configuration
     from nnlandmark.trainers.run import train
 
     raw = make_synthetic_dataset(str(nnunet_dirs / "nnUNet_raw"), 995, "Whole", n_train=5, n_test=1, size=32)
     monkeypatch.setenv("nnUNet_n_proc_DA", "0")   # augmentation in the training process; nnU-Net's planner needs >= 1
     derive_cpu_plans(995, plan_and_preprocess(995))
     assert os.environ["nnUNet_n_proc_DA"] == "0"
-    assert add_whole_volume_configuration(995, max_voxels=16 ** 3) == WHOLE_VOLUME  # 32^3 -> 16^3: factor 2
+    assert add_coarse_configuration(995, max_voxels=16 ** 3) == WHOLE_VOLUME  # 32^3 -> 16^3: factor 2
     pre = nnunet_dirs / "nnUNet_preprocessed" / "Dataset995_Whole"
     config = json.loads((pre / f"{CPU_PLANS}.json").read_text())["configurations"][WHOLE_VOLUME]
     assert config["spacing"] == [2.0, 2.0, 2.0] and config["patch_size"] == [16, 16, 16]
@@ -73,11 +73,11 @@ def test_a_four_times_coarser_stage_keeps_every_cube_at_its_landmark(nnunet_dirs
     from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
     from nnlandmark.dataset_conversion.synthetic import make_synthetic_dataset
     from nnlandmark.geometry import Geometry, world_to_preprocessed
-    from nnlandmark.planning import WHOLE_VOLUME, add_whole_volume_configuration
+    from nnlandmark.planning import WHOLE_VOLUME, add_coarse_configuration
 
     raw = make_synthetic_dataset(str(nnunet_dirs / "nnUNet_raw"), 996, "Coarse", n_train=5, n_test=0, size=64)
     derive_cpu_plans(996, plan_and_preprocess(996))
-    add_whole_volume_configuration(996, max_voxels=16 ** 3)
+    add_coarse_configuration(996, max_voxels=16 ** 3)
     pre = nnunet_dirs / "nnUNet_preprocessed" / "Dataset996_Coarse"
     plans = json.loads((pre / f"{CPU_PLANS}.json").read_text())
     np.testing.assert_allclose(plans["configurations"][WHOLE_VOLUME]["spacing"], [4, 4, 4])

@@ -1,7 +1,7 @@
 """What ``nnLandmark_predict`` does with a model folder: one stage, or a cascade in one call.
 
 A fine stage (stages.is_fine_stage) is only meant to be read near its coarse stage's landmarks: the coarse model
-predicts the cases first (into OUTPUT_DIR/3d_whole, as nnU-Net keeps a cascade's previous stage), then the fine model
+predicts the cases first (into OUTPUT_DIR/3d_whole or 2d_whole, as nnU-Net keeps a cascade's previous stage), then the fine model
 reads each landmark within a ball around them, of the radius the coarse stage's cross-validation errors call for
 (stages.cv_search_radii), and keeps the coarse landmark where its own maximum there is weak.
 """
@@ -12,8 +12,7 @@ from nnlandmark.errors import LandmarkError
 from nnlandmark.inference.predictor import SEARCH_RADIUS_MM, LandmarkPredictor, Search, SearchRadius
 from nnlandmark.io.predictions import Points, read_predictions
 from nnlandmark.landmark_set import landmark_names, read_dataset_json
-from nnlandmark.paths import WHOLE_VOLUME
-from nnlandmark.stages import coarse_stage_folder, read_search_radii
+from nnlandmark.stages import coarse_stage_folder, read_search_radii, stage_configuration
 
 WEAK_FINE_LIKELIHOOD = 0.1   # a fine maximum below this inside its ball: the coarse landmark is kept (flagged)
 
@@ -31,13 +30,13 @@ def predict_model(model_folder: str, input_dir: Union[str, Sequence[str]], outpu
     coarse = coarse_stage_folder(model_folder)
     if coarse is not None and priors is None and not isdir(coarse):
         raise LandmarkError(f"{model_folder} is the fine stage of a cascade and is read around its coarse stage, "
-                            f"which is not trained ({coarse}): train {WHOLE_VOLUME} first, or pass "
+                            f"which is not trained ({coarse}): train {stage_configuration(coarse)} first, or pass "
                             f"-prev_stage_predictions")
     fine = LandmarkPredictor.from_model_folder(model_folder, folds, checkpoint_name, trust_checkpoint,
                                                **predictor_kwargs)
     fine.check_review(folder_kwargs.get('review_mm'))
     if coarse is not None and priors is None:
-        coarse_output = join(output_dir, WHOLE_VOLUME)
+        coarse_output = join(output_dir, stage_configuration(coarse))
         print(f"coarse stage {coarse} -> {coarse_output}")
         stage_kwargs = {k: v for k, v in folder_kwargs.items() if k in _STAGE_OPTIONS}
         LandmarkPredictor.from_model_folder(coarse, None, checkpoint_name, trust_checkpoint, **predictor_kwargs) \
@@ -59,4 +58,4 @@ def predict_model(model_folder: str, input_dir: Union[str, Sequence[str]], outpu
 
 
 _STAGE_OPTIONS = ('continue_prediction', 'num_parts', 'part_id', 'num_processes_preprocessing',
-                  'num_processes_export')   # what the coarse stage shares with the fine one
+                  'num_processes_export', 'pixel_spacing')   # what the coarse stage shares with the fine one

@@ -152,7 +152,8 @@ class LandmarkPredictor(nnUNetPredictor):
     def _internal_get_sliding_window_slicers(self, image_size):
         """nnU-Net's tiles; while searching around priors, only those that overlap a search ball."""
         slicers = super()._internal_get_sliding_window_slicers(image_size)
-        if self.tile_balls is None or any(i < p for i, p in zip(image_size, self.configuration_manager.patch_size)):
+        patch = self.configuration_manager.patch_size   # (2D for a 2d configuration, after the slice axis)
+        if self.tile_balls is None or any(i < p for i, p in zip(image_size[-len(patch):], patch)):
             return slicers  # (nnU-Net pads images smaller than the patch, which shifts the tiles)
         return tiles_near_balls(slicers, *self.tile_balls, image_size)
 

@@ -11,8 +11,8 @@ from nnlandmark.errors import LandmarkError
 from nnlandmark.io.atomic import read_json
 from nnlandmark.landmark_set import read_dataset_json
 from nnlandmark.network import load_checkpoint, torch_device
-from nnlandmark.paths import WHOLE_VOLUME, augmentation_workers, dataset_name, require_path
-from nnlandmark.stages import coarse_stage_folder, default_plans, planned_trainer
+from nnlandmark.paths import COARSE_STAGES, WHOLE_VOLUME, augmentation_workers, dataset_name, require_path
+from nnlandmark.stages import coarse_stage_folder, default_plans, planned_trainer, stage_configuration
 from nnlandmark.trainers import trainer_class_by_name
 
 
@@ -40,7 +40,8 @@ def build_trainer(dataset_name_or_id, configuration: str, fold: Union[int, str],
     trainer_class = trainer_class_by_name(trainer_name)
     data = join(folder, PlansManager(plans).get_configuration(configuration).data_identifier)
     if not isdir(data):
-        how = "-device cpu --cpu_whole_volume" if configuration == WHOLE_VOLUME else f"-c {configuration}"
+        how = "-device cpu --cpu_whole_volume" if configuration == WHOLE_VOLUME else \
+            "-device cpu" if configuration in COARSE_STAGES.values() else f"-c {configuration}"
         raise LandmarkError(f"{data} not found: configuration '{configuration}' was planned but not preprocessed; run "
                             f"nnLandmark_plan_and_preprocess -d {dataset_name_or_id} {how}")
     if fold != 'all' and not isfile(join(folder, 'splits_final.json')):
@@ -64,7 +65,7 @@ def _train_one_process(dataset, configuration, fold, trainer_name, plans_identif
     coarse = coarse_stage_folder(trainer.output_folder_base, trainer.plans_manager.plans)  # refused without one
     if coarse and not isdir(join(coarse, f'fold_{fold}', 'validation')):
         print(f"NOTE: the coarse stage of this fine stage is not validated on fold {fold} yet ({coarse}): train "
-              f"nnLandmark_train {dataset} {WHOLE_VOLUME} {fold} before this one ends, so that its final validation "
+              f"nnLandmark_train {dataset} {stage_configuration(coarse)} {fold} before this one ends, so that its final validation "
               f"reads around the coarse landmarks as prediction will (or run this again with --val afterwards)")
     if validation_only and not isfile(join(trainer.output_folder, 'checkpoint_final.pth')):
         raise LandmarkError(f"no checkpoint_final.pth in {trainer.output_folder}: training of this fold has not "

@@ -18,7 +18,7 @@ from nnlandmark.io.atomic import write_json_atomic
 from nnlandmark.io.predictions import Points, case_prediction, read_predictions
 from nnlandmark.labelmaps import read_label_maps
 from nnlandmark.landmark_set import landmark_names, multi_instance
-from nnlandmark.paths import WHOLE_VOLUME
+from nnlandmark.paths import COARSE_STAGES
 from nnlandmark.presence import calibrate_instances, candidate_instances
 from nnlandmark.stages import coarse_stage_folder, read_search_radii, write_search_radii
 from nnlandmark.uncertainty import calibrate_errors, unsteady_radius
@@ -61,7 +61,7 @@ def validate_fold(trainer) -> dict:
                               add_timestamp=False)
     if 'mre_mm' in summary:   # a dataset of multi-instance classes only has none
         trainer.logger.log_summary('final_val/mre_mm', summary['mre_mm'])
-    if trainer.configuration_name == WHOLE_VOLUME:  # a coarse stage: the fine stage searches this far around it
+    if trainer.configuration_name in COARSE_STAGES.values():  # a coarse stage: the fine stage searches this far around it
         radii = write_search_radii(trainer.output_folder_base, trainer.plans_manager.dataset_name)
         trainer.print_to_log_file(f"search radius of a fine stage around these landmarks, from the validated folds: "
                                   f"{min(radii.values()):.1f}-{max(radii.values()):.1f} mm", add_timestamp=False)

@@ -10,7 +10,7 @@ from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 
 from nnlandmark.heatmaps import centre_crop
 from nnlandmark.losses import MSEHeatmapLoss, TopKBCECoordinateLoss, TopKBCESpatialSoftmaxLoss
-from nnlandmark.paths import WHOLE_VOLUME
+from nnlandmark.paths import COARSE_STAGES
 from nnlandmark.stages import EPOCHS_KEY
 from nnlandmark.trainers.nnLandmarkTrainer import nnLandmarkTrainer
 
@@ -43,13 +43,14 @@ class nnLandmarkTrainer_CPU(nnLandmarkTrainer):
         return optimizer, PolyLRScheduler(optimizer, self.initial_lr, self.num_epochs)
 
     def cone_radius(self) -> float:
-        """In the coarse whole-volume configuration (3d_whole) the cone keeps its 3d_fullres size in mm: 15 of its
+        """In a coarse configuration (3d_whole, 2d_whole) the cone keeps its size in mm of the fine one: 15 of its
         voxels would span most of the volume (64 mm at 4.25 mm spacing), and a cone that wide is minimised by a blob
         at the landmark's mean position, so the model learned little more than that mean shape."""
-        if self.configuration_name != WHOLE_VOLUME:
+        fine = [f for f, coarse in COARSE_STAGES.items() if coarse == self.configuration_name]
+        if not fine:
             return self.heatmap_radius
-        fullres = self.plans_manager.get_configuration('3d_fullres').spacing
-        return self.heatmap_radius * min(fullres) / min(self.configuration_manager.spacing)
+        fine_spacing = self.plans_manager.get_configuration(fine[0]).spacing
+        return self.heatmap_radius * min(fine_spacing) / min(self.configuration_manager.spacing)
 
 
 class nnLandmarkTrainer_CPU_SoftArgmax(nnLandmarkTrainer_CPU):
