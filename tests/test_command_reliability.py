@@ -337,7 +337,8 @@ def test_a_configuration_the_plans_lack_or_a_2d_one_is_refused_before_preprocess
 def test_single_slice_images_plan_the_2d_configuration_and_refuse_a_3d_stage(nnunet_dirs, fails_with, capsys):
     _raw_dataset(nnunet_dirs / "nnUNet_raw", {"case_a": 1, "case_b": 1}, shape=(1, 16, 16))
     err = fails_with(plan_and_preprocess.main, ["-d", "42", "-np", "1", "-device", "cpu", "--cpu_whole_volume"])
-    assert err == "error: --cpu_whole_volume adds a 3D stage; this dataset has 2D images (one 2d stage)"
+    assert err == ("error: --cpu_whole_volume adds the 3D stage 3d_whole; 2D images get their coarse stage 2d_whole "
+                   "where they exceed 256 pixels")
     plan_and_preprocess.main(["-d", "42", "-np", "1", "-device", "cpu"])
     assert "Dataset 42: train nnLandmark_train 42 2d FOLD" in capsys.readouterr().out
     plans_file = nnunet_dirs / "nnUNet_preprocessed" / "Dataset042_Bad" / "nnLandmarkCPUPlans.json"

@@ -105,3 +105,40 @@ def test_2d_inputs_that_would_give_wrong_positions_are_refused(nnunet_dirs, fail
     err = fails_with(convert.main, ["--manifest", str(manifest), "-d", "63", "-n", "Ceph"])
     assert err == (f"error: the dataset mixes 2D images ({images}/r1.png) and 3D volumes ({volume / 'r0.nii.gz'}): "
                    f"convert them as two datasets")
+
+
+def test_radiographs_larger_than_a_cpu_patch_plan_a_cascade_whose_coarse_stage_keeps_every_landmark(nnunet_dirs,
+                                                                                                   capsys):
+    from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
+    from nnlandmark.commands import plan_and_preprocess
+    (nnunet_dirs / "src" / "images").mkdir(parents=True)
+    (nnunet_dirs / "src" / "landmarks").mkdir()
+    rng = np.random.default_rng(1)
+    pixels = {f"r{case}": {"tip": (100.0 + 7 * case, 40.25), "base": (300.5, 250.0 - case)} for case in range(3)}
+    for case, points in pixels.items():
+        image = rng.integers(20, 200, (300, 320)).astype(np.uint8)        # 320 columns, 300 rows
+        sitk.WriteImage(sitk.GetImageFromArray(image), str(nnunet_dirs / "src" / "images" / f"{case}.png"))
+        (nnunet_dirs / "src" / "landmarks" / f"{case}.csv").write_text(
+            "name,i,j\n" + "".join(f"{name},{i},{j}\n" for name, (i, j) in points.items()))
+    convert.main(["-i", str(nnunet_dirs / "src" / "images"), "-l", str(nnunet_dirs / "src" / "landmarks"), "-d", "63",
+                  "-n", "Large", "--spacing", "0.5", "0.5"])
+    plan_and_preprocess.main(["-d", "63", "-np", "1", "-device", "cpu"])
+    out = capsys.readouterr().out
+    assert "2D images, a cascade, because a median image of 300x320 pixels is larger than a 256^2 patch" in out
+    assert "train nnLandmark_train 63 2d_whole FOLD then nnLandmark_train 63 2d FOLD" in out
+    pre = nnunet_dirs / "nnUNet_preprocessed" / "Dataset063_Large"
+    plans = json.loads((pre / "nnLandmarkCPUPlans.json").read_text())["configurations"]
+    coarse, fine = plans["2d_whole"], plans["2d"]
+    assert coarse["spacing"] == pytest.approx([0.625, 0.625]) and coarse["patch_size"] == [256, 256]  # 320 -> 256
+    assert fine["spacing"] == pytest.approx([0.5, 0.5]) and fine["patch_size"] == [256, 256]
+    assert (coarse["nnlandmark_trainer"], fine["nnlandmark_trainer"]) == (
+        "nnLandmarkTrainer_CPU_SpatialSoftmax", "nnLandmarkTrainer_CPU_SpatialSoftmax_Fine")
+    labels = json.loads((pre / "dataset.json").read_text())["labels"]
+    dataset = infer_dataset_class(str(pre / "nnLandmarkCPUPlans_2d_whole"))(str(pre / "nnLandmarkCPUPlans_2d_whole"))
+    for case, points in pixels.items():
+        seg = np.asarray(dataset.load_case(case)[1][0])
+        assert seg.shape == (1, 240, 256)
+        for name, (i, j) in points.items():
+            rows, cols = np.nonzero(seg[0] == labels[name])
+            expected = (np.array([j, i]) + 0.5) / 1.25 - 0.5       # pixel centres of a 1.25x coarser grid
+            assert (rows.mean(), cols.mean()) == pytest.approx(tuple(expected), abs=0.17), (case, name)

@@ -67,6 +67,8 @@ def test_a_fine_stage_finds_its_coarse_stage_in_its_plans(results):
     with pytest.raises(Exception) as error:
         coarse_stage_folder(str(lonely))
     assert "is the fine stage of a cascade, but its plans have no '3d_whole' stage" in str(error.value)
+    planar = model(results, FINE, CPU, "2d", {"2d_whole": COARSE, "2d": FINE})     # 2D images larger than a patch
+    assert Path(coarse_stage_folder(str(planar))).name == f"{COARSE}__{CPU}__2d_whole"
 
 
 def test_a_fine_stage_without_its_coarse_stage_is_refused_before_any_work(results, tmp_path, fails_with):
