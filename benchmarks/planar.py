@@ -65,7 +65,8 @@ def main():
             ["mean-shape floor / affine oracle MRE, mm", f"{floors['mean_shape']:.2f} / {floors['affine_oracle']:.2f}"],
             ["training minutes (epochs)", f"{minutes:.1f} ({epochs})"]]
     print(markdown_table([f"2D radiographs, 19 landmarks, {args.size}^2 at {spacing:.3g} mm", "value"], rows))
-    write_json(args.out, {"trainer": args.trainer, "size": args.size, "stages": stages, "summary": {k: summary[k] for k in ("mre_mm", "median_mm", "sdr")},
+    write_json(args.out, {"trainer": args.trainer, "size": args.size, "stages": stages,
+                          "summary": {k: summary[k] for k in ("mre_mm", "median_mm", "sdr")},
                           "floors": floors, "training_minutes": minutes, "epochs": epochs})
 
 

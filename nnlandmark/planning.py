@@ -18,7 +18,8 @@ from nnlandmark.errors import LandmarkError
 from nnlandmark.geometry import itk_order, numpy_order, original_zyx_to_preprocessed
 from nnlandmark.io.atomic import read_json
 from nnlandmark.labelmaps import instances_from_labelmap, landmarks_from_labelmap, paint_landmarks
-from nnlandmark.landmark_set import landmark_labels, multi_instance, names_by_label, read_dataset_json, single_landmarks
+from nnlandmark.landmark_set import (landmark_labels, multi_instance, names_by_label, read_dataset_json,
+                                     single_landmarks)
 from nnlandmark.paths import (COARSE_STAGES, CPU_PLANS, PLANAR, WHOLE_IMAGE, WHOLE_VOLUME, augmentation_workers,
                               dataset_name, require_path)
 from nnlandmark.stages import EPOCHS_KEY, TRAINER_KEY

@@ -1,9 +1,10 @@
 """What ``nnLandmark_predict`` does with a model folder: one stage, or a cascade in one call.
 
 A fine stage (stages.is_fine_stage) is only meant to be read near its coarse stage's landmarks: the coarse model
-predicts the cases first (into OUTPUT_DIR/3d_whole or 2d_whole, as nnU-Net keeps a cascade's previous stage), then the fine model
-reads each landmark within a ball around them, of the radius the coarse stage's cross-validation errors call for
-(stages.cv_search_radii), and keeps the coarse landmark where its own maximum there is weak.
+predicts the cases first (into OUTPUT_DIR/3d_whole or OUTPUT_DIR/2d_whole, as nnU-Net keeps a cascade's previous
+stage), then the fine model reads each landmark within a ball around them, of the radius the coarse stage's
+cross-validation errors call for (stages.cv_search_radii), and keeps the coarse landmark where its own maximum there
+is weak.
 """
 from os.path import isdir, join
 from typing import List, Optional, Sequence, Union

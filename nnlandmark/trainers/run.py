@@ -65,8 +65,9 @@ def _train_one_process(dataset, configuration, fold, trainer_name, plans_identif
     coarse = coarse_stage_folder(trainer.output_folder_base, trainer.plans_manager.plans)  # refused without one
     if coarse and not isdir(join(coarse, f'fold_{fold}', 'validation')):
         print(f"NOTE: the coarse stage of this fine stage is not validated on fold {fold} yet ({coarse}): train "
-              f"nnLandmark_train {dataset} {stage_configuration(coarse)} {fold} before this one ends, so that its final validation "
-              f"reads around the coarse landmarks as prediction will (or run this again with --val afterwards)")
+              f"nnLandmark_train {dataset} {stage_configuration(coarse)} {fold} before this one ends, so that its "
+              f"final validation reads around the coarse landmarks as prediction will (or run this again with --val "
+              f"afterwards)")
     if validation_only and not isfile(join(trainer.output_folder, 'checkpoint_final.pth')):
         raise LandmarkError(f"no checkpoint_final.pth in {trainer.output_folder}: training of this fold has not "
                             f"finished, so --val cannot run")

@@ -61,7 +61,7 @@ def validate_fold(trainer) -> dict:
                               add_timestamp=False)
     if 'mre_mm' in summary:   # a dataset of multi-instance classes only has none
         trainer.logger.log_summary('final_val/mre_mm', summary['mre_mm'])
-    if trainer.configuration_name in COARSE_STAGES.values():  # a coarse stage: the fine stage searches this far around it
+    if trainer.configuration_name in COARSE_STAGES.values():  # the fine stage searches this far around it
         radii = write_search_radii(trainer.output_folder_base, trainer.plans_manager.dataset_name)
         trainer.print_to_log_file(f"search radius of a fine stage around these landmarks, from the validated folds: "
                                   f"{min(radii.values()):.1f}-{max(radii.values()):.1f} mm", add_timestamp=False)
