@@ -5,6 +5,7 @@ Tests that train a model are marked ``slow``: ``pytest -m "not slow"`` runs the 
 """
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -48,6 +49,21 @@ def _set_epochs(plans_file, configuration: str, epochs: int) -> None:
     plans = json.loads(Path(plans_file).read_text())
     plans["configurations"][configuration]["nnlandmark_epochs"] = epochs
     Path(plans_file).write_text(json.dumps(plans))
+
+
+@pytest.fixture
+def sigint_reaches_children():
+    """A suite started in the background by a non-interactive shell runs with SIGINT ignored, and the commands a test
+    starts inherit that (a Python started so never raises KeyboardInterrupt): while a test interrupts a command, its
+    children start with SIGINT's default again (a handler in this process is reset to the default on exec)."""
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @pytest.fixture(scope="session")

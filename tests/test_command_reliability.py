@@ -150,7 +150,8 @@ def test_fewer_training_cases_than_folds_is_refused_before_training(model_env, f
 # --- interruption and progress bars ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_an_interrupted_prediction_says_so_in_one_line_and_keeps_only_whole_files(model_env, tmp_path, signum, code):
+def test_an_interrupted_prediction_says_so_in_one_line_and_keeps_only_whole_files(model_env, tmp_path, signum, code,
+                                                                                 sigint_reaches_children):
     model, raw, env = model_env
     inputs, out = tmp_path / "in", tmp_path / "out"
     inputs.mkdir()

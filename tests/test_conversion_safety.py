@@ -101,7 +101,8 @@ def test_a_second_conversion_into_the_same_dataset_is_refused_while_the_first_wr
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_a_killed_overwrite_leaves_the_previous_dataset_and_nothing_else(nnunet_dirs, env, sig, capsys):
+def test_a_killed_overwrite_leaves_the_previous_dataset_and_nothing_else(nnunet_dirs, env, sig, capsys,
+                                                                        sigint_reaches_children):
     raw = nnunet_dirs / "nnUNet_raw"
     old = make_inputs(nnunet_dirs / "old", ["old0", "old1"])
     slow = make_inputs(nnunet_dirs / "slow", SLOW, size=(64, 64, 64), ending=".nrrd")
