@@ -45,7 +45,7 @@ def default_plans(dataset, device: str) -> str:
 def default_configuration(dataset) -> str:
     """3d_fullres, or 2d where a dataset has trained models of 2d and none of 3d_fullres (2D images)."""
     results = join(require_path('nnUNet_results'), dataset_name(dataset))
-    trained = {p.name.split('__')[-1] for p in Path(results).glob("*__*__*")} if isdir(results) else set()
+    trained = {stage_configuration(p) for p in Path(results).glob("*__*__*")} if isdir(results) else set()
     return PLANAR if PLANAR in trained and '3d_fullres' not in trained else '3d_fullres'
 
 

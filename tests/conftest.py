@@ -51,6 +51,20 @@ def _set_epochs(plans_file, configuration: str, epochs: int) -> None:
     Path(plans_file).write_text(json.dumps(plans))
 
 
+def _mean_shape_mre(truth: dict, tests) -> float:
+    names = list(truth[tests[0]])
+    train = [c for c in truth if c not in tests and c != "coordinate_system"]
+    mean = {n: np.mean([truth[c][n] for c in train], 0) for n in names}
+    return float(np.mean([np.linalg.norm(np.subtract(truth[c][n], mean[n])) for c in tests for n in names]))
+
+
+@pytest.fixture(scope="session")
+def mean_shape_mre():
+    """``mean_shape_mre(truth, tests)``: the floor of a world-landmark table's ``tests`` cases, every landmark at its
+    mean over the other cases."""
+    return _mean_shape_mre
+
+
 @pytest.fixture
 def sigint_reaches_children():
     """A suite started in the background by a non-interactive shell runs with SIGINT ignored, and the commands a test

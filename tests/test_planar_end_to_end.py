@@ -38,7 +38,7 @@ def radiographs(tmp_path_factory, cli, set_epochs):
     return root, raw, env, planned, pngs
 
 
-def test_png_radiographs_train_in_2d_and_land_on_their_pixels(radiographs, cli):
+def test_png_radiographs_train_in_2d_and_land_on_their_pixels(radiographs, cli, mean_shape_mre):
     root, raw, env, planned, pngs = radiographs
     assert "2D images, one stage, 2d (nnLandmarkTrainer_CPU_SpatialSoftmax, 40 epochs" in planned
     truth = json.loads((raw / "all_landmarks_world.json").read_text())
@@ -60,19 +60,12 @@ def test_png_radiographs_train_in_2d_and_land_on_their_pixels(radiographs, cli):
     out = cli("nnLandmark_evaluate", env, "-pred", root / "predictions", "-gt", raw / "all_landmarks_world.json")
     summary = json.loads((root / "predictions" / "evaluation" / "summary.json").read_text())
     assert summary["mre_mm"] == pytest.approx(np.mean(errors), rel=1e-6)
-    floor = _mean_shape_mre(truth, [os.path.basename(p)[:-len(".png")] for p in pngs])
+    floor = mean_shape_mre(truth, [os.path.basename(p)[:-len(".png")] for p in pngs])
     assert summary["mre_mm"] < 0.5 * floor, (out, floor)   # a 20-epoch model finds the corners, not a mean shape
     cli("nnLandmark_evaluate", env, "-d", DATASET)          # the cross-validation of the 2d model, found unnamed
     model = next((root / "results" / "Dataset993_Radiographs").glob("*__nnLandmarkCPUPlans__2d"))
     crossval = json.loads((model / "crossval_evaluation" / "summary.json").read_text())
     assert crossval["n_cases"] == 4 and crossval["mre_mm"] < 0.5 * floor
-
-
-def _mean_shape_mre(truth: dict, tests) -> float:
-    names = list(truth[tests[0]])
-    train = [c for c in truth if c not in tests and c != "coordinate_system"]
-    mean = {n: np.mean([truth[c][n] for c in train], 0) for n in names}
-    return float(np.mean([np.linalg.norm(np.subtract(truth[c][n], mean[n])) for c in tests for n in names]))
 
 
 def test_a_png_without_spacing_is_refused_before_any_prediction(radiographs, fails_with, monkeypatch, tmp_path):
