@@ -4,7 +4,7 @@ maxima, sub-voxel refinement, search balls), shared by the losses, the trainer's
 Positions here are in the tensor's own axis order (preprocessed numpy order); geometry.py maps them elsewhere.
 """
 import itertools
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -13,6 +13,7 @@ from nnlandmark.landmark_set import MAX_INSTANCES
 
 REFINE_RADIUS = 3     # voxels around the integer maximum that may contribute
 REFINE_DROP = 0.15    # voxels more than this below the maximum get no weight
+Radius = Union[float, Sequence[float]]   # a cone radius in voxels: one, or one per channel
 
 
 def voxel_coordinates(spatial, device) -> torch.Tensor:
@@ -56,22 +57,26 @@ def squared_distances(centres: torch.Tensor, spatial_shape, scale=None) -> torch
     return sq
 
 
-def edt_heatmaps(centres: torch.Tensor, present: torch.Tensor, spatial_shape, radius: float) -> torch.Tensor:
-    """(B, N, *spatial) heatmaps: 1 at the centre, linearly to 0 at ``radius`` voxels, 0 outside/absent.
-    Everything after the squared distances works in place on one output tensor."""
-    heat = squared_distances(centres, spatial_shape).sqrt_().mul_(-1 / radius).add_(1).clamp_(min=0)
+def edt_heatmaps(centres: torch.Tensor, present: torch.Tensor, spatial_shape, radius: Radius) -> torch.Tensor:
+    """(B, N, *spatial) heatmaps: 1 at the centre, linearly to 0 at ``radius`` voxels (one, or one per channel),
+    0 outside/absent. Everything after the squared distances works in place on one output tensor."""
+    slope = -1 / torch.as_tensor(radius, dtype=centres.dtype, device=centres.device)
+    heat = squared_distances(centres, spatial_shape).sqrt_().mul_(slope.reshape(-1, *([1] * len(spatial_shape))))
+    heat.add_(1).clamp_(min=0)
     return heat.mul_(present.to(heat.dtype).reshape(*present.shape, *([1] * len(spatial_shape))))
 
 
 def heatmap_targets(seg: torch.Tensor, num_landmarks: int, radius: float,
-                    instance_channels: Sequence[int] = ()) -> torch.Tensor:
+                    instance_channels: Sequence[int] = (), instance_radius: Optional[Radius] = None) -> torch.Tensor:
     """Label patch (B, 1, *spatial) -> heatmap targets (B, N, *spatial); the ``instance_channels`` (those of the
-    multi-instance classes, in class order) hold the cones of their instances (``instance_label``)."""
+    multi-instance classes, in class order) hold the cones of their instances (``instance_label``), of
+    ``instance_radius`` (one, or one per class; default ``radius``)."""
     centres, present = landmark_centres(seg, num_landmarks)
     heat = edt_heatmaps(centres, present, seg.shape[2:], radius)
     if instance_channels:
         heat[:, list(instance_channels)] = instance_heatmaps(
-            *instance_centres(seg, num_landmarks, len(instance_channels)), seg.shape[2:], radius)
+            *instance_centres(seg, num_landmarks, len(instance_channels)), seg.shape[2:],
+            radius if instance_radius is None else instance_radius)
     return heat
 
 
@@ -94,8 +99,9 @@ def instance_centres(seg: torch.Tensor, num_landmarks: int, num_classes: int):
     return centres[:, :, :k], present[:, :, :k]
 
 
-def instance_heatmaps(centres: torch.Tensor, present: torch.Tensor, spatial, radius: float) -> torch.Tensor:
-    """(B, C, *spatial): each class's cones, the maximum over its instances (``instance_centres``); 0 without any."""
+def instance_heatmaps(centres: torch.Tensor, present: torch.Tensor, spatial, radius: Radius) -> torch.Tensor:
+    """(B, C, *spatial): each class's cones (``radius``: one, or one per class), the maximum over its instances
+    (``instance_centres``); 0 without any."""
     heat = torch.zeros(*present.shape[:2], *spatial, device=centres.device)
     for k in range(present.shape[2]):
         torch.maximum(heat, edt_heatmaps(centres[:, :, k], present[:, :, k], spatial, radius), out=heat)

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nnlandmark.heatmaps import (centre_crop, edt_heatmaps, inside, instance_centres, instance_heatmaps,
+from nnlandmark.heatmaps import (Radius, centre_crop, edt_heatmaps, inside, instance_centres, instance_heatmaps,
                                  landmark_centres, nearest_instance, soft_argmax)
 
 Target = Union[torch.Tensor, Sequence[torch.Tensor]]
@@ -27,10 +27,11 @@ class TopKBCEHeatmapLoss(nn.Module):
     """BCE-with-logits against EDT heatmaps, keeping the highest ``k_percent`` % per (sample, channel)."""
 
     def __init__(self, num_landmarks: int, radius: float = 15.0, k_percent: float = 20.0,
-                 instance_channels: Sequence[int] = ()):
+                 instance_channels: Sequence[int] = (), instance_radius: Optional[Radius] = None):
         super().__init__()
         self.num_landmarks, self.radius, self.k_percent = num_landmarks, radius, k_percent
         self.instance_channels = list(instance_channels)   # multi-instance classes: their cones, max over instances
+        self.instance_radius = radius if instance_radius is None else instance_radius   # one, or one per class
 
     def per_voxel(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.binary_cross_entropy_with_logits(logits, target, reduction="none")
@@ -45,7 +46,7 @@ class TopKBCEHeatmapLoss(nn.Module):
         instances = None
         if self.instance_channels:
             instances = instance_centres(seg, self.num_landmarks, len(self.instance_channels))
-            heat[:, self.instance_channels] = instance_heatmaps(*instances, seg.shape[2:], self.radius)
+            heat[:, self.instance_channels] = instance_heatmaps(*instances, seg.shape[2:], self.instance_radius)
             instances = (instances[0] - offset, instances[1])
         heat = centre_crop(heat, logits.shape[2:])
         return self.combine(logits, heat, centres - offset, present, annotated, instances)
@@ -83,8 +84,8 @@ class WeightedTermLoss(TopKBCEHeatmapLoss):
     with an ``instance_term`` adds one term per instance inside the patch to that average, else they get BCE only."""
 
     def __init__(self, num_landmarks: int, radius: float = 15.0, k_percent: float = 20.0, weight: float = 1.0,
-                 instance_channels: Sequence[int] = ()):
-        super().__init__(num_landmarks, radius, k_percent, instance_channels)
+                 instance_channels: Sequence[int] = (), instance_radius: Optional[Radius] = None):
+        super().__init__(num_landmarks, radius, k_percent, instance_channels, instance_radius)
         self.weight = weight
 
     def term(self, logits: torch.Tensor, target: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
@@ -139,8 +140,9 @@ class TopKBCESpatialSoftmaxLoss(WeightedTermLoss):
     """
 
     def __init__(self, num_landmarks: int, radius: float = 15.0, k_percent: float = 20.0, weight: float = 1.0,
-                 local_radius: float = 0.0, instance_channels: Sequence[int] = ()):
-        super().__init__(num_landmarks, radius, k_percent, weight, instance_channels)
+                 local_radius: float = 0.0, instance_channels: Sequence[int] = (),
+                 instance_radius: Optional[Radius] = None):
+        super().__init__(num_landmarks, radius, k_percent, weight, instance_channels, instance_radius)
         self.local_radius = local_radius
 
     def term(self, logits, target, centres):
@@ -157,7 +159,7 @@ class TopKBCESpatialSoftmaxLoss(WeightedTermLoss):
         cells = nearest_instance(centres, present, logits.shape[2:])
         per_instance = []
         for k in range(present.shape[2]):
-            cone = edt_heatmaps(centres[:, :, k], present[:, :, k], logits.shape[2:], self.radius)
+            cone = edt_heatmaps(centres[:, :, k], present[:, :, k], logits.shape[2:], self.instance_radius)
             cone.masked_fill_(cells != k, 0)
             per_instance.append(self.term(logits.masked_fill(cells != k, -1e9), cone, centres[:, :, k]))
         return torch.stack(per_instance, 2) if per_instance else logits.new_zeros((*present.shape[:2], 0))
@@ -166,8 +168,9 @@ class TopKBCESpatialSoftmaxLoss(WeightedTermLoss):
 class MSEHeatmapLoss(TopKBCEHeatmapLoss):
     """Ablation: mean squared error between the sigmoid output and the heatmap, all voxels."""
 
-    def __init__(self, num_landmarks: int, radius: float = 15.0, instance_channels: Sequence[int] = ()):
-        super().__init__(num_landmarks, radius, 100.0, instance_channels)
+    def __init__(self, num_landmarks: int, radius: float = 15.0, instance_channels: Sequence[int] = (),
+                 instance_radius: Optional[Radius] = None):
+        super().__init__(num_landmarks, radius, 100.0, instance_channels, instance_radius)
 
     def per_voxel(self, logits, target):
         return (torch.sigmoid(logits) - target) ** 2

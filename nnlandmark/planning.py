@@ -5,9 +5,10 @@ import shutil
 from collections import Counter
 from contextlib import contextmanager
 from os.path import isdir, isfile, join
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+from scipy.spatial import cKDTree
 from batchgenerators.utilities.file_and_folder_operations import load_json, save_json, subfiles
 from nnunetv2.preprocessing.preprocessors.default_preprocessor import DefaultPreprocessor
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
@@ -15,6 +16,7 @@ from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 from nnlandmark.dataset_conversion.verify import (labels_in_preprocessed, landmarks_lost_in_preprocessing,
                                                   verify_landmark_dataset)
 from nnlandmark.errors import LandmarkError
+from nnlandmark.evaluation.ground_truth import read_instance_truth
 from nnlandmark.geometry import itk_order, numpy_order, original_zyx_to_preprocessed
 from nnlandmark.io.atomic import read_json
 from nnlandmark.labelmaps import instances_from_labelmap, landmarks_from_labelmap, paint_landmarks
@@ -22,7 +24,7 @@ from nnlandmark.landmark_set import (landmark_labels, multi_instance, names_by_l
                                      single_landmarks)
 from nnlandmark.paths import (COARSE_STAGES, CPU_PLANS, PLANAR, WHOLE_IMAGE, WHOLE_VOLUME, augmentation_workers,
                               dataset_name, require_path)
-from nnlandmark.stages import EPOCHS_KEY, TRAINER_KEY
+from nnlandmark.stages import EPOCHS_KEY, INSTANCE_GAP_KEY, TRAINER_KEY
 from nnlandmark.trainers.variants import (nnLandmarkTrainer_CPU, nnLandmarkTrainer_CPU_SpatialSoftmax,
                                           nnLandmarkTrainer_CPU_SpatialSoftmax_Fine)
 
@@ -89,6 +91,8 @@ def plan_and_preprocess(dataset_id: int, configurations: Optional[Sequence[str]]
         raise LandmarkError(f"nnU-Net's dataset integrity check failed for {name}: {str(e).splitlines()[0]}") from e
     with _nnunet_planning():
         plans, plans_identifier = plan_experiment_dataset(int(dataset_id), planner_cls)
+    _record_instance_gaps(plans, join(require_path('nnUNet_preprocessed'), name, plans_identifier + '.json'),
+                          join(raw, name), dataset_json, present)
     plans_manager = PlansManager(plans)
     planned = plans_manager.available_configurations
     planar = '3d_fullres' not in planned
@@ -111,6 +115,38 @@ def plan_and_preprocess(dataset_id: int, configurations: Optional[Sequence[str]]
         _warn_about_lost_cubes(configuration, folder, present, names)
     print(f"{name}: nnU-Net planned {', '.join(planned)} ({plans_identifier}); preprocessed {', '.join(configurations)}")
     return plans_identifier
+
+
+INSTANCE_GAP_PERCENTILE = 5   # of the instances' distances to their nearest neighbour: how closely a class packs
+
+
+def instance_gaps_mm(truth: Dict[str, Dict[str, np.ndarray]], classes: Sequence[str]) -> Dict[str, float]:
+    """How closely each multi-instance class's instances lie: the 5th percentile, over the cases ({case: {class:
+    (K, 3) world mm}}), of each instance's distance to the nearest other instance of its class in its case. A class
+    never seen twice in a case is left out."""
+    gaps = {}
+    for name in classes:
+        nearest = [cKDTree(points).query(points, k=2)[0][:, 1] for points in
+                   (np.reshape(named.get(name, np.zeros((0, 3))), (-1, 3)) for named in truth.values())
+                   if len(points) > 1]
+        if nearest:
+            gaps[name] = float(np.percentile(np.concatenate(nearest), INSTANCE_GAP_PERCENTILE))
+    return gaps
+
+
+def _record_instance_gaps(plans: dict, plans_file: str, raw_folder: str, dataset_json: dict, training_cases) -> None:
+    """Write each multi-instance class's gap (``instance_gaps_mm`` over the training cases) into the plans, where
+    the trainer narrows the class's cones to it (``nnLandmarkTrainer.instance_cone_radius``)."""
+    classes = multi_instance(dataset_json)
+    if not classes:
+        return
+    truth = read_instance_truth(raw_folder)
+    gaps = instance_gaps_mm({case: truth[case] for case in training_cases if case in truth}, classes)
+    plans[INSTANCE_GAP_KEY] = gaps
+    save_json(plans, plans_file, sort_keys=False)
+    for name in classes:
+        print(f"multi-instance class '{name}': " + (f"instances {gaps[name]:.1f} mm apart or more (5th percentile)"
+                                                    if name in gaps else "never two instances in a training case"))
 
 
 def _check_channel_files(raw_folder: str, dataset_json: dict) -> None:

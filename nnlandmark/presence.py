@@ -125,18 +125,19 @@ def calibrate_instance_class(candidates: Dict[str, np.ndarray], likelihoods: Dic
     """(threshold, NMS distance) of maximum F1 for one class from the validated cases' candidate peaks {case: (K, 3)
     world mm} and likelihoods against the true instances; the NMS distances tried are fractions of the smallest
     distance between two true instances of a case (the training data's own spacing), or of ``match_mm`` when no case
-    has two."""
+    has two. Of equally good distances the middle one, as ``best_threshold`` takes the middle of equal thresholds."""
     gaps = [np.linalg.norm(a - b) for true in truth.values() for a, b in combinations(np.reshape(true, (-1, 3)), 2)]
     scale = min(gaps) if gaps else match_mm
-    best = None
+    results = []
     for nms_mm in scale * np.array([0.2, 0.35, 0.5, 0.65, 0.8]):
         kept = {case: suppressed(np.reshape(candidates[case], (-1, 3)), np.asarray(likelihoods[case]), nms_mm)
                 for case in candidates}
         result = best_threshold({c: np.reshape(candidates[c], (-1, 3))[k] for c, k in kept.items()},
-                                {c: np.asarray(likelihoods[c])[k] for c, k in kept.items()}, truth, match_mm)
-        if best is None or result["f1"] > best["f1"]:
-            best = {**result, "nms_mm": float(nms_mm)}
-    return {**best, "match_mm": match_mm, "n_cases": len(truth)}
+                                {c: np.asarray(likelihoods[c])[k] for c, k in kept.items()}, truth, match_mm,
+                                floor=CANDIDATE_FLOOR)
+        results.append({**result, "nms_mm": float(nms_mm)})
+    best = [r for r in results if r["f1"] >= max(r["f1"] for r in results) - 1e-12]
+    return {**best[len(best) // 2], "match_mm": match_mm, "n_cases": len(truth)}
 
 
 def read_instance_detection(model_folder: str) -> Optional[Dict[str, Tuple[float, float]]]:

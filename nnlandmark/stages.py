@@ -22,6 +22,7 @@ from nnlandmark.paths import COARSE_STAGES, CPU_PLANS, PLANAR, dataset_name, req
 
 PAPER_TRAINER, DEFAULT_PLANS = 'nnLandmarkTrainer', 'nnUNetPlans'
 TRAINER_KEY, EPOCHS_KEY = 'nnlandmark_trainer', 'nnlandmark_epochs'   # in a configuration of the plans
+INSTANCE_GAP_KEY = 'nnlandmark_instance_gap_mm'   # in the plans: {class: mm}, how closely its instances lie
 SEARCH_RADIUS_JSON = 'search_radius.json'   # next to a coarse model: {name: mm}, from its cross-validation
 RADIUS_QUANTILE, RADIUS_FACTOR = 0.95, 1.25  # radius = 1.25 x the 95th percentile of the coarse CV errors
 DEFAULT_SEARCH_RADIUS_MM = 20.0

@@ -18,6 +18,7 @@ from nnlandmark.evaluation.report import format_table
 from nnlandmark.heatmaps import edt_heatmaps, heatmap_targets, instance_centres, instance_peaks, refine_peaks, suppressed
 from nnlandmark.io.landmark_files import read_landmark_file
 from nnlandmark.landmark_set import multi_instance
+from nnlandmark.planning import instance_gaps_mm
 from nnlandmark.presence import calibrate_instance_class
 from nnlandmark.trainers.instances import InstanceLabelTransform
 
@@ -68,6 +69,18 @@ def test_each_instance_gets_its_own_cone_in_the_targets():
     assert float(heat[1, 10, 5, 8]) < 0.5                            # between them: lower
     without = heatmap_targets(torch.from_numpy(seg)[None], 2, 6.0)[0]  # read as a landmark: one cone, mid-way
     assert float(without[1, 4, 4, 4]) < 0.2
+    narrow = heatmap_targets(relabelled[None], 2, 6.0, instance_channels=[1], instance_radius=[3.0])[0]
+    assert float(narrow[1, 4, 4, 6]) == pytest.approx(1 / 3)         # 2 voxels from an instance: 1 - 2 / 3
+    assert float(narrow[1, 16, 5, 11]) == pytest.approx(1.0)
+    assert float(narrow[0, 11, 19, 21]) == pytest.approx(2 / 3)      # the landmark keeps its cone: 1 - 2 / 6
+
+
+def test_the_planner_measures_how_closely_each_class_packs_its_instances():
+    truth = {"a": {"contact": np.array([[0.0, 0, 0], [10, 0, 0], [30, 0, 0]]), "tooth": np.array([[5.0, 5, 5]])},
+             "b": {"contact": np.array([[0.0, 0, 0], [0, 4, 0]]), "tooth": np.zeros((0, 3))},
+             "c": {"contact": np.zeros((0, 3))}}
+    # nearest other instance: 10, 10, 20 (case a), 4, 4 (case b); the 5th percentile of those is 4
+    assert instance_gaps_mm(truth, ["contact", "tooth"]) == {"contact": pytest.approx(4.0)}   # tooth: never two
 
 
 def test_each_instance_is_pulled_to_its_own_place_by_the_spatial_softmax_term():
@@ -144,7 +157,18 @@ def test_threshold_and_nms_distance_maximise_f1_on_fabricated_candidates():
     assert best_threshold(candidates, likelihoods, truth)["threshold"] > 0.4
     calibration = calibrate_instance_class(candidates, likelihoods, truth)
     assert calibration["f1"] == pytest.approx(1.0)
-    assert 1.0 < calibration["nms_mm"] < 12.0 and 0.4 < calibration["threshold"] <= 0.7
+    assert 1.0 < calibration["nms_mm"] < 12.0 and calibration["threshold"] == pytest.approx((0.4 + 0.7) / 2)
+
+
+def test_with_clean_candidates_the_threshold_lies_midway_below_the_weakest_true_peak():
+    """Every threshold from the candidate floor (0.05) to the weakest true peak (0.78) has F1 1: the middle of that
+    range keeps a new case's peak of 0.6, which the range's top edge would miss."""
+    truth = {"a": np.array([[0.0, 0, 0], [12, 0, 0]]), "b": np.array([[0.0, 0, 0]])}
+    candidates = {"a": truth["a"] + 0.2, "b": truth["b"] - 0.1}
+    likelihoods = {"a": np.array([0.85, 0.78]), "b": np.array([0.8])}
+    found = best_threshold(candidates, likelihoods, truth, floor=0.05)
+    assert found["threshold"] == pytest.approx((0.05 + 0.78) / 2) and found["f1"] == pytest.approx(1.0)
+    assert calibrate_instance_class(candidates, likelihoods, truth)["threshold"] == pytest.approx(0.415)
 
 
 def test_a_dataset_of_multi_instance_classes_only_is_converted_and_judged_by_its_instances(tmp_path):

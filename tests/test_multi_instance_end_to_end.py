@@ -50,6 +50,16 @@ def test_final_validation_calibrates_threshold_and_nms_distance(contacts, cli):
     assert pooled["contact"]["f1"] == pytest.approx(calibration["f1"])   # what the calibration found on them
 
 
+def test_the_class_trains_with_cones_half_as_wide_as_its_instances_lie_apart(contacts):
+    root, _, _ = contacts
+    plans = json.loads((root / "pre" / "Dataset992_Contacts" / "nnLandmarkCPUPlans.json").read_text())
+    gap = plans["nnlandmark_instance_gap_mm"]["contact"]
+    assert 10.0 < gap < 20.0            # the generator keeps contacts more than 10 voxels (of 1 mm) apart
+    model = next((root / "results" / "Dataset992_Contacts").glob("*__nnLandmarkCPUPlans__3d_fullres"))
+    log = next((model / "fold_0").glob("training_log_*.txt")).read_text()
+    assert f"heatmap cone radius: 15.00 voxels of 3d_fullres; class channel 2: {gap / 2:.2f}" in log
+
+
 def test_predicted_instances_are_found_matched_and_written_for_slicer(contacts, cli):
     root, raw, env = contacts
     truth = json.loads((raw / "all_instances_world.json").read_text())

@@ -13,14 +13,23 @@ from nnlandmark.trainers import trainer_class_by_name
 from nnlandmark.trainers.variants import nnLandmarkTrainer_CPU
 
 
-def _loss_of(name, cone_radius=None):
-    """The loss trainer ``name`` builds, on a stand-in trainer with 7 landmarks (``cone_radius`` replaces the hook)."""
+def _loss_of(name, cone_radius=None, instance_gap_mm=None, spacing=(1.0, 1.0, 1.0)):
+    """The loss trainer ``name`` builds, on a stand-in trainer with 7 landmarks (``cone_radius`` replaces the hook);
+    with ``instance_gap_mm`` the last one is a multi-instance class whose instances the planner found that far apart
+    ({} : never two in a case)."""
     cls = trainer_class_by_name(name)
     settings = {a: getattr(cls, a) for a in dir(cls) if not a.startswith("_") and not callable(getattr(cls, a))}
+    names = [f"l{i}" for i in range(1, 7)] + ["contact"]
+    classes = [] if instance_gap_mm is None else ["contact"]
     trainer = SimpleNamespace(**settings,
-                              num_landmarks=7, instance_channels=[], configuration_name="3d_fullres",
-                              print_to_log_file=lambda *a: None)
+                              num_landmarks=7, instance_channels=[6] if classes else [],
+                              configuration_name="3d_fullres", print_to_log_file=lambda *a: None,
+                              dataset_json={"labels": {"background": 0, **{n: i + 1 for i, n in enumerate(names)}},
+                                            "multi_instance": classes},
+                              plans_manager=SimpleNamespace(plans={"nnlandmark_instance_gap_mm": instance_gap_mm or {}}),
+                              configuration_manager=SimpleNamespace(spacing=list(spacing)))
     trainer.cone_radius = (lambda: cone_radius) if cone_radius else (lambda: cls.cone_radius(trainer))
+    trainer.instance_cone_radius = lambda: cls.instance_cone_radius(trainer)
     return cls._build_loss(trainer)
 
 
@@ -52,6 +61,15 @@ def test_each_loss_option_builds_its_loss_with_the_trainer_settings():
         loss = _loss_of(name, cone_radius=6.5)
         assert type(loss) is loss_class and (loss.num_landmarks, loss.radius, loss.k_percent) == (7, 6.5, 20.0)
         assert getattr(loss, "local_radius", 0.0) == (3.0 if "_Fine" in name else 0.0)
+
+
+@pytest.mark.parametrize("gap_mm,radius", [(10.0, 2.5), (100.0, 15.0), (1.0, 2.0), (None, 15.0)])
+def test_a_multi_instance_class_gets_cones_of_half_the_gap_between_its_instances(gap_mm, radius):
+    """Voxels of 1 x 1 x 2 mm: a 10 mm gap gives cones of 5 mm = 2.5 of the largest voxels (neighbouring cones just
+    touch); never wider than the landmarks' 15 voxels nor narrower than 2; no gap planned: the landmarks' cone."""
+    for name in ("nnLandmarkTrainer_CPU", "nnLandmarkTrainer_CPU_SpatialSoftmax_Fine"):
+        loss = _loss_of(name, instance_gap_mm={} if gap_mm is None else {"contact": gap_mm}, spacing=(1.0, 1.0, 2.0))
+        assert loss.radius == 15.0 and loss.instance_radius == [radius]
 
 
 def test_unknown_trainer_names_the_alternatives():

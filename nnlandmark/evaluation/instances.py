@@ -88,28 +88,42 @@ def instances_only_summary(scores: dict) -> dict:
 
 
 def best_threshold(candidates: Mapping[str, np.ndarray], likelihoods: Mapping[str, np.ndarray],
-                   truth: Mapping[str, np.ndarray], match_mm: float = MATCH_MM) -> Dict[str, float]:
+                   truth: Mapping[str, np.ndarray], match_mm: float = MATCH_MM, floor: float = 0.0) -> Dict[str, float]:
     """The likelihood threshold of maximum F1 over the cases {case: candidates (K, 3)}, {case: their likelihoods},
-    {case: true instances}: each case's candidates at or above a threshold matched to its truth; midway between
-    neighbouring likelihoods, the highest of equal F1s (fewer false positives)."""
+    {case: true instances}: each case's candidates at or above a threshold matched to its truth. Of the widest range
+    of thresholds with that F1 it takes the middle, as far from the true peaks as from the false ones: with clean
+    candidates every threshold from ``floor`` (the lowest likelihood listed) to the weakest true peak is best, and
+    that edge itself misses every weaker peak of a new case."""
     values = np.unique(np.concatenate([np.zeros(0), *[np.asarray(v, float) for v in likelihoods.values()]]))
-    thresholds = np.concatenate([values[:1], (values[1:] + values[:-1]) / 2, values[-1:] + 1e-6]) \
-        if len(values) else np.ones(1)
-    if len(thresholds) > MAX_THRESHOLDS:   # many cases: evenly spaced in rank, the matching is the cost
-        thresholds = thresholds[np.linspace(0, len(thresholds) - 1, MAX_THRESHOLDS).round().astype(int)]
-    best = {"threshold": 1.0, "f1": -1.0}
-    for t in thresholds:
+    # keep-set k: the candidates at or above values[k] (k = len: none), for any threshold in (lower[k], upper[k]]
+    lower = np.concatenate([[min([floor, *values[:1]])], values])
+    upper = np.concatenate([values, [max([1.0, *values[-1:]]) + 1e-6]])
+    kept_sets = np.arange(len(lower))
+    if len(kept_sets) > MAX_THRESHOLDS:   # many cases: evenly spaced in rank, the matching is the cost
+        kept_sets = kept_sets[np.linspace(0, len(kept_sets) - 1, MAX_THRESHOLDS).round().astype(int)]
+
+    def scores(t: float) -> Tuple[int, int, int]:
         tp = fp = fn = 0
         for case, true in truth.items():
             keep = np.asarray(likelihoods.get(case, np.zeros(0))) >= t
             found = np.reshape(candidates.get(case, np.zeros((0, 3))), (-1, 3))[keep]
             matched = len(matched_distances(found, true, match_mm))
             tp, fp, fn = tp + matched, fp + len(found) - matched, fn + len(np.reshape(true, (-1, 3))) - matched
-        f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0
-        if f1 >= best["f1"]:
-            best = {"threshold": float(t), "f1": f1, "precision": tp / (tp + fp) if tp + fp else None,
-                    "recall": tp / (tp + fn) if tp + fn else None}
-    return best
+        return tp, fp, fn
+
+    f1 = np.array([_f1(*scores(upper[k])) for k in kept_sets])
+    best = np.flatnonzero(f1 >= f1.max() - 1e-12)
+    runs = np.split(best, np.flatnonzero(np.diff(best) > 1) + 1)   # contiguous ranges of keep-sets
+    widest = max(runs, key=lambda run: (upper[kept_sets[run[-1]]] - lower[kept_sets[run[0]]], run[-1]))
+    threshold = float((lower[kept_sets[widest[0]]] + upper[kept_sets[widest[-1]]]) / 2)
+    tp, fp, fn = scores(threshold)
+    return {"threshold": threshold, "f1": _f1(tp, fp, fn), "precision": tp / (tp + fp) if tp + fp else None,
+            "recall": tp / (tp + fn) if tp + fn else None}
+
+
+def _f1(tp: int, fp: int, fn: int) -> float:
+    """F1, 1 where there is nothing to find and nothing was found."""
+    return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0
 
 
 def instance_points(instances: Dict[str, Dict[str, List[dict]]],

@@ -23,6 +23,7 @@ from nnlandmark.io.images import preprocessed_case_properties
 from nnlandmark.landmark_set import label_swap, landmark_labels, may_be_absent, mirror_pairs, multi_instance
 from nnlandmark.losses import TopKBCEHeatmapLoss
 from nnlandmark.network import build_network, load_checkpoint
+from nnlandmark.stages import INSTANCE_GAP_KEY
 from nnlandmark.trainers.instances import InstanceLabelTransform
 from nnlandmark.trainers.mirroring import PairSwappingMirrorTransform, dataset_left_right_axis
 from nnlandmark.trainers.progress_log import LandmarkProgressLog
@@ -36,6 +37,7 @@ class nnLandmarkTrainer(nnUNetTrainer):
     """The paper's recipe on nnU-Net's schedule (SGD 1e-2, Nesterov 0.99, PolyLR, 1000 x 250, clip 12)."""
 
     heatmap_radius = 15.0   # voxels: the EDT cone, 1 at the landmark falling linearly to 0 at this distance
+    min_instance_radius = 2.0   # voxels: the narrowest cone a multi-instance class gets (instance_cone_radius)
     topk_percent = 20.0     # share of voxels kept per (sample, channel)
     epochs, iterations, val_iterations = 1000, 250, 50
     trust_checkpoint = False  # --trust_checkpoint: unpickle --c / --val checkpoints in full
@@ -64,10 +66,24 @@ class nnLandmarkTrainer(nnUNetTrainer):
         """The heatmap cone radius in voxels of this configuration."""
         return self.heatmap_radius
 
+    def instance_cone_radius(self) -> List[float]:
+        """Each multi-instance class's cone radius in voxels: the landmarks' cone, narrowed to half the distance at
+        which the planner found the class's instances to lie (``stages.INSTANCE_GAP_KEY``), but at least
+        ``min_instance_radius``. Why: the maximum of wide cones of neighbouring instances is one broad hump, which a
+        short schedule learns as a plateau (benchmarks/multi_instance.py)."""
+        gaps = self.plans_manager.plans.get(INSTANCE_GAP_KEY, {})
+        names = list(landmark_labels(self.dataset_json))
+        voxel = max(self.configuration_manager.spacing)
+        return [min(self.cone_radius(), max(self.min_instance_radius, gaps[names[c]] / 2 / voxel))
+                if names[c] in gaps else self.cone_radius() for c in self.instance_channels]
+
     def _build_loss(self):
         radius = self.cone_radius()
-        self.print_to_log_file(f"heatmap cone radius: {radius:.2f} voxels of {self.configuration_name}")
-        return TopKBCEHeatmapLoss(self.num_landmarks, radius, self.topk_percent, self.instance_channels)
+        self.print_to_log_file(f"heatmap cone radius: {radius:.2f} voxels of {self.configuration_name}" +
+                               "".join(f"; class channel {c}: {r:.2f}"
+                                       for c, r in zip(self.instance_channels, self.instance_cone_radius())))
+        return TopKBCEHeatmapLoss(self.num_landmarks, radius, self.topk_percent, self.instance_channels,
+                                  self.instance_cone_radius())
 
     def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
         """Mirroring off in training and at test time, since it would swap left/right landmarks, unless

@@ -19,7 +19,8 @@ class nnLandmarkTrainer_MSE(nnLandmarkTrainer):
     """Ablation: MSE on the sigmoid output instead of BCE top-k."""
 
     def _build_loss(self):
-        return MSEHeatmapLoss(self.num_landmarks, self.cone_radius(), self.instance_channels)
+        return MSEHeatmapLoss(self.num_landmarks, self.cone_radius(), self.instance_channels,
+                              self.instance_cone_radius())
 
 
 class nnLandmarkTrainer_CPU(nnLandmarkTrainer):
@@ -59,7 +60,7 @@ class nnLandmarkTrainer_CPU_SoftArgmax(nnLandmarkTrainer_CPU):
 
     def _build_loss(self):
         return TopKBCECoordinateLoss(self.num_landmarks, self.cone_radius(), self.topk_percent, self.coordinate_weight,
-                                     self.instance_channels)
+                                     self.instance_channels, self.instance_cone_radius())
 
 
 class nnLandmarkTrainer_CPU_SpatialSoftmax(nnLandmarkTrainer_CPU):
@@ -69,7 +70,8 @@ class nnLandmarkTrainer_CPU_SpatialSoftmax(nnLandmarkTrainer_CPU):
 
     def _build_loss(self):
         return TopKBCESpatialSoftmaxLoss(self.num_landmarks, self.cone_radius(), self.topk_percent,
-                                         self.softmax_weight, instance_channels=self.instance_channels)
+                                         self.softmax_weight, instance_channels=self.instance_channels,
+                                         instance_radius=self.instance_cone_radius())
 
 
 class nnLandmarkTrainer_CPU_SpatialSoftmax_Fine(nnLandmarkTrainer_CPU_SpatialSoftmax):
@@ -85,7 +87,8 @@ class nnLandmarkTrainer_CPU_SpatialSoftmax_Fine(nnLandmarkTrainer_CPU_SpatialSof
 
     def _build_loss(self):
         return TopKBCESpatialSoftmaxLoss(self.num_landmarks, self.cone_radius(), self.topk_percent,
-                                         self.softmax_weight, self.local_softmax_radius, self.instance_channels)
+                                         self.softmax_weight, self.local_softmax_radius, self.instance_channels,
+                                         self.instance_cone_radius())
 
     def get_training_transforms(self, patch_size, rotation_for_DA, deep_supervision_scales, mirror_axes,
                                 do_dummy_2d_data_aug, **kwargs):
