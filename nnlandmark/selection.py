@@ -15,14 +15,16 @@ from typing import Dict, List, Sequence
 import numpy as np
 
 from nnlandmark.errors import LandmarkError
-from nnlandmark.evaluation.crossval import collect_folds, cv_ground_truth
-from nnlandmark.evaluation.instances import MATCH_MM, matched_pairs
+from nnlandmark.evaluation.crossval import collect_folds, cv_ground_truth, cv_instance_truth, pool_folds
+from nnlandmark.evaluation.instances import MATCH_MM, instance_points, instance_summary, matched_pairs
 from nnlandmark.evaluation.pipeline import evaluate_points
 from nnlandmark.io.atomic import read_json, write_json_atomic
 from nnlandmark.io.landmark_files import finite_point
-from nnlandmark.io.predictions import Points, case_prediction, read_prediction, write_prediction_formats
+from nnlandmark.io.predictions import (Points, case_prediction, read_instances, read_prediction,
+                                      write_prediction_formats)
 from nnlandmark.landmark_set import single_landmarks
 from nnlandmark.paths import COARSE_STAGES, dataset_name, require_path, writable_folder
+from nnlandmark.presence import read_instance_detection
 from nnlandmark.stages import coarse_stage_folder, is_fine_stage
 
 INFERENCE_INFORMATION_JSON = 'inference_information.json'   # nnU-Net's name for the choice
@@ -70,8 +72,7 @@ def find_best_configuration(dataset, ensembles: bool = True) -> dict:
                             f"{join(require_path('nnUNet_results'), dataset_name(dataset))}: train (and validate) "
                             f"a fold first")
     if not single_landmarks(read_json(join(models[0], 'dataset.json'), "dataset.json")):
-        raise LandmarkError("the dataset has multi-instance classes only, and models are ranked by the MRE of single "
-                            "landmarks: compare their instance F1 with nnLandmark_evaluate -d ID -c CONFIGURATION")
+        return _written(dataset, _best_by_instances(dataset, models))
     truth, _, _ = cv_ground_truth(dataset)
     predictions, folds, rows = {}, {}, []
     labels = {folder: _label(folder) for folder in models}
@@ -87,8 +88,38 @@ def find_best_configuration(dataset, ensembles: bool = True) -> dict:
                 rows.append(_row(f"average of {labels[a]} and {labels[b]}", [a, b], summary, folds[a]))
     most = max(r['n_cases'] for r in rows)
     eligible = [r for r in rows if r['n_cases'] == most and not r['note']] or rows
-    best = min(eligible, key=lambda r: r['mre_mm'])
-    result = {'dataset': dataset_name(dataset), 'models': rows, 'best': best, 'predict': _commands(dataset, best)}
+    return _written(dataset, {'ranked_by': 'mre_mm', 'models': rows,
+                              'best': min(eligible, key=lambda r: r['mre_mm'])})
+
+
+def _best_by_instances(dataset, models: Sequence[Path]) -> dict:
+    """A dataset of multi-instance classes only has no MRE: its models are ranked by the pooled cross-validation F1
+    of their instances (decoded with each model's calibration, as ``nnLandmark_evaluate -d`` reports it), then by the
+    matched pairs' MRE. Averages of two models are not formed (their instances would first have to be paired)."""
+    truth = cv_instance_truth(dataset)
+    rows = []
+    for folder in models:
+        detection = read_instance_detection(str(folder))
+        instances, folds = pool_folds(folder, read_instances)
+        found = instance_points(instances, detection or {})
+        pooled = (instance_summary(found, truth, MATCH_MM) or {}).get('pooled', {})
+        rows.append({'model': _label(folder), 'folders': [folder.name], 'f1': pooled.get('f1'),
+                     'precision': pooled.get('precision'), 'recall': pooled.get('recall'),
+                     'matched_mre_mm': pooled.get('matched_mre_mm'), 'n_cases': len(set(found) & set(truth)),
+                     'folds': folds, 'note': '' if detection else 'no instance calibration: run nnLandmark_calibrate'})
+    scored = [r for r in rows if r['f1'] is not None and not r['note']]
+    if not scored:
+        raise LandmarkError(f"no model of {dataset_name(dataset)} has calibrated instance predictions on cases with "
+                            f"instance ground truth: run nnLandmark_calibrate -d {dataset}")
+    most = max(r['n_cases'] for r in scored)
+    best = min((r for r in scored if r['n_cases'] == most),
+               key=lambda r: (-r['f1'], r['matched_mre_mm'] if r['matched_mre_mm'] is not None else np.inf))
+    return {'ranked_by': 'f1', 'models': rows, 'best': best}
+
+
+def _written(dataset, choice: dict) -> dict:
+    """The choice with the commands that predict with it, written to inference_information.json."""
+    result = {'dataset': dataset_name(dataset), **choice, 'predict': _commands(dataset, choice['best'])}
     write_json_atomic(result, join(require_path('nnUNet_results'), dataset_name(dataset), INFERENCE_INFORMATION_JSON))
     return result
 

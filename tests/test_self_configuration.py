@@ -151,6 +151,44 @@ def test_a_fine_stage_validated_on_the_whole_image_is_named_and_not_chosen(resul
     assert f"best: 3d_fullres ({SINGLE}, {CPU})" in out
 
 
+def test_a_dataset_of_multi_instance_classes_only_is_ranked_by_instance_f1(results, nnunet_dirs, capsys, fails_with):
+    """Two models of a contacts-only dataset (two contacts per case, 10 cases): one finds both within 0.5 mm, the
+    other finds one 0.1 mm off and adds a false alarm 30 mm away: F1 1 vs 0.5, although the second's matched pairs
+    lie closer."""
+    labels = {"labels": {"background": 0, "contact": 1}, "multi_instance": ["contact"],
+              "channel_names": {"0": "CT"}, "file_ending": ".nii.gz"}
+    raw = nnunet_dirs / "nnUNet_raw" / "Dataset700_Sel"
+    (raw / "dataset.json").write_text(json.dumps(labels))
+    truth = {f"c{i:02d}": {"contact": [[0.0, 0.0, 0.0], [20.0, 0.0, 0.0]]} for i in range(10)}
+    (raw / "all_instances_world.json").write_text(json.dumps({"coordinate_system": "LPS", **truth}))
+    found = {"exact": lambda: [[0.5, 0, 0], [20.0, 0.5, 0]], "sloppy": lambda: [[0.1, 0, 0], [50.0, 0, 0]]}
+    folders = {}
+    for name, trainer in (("exact", FINE), ("sloppy", SINGLE)):
+        folders[name] = model(results, trainer, CPU, "3d_fullres", CASCADE, folds=(0,))
+        (folders[name] / "dataset.json").write_text(json.dumps(labels))
+        (folders[name] / "instance_detection.json").write_text(json.dumps({"contact": {"threshold": 0.5,
+                                                                                       "nms_mm": 2.0}}))
+        for case in truth:
+            instances = [{"world": p, "likelihood": 0.9} for p in found[name]()]
+            (folders[name] / "fold_0" / "validation" / f"{case}.json").write_text(json.dumps(
+                {"case": case, "image": case, "coordinate_system": "LPS", "landmarks": {},
+                 "instances": {"contact": instances}}))
+    best_command.main(["-d", "700"])
+    out = capsys.readouterr().out
+    info = json.loads((results / "Dataset700_Sel" / "inference_information.json").read_text())
+    scores = {r["folders"][0]: (r["f1"], r["matched_mre_mm"], r["n_cases"]) for r in info["models"]}
+    assert scores[folders["exact"].name] == (pytest.approx(1.0), pytest.approx(0.5), 10)
+    assert scores[folders["sloppy"].name] == (pytest.approx(0.5), pytest.approx(0.1), 10)
+    assert info["ranked_by"] == "f1" and info["best"]["folders"] == [folders["exact"].name]
+    assert "best: cascade 3d_whole -> 3d_fullres" in out and "instance F1 1.000" in out
+    assert info["predict"] == [f"nnLandmark_predict -d 700 -i INPUT_FOLDER -o OUTPUT_FOLDER -c 3d_fullres -tr {FINE} "
+                               f"-p {CPU}"]
+    for folder in folders.values():   # uncalibrated: every candidate would count
+        (folder / "instance_detection.json").unlink()
+    err = fails_with(best_command.main, ["-d", "700"])
+    assert "no model of Dataset700_Sel has calibrated instance predictions" in err and "nnLandmark_calibrate -d 700" in err
+
+
 def test_best_configuration_without_a_validated_fold_says_so(results, fails_with):
     model(results, FINE, CPU, "3d_fullres", CASCADE)                                  # trained, never validated
     err = fails_with(best_command.main, ["-d", "700"])

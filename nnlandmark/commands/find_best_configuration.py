@@ -1,5 +1,6 @@
 """nnLandmark_find_best_configuration -d ID [--no_ensembles]: the trained model (or average of two) with the lowest
-cross-validation MRE, written to nnUNet_results/DatasetXXX/inference_information.json with the commands to predict."""
+cross-validation MRE (a dataset of multi-instance classes only: the highest instance F1), written to
+nnUNet_results/DatasetXXX/inference_information.json with the commands to predict."""
 import argparse
 
 from nnlandmark.commands._cli import user_errors_as_one_line
@@ -16,11 +17,25 @@ def main(argv=None):
     from nnlandmark.selection import INFERENCE_INFORMATION_JSON, find_best_configuration
     result = find_best_configuration(args.d, not args.no_ensembles)
     width = max(len(r['model']) for r in result['models'])
-    print(f"{'model':<{width}}  MRE mm  median  SDR@4mm  cases  folds")
-    for r in sorted(result['models'], key=lambda r: r['mre_mm']):
-        print(f"{r['model']:<{width}}  {r['mre_mm']:6.2f}  {r['median_mm']:6.2f}  {r['sdr_4mm']:6.1f}%  "
-              f"{r['n_cases']:5d}  {len(r['folds'])}" + (f"  ({r['note']})" if r['note'] else ""))
-    print(f"\nbest: {result['best']['model']} (cross-validation MRE {result['best']['mre_mm']:.2f} mm); predict with:")
+    if result['ranked_by'] == 'f1':   # multi-instance classes only
+        print(f"{'model':<{width}}  instance F1  matched MRE mm  cases  folds")
+        for r in sorted(result['models'], key=lambda r: -(r['f1'] or 0)):
+            mre = f"{r['matched_mre_mm']:14.2f}" if r['matched_mre_mm'] is not None else f"{'-':>14}"
+            f1 = f"{r['f1']:11.3f}" if r['f1'] is not None else f"{'-':>11}"
+            print(f"{r['model']:<{width}}  {f1}  {mre}  {r['n_cases']:5d}  {len(r['folds'])}{_note(r)}")
+        print(f"\nbest: {result['best']['model']} (cross-validation instance F1 {result['best']['f1']:.3f}); "
+              f"predict with:")
+    else:
+        print(f"{'model':<{width}}  MRE mm  median  SDR@4mm  cases  folds")
+        for r in sorted(result['models'], key=lambda r: r['mre_mm']):
+            print(f"{r['model']:<{width}}  {r['mre_mm']:6.2f}  {r['median_mm']:6.2f}  {r['sdr_4mm']:6.1f}%  "
+                  f"{r['n_cases']:5d}  {len(r['folds'])}{_note(r)}")
+        print(f"\nbest: {result['best']['model']} (cross-validation MRE {result['best']['mre_mm']:.2f} mm); "
+              f"predict with:")
     for command in result['predict']:
         print(f"  {command}")
     print(f"written: {INFERENCE_INFORMATION_JSON} in $nnUNet_results/{result['dataset']}")
+
+
+def _note(row: dict) -> str:
+    return f"  ({row['note']})" if row['note'] else ""
