@@ -4,6 +4,7 @@ maxima, sub-voxel refinement, search balls), shared by the losses, the trainer's
 Positions here are in the tensor's own axis order (preprocessed numpy order); geometry.py maps them elsewhere.
 """
 import itertools
+import math
 from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -212,7 +213,8 @@ def refine_peaks(heat: torch.Tensor, peaks: np.ndarray, radius: int = REFINE_RAD
 
 def peak_shape(heat: torch.Tensor, peaks: np.ndarray, spacing) -> Tuple[np.ndarray, np.ndarray]:
     """How clear each channel's maximum is, from the heatmaps alone (the features of the calibrated error estimate):
-    ``half_max_radius_mm`` (N,), the radius of a ball as large as the voxels at or above half the channel's maximum
+    ``half_max_radius_mm`` (N,), the radius of a ball (a disc in 2D) as large as the voxels at or above half the
+    channel's maximum
     (a broad or split response is uncertain), and ``second_peak`` (N,), the channel's highest value farther than
     twice that radius from its integer maximum ``peaks`` (N, D), relative to the maximum (a look-alike elsewhere);
     0 where nothing is that far. Voxels outside search balls (-1) count for neither."""
@@ -222,13 +224,19 @@ def peak_shape(heat: torch.Tensor, peaks: np.ndarray, spacing) -> Tuple[np.ndarr
         values = heat[channel]
         maximum = float(values[tuple(int(p) for p in peak)])
         count = int((values >= max(maximum / 2, 1e-6)).sum())
-        radius_mm[channel] = (3 * count * np.prod(spacing) / (4 * np.pi)) ** (1 / 3)
+        extent = np.array(values.shape) > 1   # a 2D image's heatmap has a slice axis of one
+        radius_mm[channel] = ball_radius(count * np.prod(spacing[extent]), int(extent.sum()))
         exclusion_voxels = np.maximum(2 * radius_mm[channel] / spacing, 1.0)
         outside = values[squared_distances(torch.tensor(peak, dtype=torch.float32), values.shape,
                                            exclusion_voxels) > 1]
         if outside.numel() and maximum > 0:
             second[channel] = max(float(outside.max()) / maximum, 0.0)
     return radius_mm, second
+
+
+def ball_radius(size: float, dims: int) -> float:
+    """The radius of a ball of ``dims`` dimensions whose volume (area in 2D) is ``size``."""
+    return (size * math.gamma(dims / 2 + 1) / np.pi ** (dims / 2)) ** (1 / dims)
 
 
 def patch_landmark_errors(logits: torch.Tensor, seg: torch.Tensor, num_landmarks: int,

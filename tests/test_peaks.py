@@ -90,3 +90,11 @@ def test_peak_shape_measures_the_half_maximum_ball_and_a_separate_second_peak():
     assert radius[0] == pytest.approx(2.0 * (3 * 257 / (4 * np.pi)) ** (1 / 3), rel=1e-6)   # about 7.9 mm
     assert second[0] == pytest.approx(0.4, abs=1e-3)
     assert radius[1] == pytest.approx(2.0 * (3 / (4 * np.pi)) ** (1 / 3), rel=1e-6) and second[1] == 0.0
+
+
+def test_the_peak_of_a_2d_image_is_measured_as_a_disc_in_its_plane():
+    heat = torch.zeros(1, 1, 40, 40, dtype=torch.half)    # a 2d configuration: one slice, 5 mm thick
+    y, x = torch.meshgrid(*[torch.arange(40)] * 2, indexing="ij")
+    heat[0, 0][(y - 20) ** 2 + (x - 20) ** 2 <= 6 ** 2] = 0.8   # 113 pixels of 0.5 x 0.5 mm
+    radius, _ = peak_shape(heat, np.array([[0, 20, 20]]), (5.0, 0.5, 0.5))
+    assert radius[0] == pytest.approx(np.sqrt(113 * 0.25 / np.pi), rel=1e-6)   # about 3 mm: the disc's radius
