@@ -214,10 +214,9 @@ def refine_peaks(heat: torch.Tensor, peaks: np.ndarray, radius: int = REFINE_RAD
 def peak_shape(heat: torch.Tensor, peaks: np.ndarray, spacing) -> Tuple[np.ndarray, np.ndarray]:
     """How clear each channel's maximum is, from the heatmaps alone (the features of the calibrated error estimate):
     ``half_max_radius_mm`` (N,), the radius of a ball (a disc in 2D) as large as the voxels at or above half the
-    channel's maximum
-    (a broad or split response is uncertain), and ``second_peak`` (N,), the channel's highest value farther than
-    twice that radius from its integer maximum ``peaks`` (N, D), relative to the maximum (a look-alike elsewhere);
-    0 where nothing is that far. Voxels outside search balls (-1) count for neither."""
+    channel's maximum (a broad or split response is uncertain), and ``second_peak`` (N,), the channel's highest value
+    farther than twice that radius from its integer maximum ``peaks`` (N, D), relative to the maximum (a look-alike
+    elsewhere); 0 where nothing is that far. Voxels outside search balls (-1) count for neither."""
     spacing = np.asarray(spacing, float)
     radius_mm, second = np.zeros(len(peaks)), np.zeros(len(peaks))
     for channel, peak in enumerate(peaks):   # one channel at a time: no second copy of the whole stack
