@@ -219,11 +219,11 @@ def peak_shape(heat: torch.Tensor, peaks: np.ndarray, spacing) -> Tuple[np.ndarr
     elsewhere); 0 where nothing is that far. Voxels outside search balls (-1) count for neither."""
     spacing = np.asarray(spacing, float)
     radius_mm, second = np.zeros(len(peaks)), np.zeros(len(peaks))
+    extent = np.array(heat.shape[1:]) > 1   # a 2D image's heatmap has a slice axis of one
     for channel, peak in enumerate(peaks):   # one channel at a time: no second copy of the whole stack
         values = heat[channel]
         maximum = float(values[tuple(int(p) for p in peak)])
         count = int((values >= max(maximum / 2, 1e-6)).sum())
-        extent = np.array(values.shape) > 1   # a 2D image's heatmap has a slice axis of one
         radius_mm[channel] = ball_radius(count * np.prod(spacing[extent]), int(extent.sum()))
         exclusion_voxels = np.maximum(2 * radius_mm[channel] / spacing, 1.0)
         outside = values[squared_distances(torch.tensor(peak, dtype=torch.float32), values.shape,

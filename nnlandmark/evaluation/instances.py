@@ -35,10 +35,10 @@ def matched_distances(predicted: np.ndarray, truth: np.ndarray, match_mm: float 
     return np.linalg.norm(np.reshape(predicted, (-1, 3))[rows] - np.reshape(truth, (-1, 3))[cols], axis=1)
 
 
-def _scores(tp: int, fp: int, fn: int, distances, count_errors) -> dict:
+def _scores(tp: int, fp: int, fn: int, distances=(), count_errors=()) -> dict:
     precision = tp / (tp + fp) if tp + fp else None
     recall = tp / (tp + fn) if tp + fn else None
-    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else None
+    f1 = _f1(tp, fp, fn) if tp + fp + fn else None
     return {"tp": tp, "fp": fp, "fn": fn, "precision": precision, "recall": recall, "f1": f1,
             "matched_mre_mm": float(np.mean(distances)) if len(distances) else None,
             "mean_abs_count_error": float(np.mean(np.abs(count_errors))) if len(count_errors) else None}
@@ -116,9 +116,9 @@ def best_threshold(candidates: Mapping[str, np.ndarray], likelihoods: Mapping[st
     runs = np.split(best, np.flatnonzero(np.diff(best) > 1) + 1)   # contiguous ranges of keep-sets
     widest = max(runs, key=lambda run: (upper[kept_sets[run[-1]]] - lower[kept_sets[run[0]]], run[-1]))
     threshold = float((lower[kept_sets[widest[0]]] + upper[kept_sets[widest[-1]]]) / 2)
-    tp, fp, fn = scores(threshold)
-    return {"threshold": threshold, "f1": _f1(tp, fp, fn), "precision": tp / (tp + fp) if tp + fp else None,
-            "recall": tp / (tp + fn) if tp + fn else None}
+    counts = scores(threshold)
+    result = _scores(*counts)
+    return {"threshold": threshold, "f1": _f1(*counts), "precision": result["precision"], "recall": result["recall"]}
 
 
 def _f1(tp: int, fp: int, fn: int) -> float:

@@ -78,12 +78,11 @@ class nnLandmarkTrainer(nnUNetTrainer):
                 if names[c] in gaps else self.cone_radius() for c in self.instance_channels]
 
     def _build_loss(self):
-        radius = self.cone_radius()
+        radius, class_radii = self.cone_radius(), self.instance_cone_radius()
         self.print_to_log_file(f"heatmap cone radius: {radius:.2f} voxels of {self.configuration_name}" +
                                "".join(f"; class channel {c}: {r:.2f}"
-                                       for c, r in zip(self.instance_channels, self.instance_cone_radius())))
-        return TopKBCEHeatmapLoss(self.num_landmarks, radius, self.topk_percent, self.instance_channels,
-                                  self.instance_cone_radius())
+                                       for c, r in zip(self.instance_channels, class_radii)))
+        return TopKBCEHeatmapLoss(self.num_landmarks, radius, self.topk_percent, self.instance_channels, class_radii)
 
     def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
         """Mirroring off in training and at test time, since it would swap left/right landmarks, unless
