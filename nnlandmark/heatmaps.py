@@ -12,8 +12,10 @@ import torch
 
 from nnlandmark.landmark_set import MAX_INSTANCES
 
-REFINE_RADIUS = 3     # voxels around the integer maximum that may contribute
+REFINE_RADIUS = 8     # voxels around the integer maximum that may contribute: a trained landmark's top spans several
 REFINE_DROP = 0.15    # voxels more than this below the maximum get no weight
+REFINE_TOP_SIDE = 5   # nor those below the highest 5^D voxels: on a broad dome only its top counts
+INSTANCE_REFINE_RADIUS = 3   # an instance's window stays clear of its neighbours' tops (its cone is half their gap)
 Radius = Union[float, Sequence[float]]   # a cone radius in voxels: one, or one per channel
 
 
@@ -192,11 +194,14 @@ def tiles_near_balls(slicers: list, centres: np.ndarray, radius_voxels: np.ndarr
 
 def refine_peaks(heat: torch.Tensor, peaks: np.ndarray, radius: int = REFINE_RADIUS,
                  drop: float = REFINE_DROP) -> np.ndarray:
-    """Weighted centroid of ``max(h - (h_peak - drop), 0)`` in a (2r+1)^D window around each peak.
+    """Weighted centroid of the top of each peak in a (2r+1)^D window around it: ``h - floor`` over the voxels above
+    the floor, which is ``drop`` below the peak, or higher where more than REFINE_TOP_SIDE^D voxels lie within
+    ``drop`` (then just below the highest REFINE_TOP_SIDE^D of them).
 
-    The centre of a symmetric peak or plateau, not its first voxel: beats the integer argmax floor of
-    about 0.48 voxel mean error for uniformly distributed true positions. One gather of N windows straight from
-    the (fp16) stack, no copy of it and no loop over channels; voxels outside the volume count as 0.
+    The centre of a symmetric peak or plateau, not its first voxel: beats the integer argmax floor of about 0.48 voxel
+    mean error for uniformly distributed true positions. A trained landmark's top can be a broad dome, lopsided on its
+    flanks: there only its highest voxels count. One gather of N windows straight from the (fp16) stack, no copy of it
+    and no loop over channels; voxels outside the volume count as 0.
     """
     n, dims = heat.shape[0], heat.ndim - 1
     offsets = np.array(list(itertools.product(range(-radius, radius + 1), repeat=dims)))  # (K, D)
@@ -207,7 +212,10 @@ def refine_peaks(heat: torch.Tensor, peaks: np.ndarray, radius: int = REFINE_RAD
     index = (torch.arange(n)[:, None], *[torch.from_numpy(clipped[..., d]) for d in range(dims)])
     window = heat[index].float() * inside                                                   # (N, K)
     peak_values = window[:, len(offsets) // 2:len(offsets) // 2 + 1]
-    weights = (window - (peak_values - drop)).clamp(min=0).numpy()
+    top = min(REFINE_TOP_SIDE ** dims, len(offsets) - 1)
+    below_top = window.topk(top + 1, dim=1).values[:, -1:]          # the highest voxel not among the top ones
+    floor = torch.maximum(peak_values - drop, torch.minimum(below_top, peak_values - 1e-4))   # (ties: all count)
+    weights = (window - floor).clamp(min=0).numpy()
     return (weights[..., None] * positions).sum(1) / weights.sum(1, keepdims=True)
 
 

@@ -37,6 +37,27 @@ def test_refinement_finds_the_middle_of_a_plateau_and_handles_the_border():
     np.testing.assert_allclose(refined, [[5.0, 2.5, 5.0], [0.5, 0.0, 0.0]])
 
 
+def test_refinement_reads_the_middle_of_a_top_longer_than_a_few_voxels():
+    """A trained landmark's top can span several voxels; the argmax is its first voxel in memory order. A window of
+    3 voxels around it would end at z = 13 and read 11.5."""
+    heat = torch.zeros(1, 30, 30, 30)
+    heat[0, 10:17, 20, 20] = 1.0          # a top seven voxels long: middle z = 13
+    peaks, _ = channel_maxima(heat)
+    assert peaks.tolist() == [[10, 20, 20]]
+    np.testing.assert_allclose(refine_peaks(heat, peaks), [[13.0, 20.0, 20.0]])
+
+
+def test_refinement_reads_only_the_highest_voxels_of_a_lopsided_dome():
+    """With every voxel within 0.15 of the maximum, a shoulder on one side counts: z = 19.0 in a 17^3 window, (15.8,
+    14.6, 14.6) in a 7^3 one around the argmax. Only the highest 5^3 count, so the read stays on the top (on real
+    MRI: 0.95 mm test MRE instead of 1.38)."""
+    heat = torch.zeros(1, 30, 30, 30)
+    heat[0, 17:23, 10:20, 10:20] = 0.9    # 600 voxels of shoulder beside the top
+    heat[0, 14:17, 14:17, 14:17] = 1.0    # the top: 27 voxels around (15, 15, 15)
+    peaks, _ = channel_maxima(heat)
+    np.testing.assert_allclose(refine_peaks(heat, peaks), [[15.0, 15.0, 15.0]], atol=1e-3)
+
+
 def test_restriction_to_a_ball_around_the_prior_picks_the_local_maximum():
     heat = torch.zeros(3, 10, 12, 14, dtype=torch.half)
     heat[:, 1, 1, 1] = 0.9                      # a strong look-alike far away in every channel

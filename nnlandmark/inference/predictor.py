@@ -25,8 +25,8 @@ from nnlandmark.errors import LandmarkError
 from nnlandmark.evaluation.qc import qc_for_predictions
 from nnlandmark.geometry import (Geometry, as_volume, preprocessed_spacing, preprocessed_to_original_index,
                                  world_to_preprocessed)
-from nnlandmark.heatmaps import (channel_maxima, instance_peaks, peak_shape, refine_peaks, restrict_to_balls,
-                                 suppressed, tiles_near_balls)
+from nnlandmark.heatmaps import (INSTANCE_REFINE_RADIUS, channel_maxima, instance_peaks, peak_shape, refine_peaks,
+                                 restrict_to_balls, suppressed, tiles_near_balls)
 from nnlandmark.io.atomic import read_json, write_json_atomic
 from nnlandmark.io.images import RASTER_ENDINGS, images_to_nnunet_array, input_cases, read_image
 from nnlandmark.io.predictions import (REVIEW_CSV, Points, case_prediction, parse_formats, read_prediction,
@@ -246,7 +246,7 @@ class LandmarkPredictor(nnUNetPredictor):
             name, uncalibrated_instances(self.configuration_manager.spacing))   # in-plane only for a 2d one
         peaks, likelihood = instance_peaks(channel, threshold)
         if self.subvoxel and len(peaks):
-            peaks = refine_peaks(channel[None].expand(len(peaks), *channel.shape), peaks)
+            peaks = refine_peaks(channel[None].expand(len(peaks), *channel.shape), peaks, INSTANCE_REFINE_RADIUS)
         index = preprocessed_to_original_index(peaks.astype(float), channel.shape, properties,
                                                self.plans_manager.transpose_backward)
         world = geometry.index_to_world(index)
