@@ -14,7 +14,7 @@ from nnlandmark.landmark_set import MAX_INSTANCES
 
 REFINE_RADIUS = 8     # voxels around the integer maximum that may contribute: a trained landmark's top spans several
 REFINE_DROP = 0.15    # voxels more than this below the maximum get no weight
-REFINE_TOP_SIDE = 5   # nor those below the highest 5^D voxels: on a broad dome only its top counts
+REFINE_TOP = 125      # nor those below the highest 125 (a 5^3 cube's worth; pixels in 2D): a broad dome's top
 INSTANCE_REFINE_RADIUS = 3   # an instance's window stays clear of its neighbours' tops (its cone is half their gap)
 Radius = Union[float, Sequence[float]]   # a cone radius in voxels: one, or one per channel
 
@@ -195,8 +195,8 @@ def tiles_near_balls(slicers: list, centres: np.ndarray, radius_voxels: np.ndarr
 def refine_peaks(heat: torch.Tensor, peaks: np.ndarray, radius: int = REFINE_RADIUS,
                  drop: float = REFINE_DROP) -> np.ndarray:
     """Weighted centroid of the top of each peak in a (2r+1)^D window around it: ``h - floor`` over the voxels above
-    the floor, which is ``drop`` below the peak, or higher where more than REFINE_TOP_SIDE^D voxels lie within
-    ``drop`` (then just below the highest REFINE_TOP_SIDE^D of them).
+    the floor, which is ``drop`` below the peak, or higher where more than REFINE_TOP voxels lie within ``drop``
+    (then just below the highest REFINE_TOP of them).
 
     The centre of a symmetric peak or plateau, not its first voxel: beats the integer argmax floor of about 0.48 voxel
     mean error for uniformly distributed true positions. A trained landmark's top can be a broad dome, lopsided on its
@@ -212,7 +212,7 @@ def refine_peaks(heat: torch.Tensor, peaks: np.ndarray, radius: int = REFINE_RAD
     index = (torch.arange(n)[:, None], *[torch.from_numpy(clipped[..., d]) for d in range(dims)])
     window = heat[index].float() * inside                                                   # (N, K)
     peak_values = window[:, len(offsets) // 2:len(offsets) // 2 + 1]
-    top = min(REFINE_TOP_SIDE ** dims, len(offsets) - 1)
+    top = min(REFINE_TOP, len(offsets) - 1)
     below_top = window.topk(top + 1, dim=1).values[:, -1:]          # the highest voxel not among the top ones
     floor = torch.maximum(peak_values - drop, torch.minimum(below_top, peak_values - 1e-4))   # (ties: all count)
     weights = (window - floor).clamp(min=0).numpy()

@@ -49,7 +49,7 @@ def test_refinement_reads_the_middle_of_a_top_longer_than_a_few_voxels():
 
 def test_refinement_reads_only_the_highest_voxels_of_a_lopsided_dome():
     """With every voxel within 0.15 of the maximum, a shoulder on one side counts: z = 19.0 in a 17^3 window, (15.8,
-    14.6, 14.6) in a 7^3 one around the argmax. Only the highest 5^3 count, so the read stays on the top (on real
+    14.6, 14.6) in a 7^3 one around the argmax. Only the highest 125 count, so the read stays on the top (on real
     MRI: 0.95 mm test MRE instead of 1.38)."""
     heat = torch.zeros(1, 30, 30, 30)
     heat[0, 17:23, 10:20, 10:20] = 0.9    # 600 voxels of shoulder beside the top
