@@ -2,14 +2,15 @@
 stated share of landmarks (``radius_mm``, default 90 %), fitted on the cross-validation predictions.
 
 The model (docs/design.md, "Uncertainty") is a log-linear regression of the radial error on what every prediction
-gives for free, with a per-landmark offset shrunk towards the pooled fit where a landmark has few cases::
+gives for free, with a per-landmark offset shrunk towards the pooled fit as far as the landmarks' differences are
+unsure (empirical Bayes)::
 
     log(error + floor) = b . [1, likelihood, log half_max_radius_mm, second_peak, log(1 + prior_distance_mm)]
                          + offset[landmark] + residual
 
 ``expected_error_mm`` is the fitted mean (the log scale's mean corrected by the residuals' smearing factor, minus the
-floor). The radius is split-conformal on the ratio ``(error + floor) / (expected + floor)``: the cases are split in
-two halves, each half's ratios are scored with the model fitted on the other, and the radius is that ratio's
+floor). The radius is conformal on the ratio ``(error + floor) / (expected + floor)``, each case in turn the
+calibration split: its ratios are scored with the model fitted on all other cases, and the radius is the ratios'
 ``coverage`` quantile times the estimate. So it is wide where the model expects a large error and narrow elsewhere,
 and its coverage holds on new cases like the cross-validation ones. Written next to the model in
 ``landmark_uncertainty.json``; the fold's final validation refits it from the folds validated so far.
@@ -31,8 +32,7 @@ from nnlandmark.paths import writable_folder
 
 FEATURES = ("likelihood", "log_half_max_radius_mm", "second_peak", "log1p_prior_distance_mm")
 DEFAULT_COVERAGE = 0.9
-SHRINK_CASES = 10      # a landmark's own offset weighs n / (n + 10): pooled with few cases, its own with many
-MIN_CASES = 4          # two halves of at least two cases each for the conformal split
+MIN_CASES = 4          # each case's conformal ratios from a fit on at least three others
 RIDGE = 1e-3           # keeps the slopes finite where a feature is constant (e.g. no prior in a one-stage model)
 
 
@@ -50,14 +50,29 @@ def feature_row(entry: Mapping, where: str = "") -> np.ndarray:
     return np.array([1.0, likelihood, math.log(max(radius, 1e-3)), second, math.log1p(max(prior, 0.0))])
 
 
+def landmark_offsets(residual: np.ndarray, landmark: np.ndarray) -> Dict[str, float]:
+    """Each landmark's mean residual weighed by n / (n + k) (empirical Bayes): k, the residuals' variance within a
+    landmark over the variance of the landmarks' true offsets (method of moments), is how many cases a landmark
+    needs before its own mean counts as much as the pooled fit. Landmarks that truly differ keep their own offsets
+    after a few cases; landmarks whose means differ no more than chance makes them keep none."""
+    names, index, counts = np.unique(landmark, return_inverse=True, return_counts=True)
+    means = np.bincount(index, residual) / counts
+    weights = np.zeros(len(names))
+    if len(names) > 1 and len(residual) > len(names):
+        within = ((residual - means[index]) ** 2).sum() / (len(residual) - len(names))
+        between = means.var(ddof=1) - within * np.mean(1 / counts)
+        if between > 0:
+            weights = counts / (counts + within / between)
+    return {str(name): float(w * m) for name, w, m in zip(names, weights, means)}
+
+
 def _fit(x: np.ndarray, log_error: np.ndarray, landmark: np.ndarray) -> dict:
-    """Ridge least squares (intercept unpenalised), then per-landmark offsets of the residuals shrunk by
-    SHRINK_CASES, then the smearing factor mean(exp(residual)) that turns the log-scale fit into a mean."""
+    """Ridge least squares (intercept unpenalised), then the landmarks' offsets of the residuals
+    (``landmark_offsets``), then the smearing factor mean(exp(residual)) that turns the log-scale fit into a mean."""
     penalty = RIDGE * len(x) * np.diag([0.0] + [1.0] * (x.shape[1] - 1))
     coefficients = np.linalg.solve(x.T @ x + penalty, x.T @ log_error)
     residual = log_error - x @ coefficients
-    offsets = {name: float(residual[landmark == name].sum() / ((landmark == name).sum() + SHRINK_CASES))
-               for name in np.unique(landmark)}
+    offsets = landmark_offsets(residual, landmark)
     residual = residual - np.array([offsets[n] for n in landmark])
     return {"coefficients": coefficients.tolist(), "offsets": offsets,
             "smearing": float(np.mean(np.exp(residual)))}
@@ -80,7 +95,7 @@ def conformal_quantile(scores: np.ndarray, coverage: float) -> float:
 def fit_error_model(x: np.ndarray, errors_mm: np.ndarray, landmark: Sequence[str], case: Sequence[str],
                     coverage: float = DEFAULT_COVERAGE) -> dict:
     """The calibration from feature rows (``feature_row``), radial errors, and each row's landmark and case: the
-    regression on all rows, the conformal quantile from the two-half split by case (see the module docstring)."""
+    regression on all rows, the conformal quantile from leaving out one case at a time (see the module docstring)."""
     if not 0 < coverage < 1:
         raise LandmarkError(f"coverage must lie between 0 and 1 (e.g. 0.9), got {coverage}")
     landmark, case, errors_mm = np.asarray(landmark), np.asarray(case), np.asarray(errors_mm, float)
@@ -90,11 +105,11 @@ def fit_error_model(x: np.ndarray, errors_mm: np.ndarray, landmark: Sequence[str
                             f"{MIN_CASES}; validate more folds")
     floor = max(0.25 * float(np.median(errors_mm)), 1e-3)
     log_error = np.log(errors_mm + floor)
-    half = np.isin(case, cases[::2])
     scores = np.empty(len(x))
-    for fit_rows in (half, ~half):
-        fit = _fit(x[fit_rows], log_error[fit_rows], landmark[fit_rows])
-        scores[~fit_rows] = (errors_mm[~fit_rows] + floor) / _scale(fit, x[~fit_rows], landmark[~fit_rows])
+    for held_out in cases:
+        rows = case == held_out
+        fit = _fit(x[~rows], log_error[~rows], landmark[~rows])
+        scores[rows] = (errors_mm[rows] + floor) / _scale(fit, x[rows], landmark[rows])
     quantile = conformal_quantile(scores, coverage)
     if not math.isfinite(quantile):
         raise LandmarkError(f"{len(x)} validated landmark(s) are too few for a {coverage:.0%} radius: it needs at "

@@ -9,7 +9,7 @@ from nnlandmark.commands import evaluate
 from nnlandmark.errors import LandmarkError
 from nnlandmark.evaluation.reliability import auroc, reliability_table
 from nnlandmark.io.predictions import read_error_estimates, write_review_list
-from nnlandmark.uncertainty import (ErrorModel, conformal_quantile, feature_row, fit_error_model,
+from nnlandmark.uncertainty import (ErrorModel, conformal_quantile, feature_row, fit_error_model, landmark_offsets,
                                     read_error_model, unsteady_radius)
 
 def fabricated(n_cases, seed, landmarks=("a", "b", "c", "d")):
@@ -50,6 +50,16 @@ def test_radius_covers_the_stated_share_of_new_landmarks_and_is_narrower_than_on
     assert np.mean(expected) == pytest.approx(np.mean(actual), rel=0.12)       # a mean in mm, not a log-scale one
     hard = np.array([n == "d" for _, n, _, _ in held_out])
     assert np.mean(expected[hard]) > 1.6 * np.mean(expected[~hard])           # the per-landmark offset
+
+
+def test_landmark_offsets_keep_what_the_landmarks_truly_differ_by_and_drop_chance():
+    noise = np.tile([-0.5, 0.5], 3)                              # six cases per landmark, within variance 0.3
+    landmark = np.repeat(list("abcd"), 6)
+    residual = np.concatenate([noise - 0.25, noise - 0.25, noise - 0.25, noise + 0.75])   # 'd' is 1.0 harder
+    # means var 0.25 - 0.3 / 6 = 0.2 between: k = 0.3 / 0.2 = 1.5 cases, weight 6 / 7.5 = 0.8 (by hand)
+    assert landmark_offsets(residual, landmark) == pytest.approx({"a": -0.2, "b": -0.2, "c": -0.2, "d": 0.6})
+    by_chance = np.concatenate([noise + 0.01, noise - 0.01, noise + 0.02, noise - 0.02])   # far below 0.3 / 6
+    assert landmark_offsets(by_chance, landmark) == {"a": 0.0, "b": 0.0, "c": 0.0, "d": 0.0}
 
 
 def test_conformal_quantile_is_the_rank_ceil_n_plus_one_times_coverage():
