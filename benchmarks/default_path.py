@@ -18,6 +18,7 @@ training minutes. On AFIDs the published rater error (about 1 mm) is the human r
 import json
 import time
 from pathlib import Path
+from typing import Tuple
 
 from nnlandmark.paths import CPU_PLANS
 from nnlandmark.stages import EPOCHS_KEY, TRAINER_KEY
@@ -28,6 +29,17 @@ from _common import (benchmark_parser, default_out, epoch_seconds, environment, 
 
 DATASETS = {"study": 985, "mni_t1": 986, "mni_t2w": 987}
 RECIPE = {"mre_mm": 1.13, "training_minutes": 12.0}   # benchmarks/README.md, the cascade from coarse epoch 10
+
+
+def trained_default_path(workdir: Path, data: str) -> Tuple[dict, int, Path, dict]:
+    """(environment, dataset ID, raw folder, CPU plans) of a default path this script trained in ``workdir``, for the
+    scripts that judge it further (error_estimates.py, error_ceiling.py)."""
+    env = nnunet_env(workdir)
+    raw = next(Path(env["nnUNet_raw"]).glob(f"Dataset{DATASETS[data]}_*"), None)
+    if raw is None:
+        raise SystemExit(f"no trained default path in {workdir}: run default_path.py --data {data} first")
+    plans = json.loads((Path(env["nnUNet_preprocessed"]) / raw.name / f"{CPU_PLANS}.json").read_text())
+    return env, DATASETS[data], raw, plans
 
 
 def evaluate(env: dict, raw: Path, predictions: Path) -> dict:

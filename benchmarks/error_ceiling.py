@@ -26,9 +26,9 @@ from nnlandmark.paths import CPU_PLANS
 from nnlandmark.stages import TRAINER_KEY
 from nnlandmark.uncertainty import calibration_rows
 
-from _common import benchmark_parser, default_out, environment, markdown_table, nnunet_env, run_command, \
-    training_env, use_nnunet_folders, write_json
-from default_path import DATASETS
+from _common import benchmark_parser, default_out, environment, markdown_table, run_command, training_env, \
+    use_nnunet_folders, write_json
+from default_path import DATASETS, trained_default_path
 
 STAGES = ("3d_whole", "3d_fullres")
 
@@ -68,12 +68,7 @@ def main():
     args = parser.parse_args()
     args.out = args.out or default_out("error_ceiling" + ("" if args.data == "study" else f"_{args.data}"))
     workdir = Path(args.workdir).resolve()
-    env = nnunet_env(workdir)
-    dataset = DATASETS[args.data]
-    raw = next(Path(env["nnUNet_raw"]).glob(f"Dataset{dataset}_*"), None)
-    if raw is None:
-        raise SystemExit(f"no trained default path in {workdir}: run default_path.py --data {args.data} first")
-    plans = json.loads((Path(env["nnUNet_preprocessed"]) / raw.name / f"{CPU_PLANS}.json").read_text())
+    env, dataset, raw, plans = trained_default_path(workdir, args.data)
     models = {c: Path(env["nnUNet_results"]) / raw.name / f"{plans['configurations'][c][TRAINER_KEY]}__{CPU_PLANS}__{c}"
               for c in STAGES}
     for configuration in STAGES:   # the coarse folds first: a fine fold validates within their landmarks

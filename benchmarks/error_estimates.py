@@ -25,8 +25,8 @@ from scipy.stats import spearmanr
 from nnlandmark.paths import CPU_PLANS
 from nnlandmark.stages import TRAINER_KEY
 
-from _common import benchmark_parser, default_out, environment, markdown_table, nnunet_env, run_command, write_json
-from default_path import DATASETS
+from _common import benchmark_parser, default_out, environment, markdown_table, run_command, write_json
+from default_path import DATASETS, trained_default_path
 
 LARGE_MM = 4.0   # the errors a review list should catch
 
@@ -47,12 +47,7 @@ def main():
     args = parser.parse_args()
     args.out = args.out or default_out("error_estimates" + ("" if args.data == "study" else f"_{args.data}"))
     workdir = Path(args.workdir).resolve()
-    env = nnunet_env(workdir)
-    dataset = DATASETS[args.data]
-    raw = next(Path(env["nnUNet_raw"]).glob(f"Dataset{dataset}_*"), None)
-    if raw is None:
-        raise SystemExit(f"no trained default path in {workdir}: run default_path.py --data {args.data} first")
-    plans = json.loads((Path(env["nnUNet_preprocessed"]) / raw.name / f"{CPU_PLANS}.json").read_text())
+    env, dataset, raw, plans = trained_default_path(workdir, args.data)
     stages = [c for c in ("3d_whole", "3d_fullres") if TRAINER_KEY in plans["configurations"].get(c, {})]
     for configuration in stages:
         trainer = plans["configurations"][configuration][TRAINER_KEY]
