@@ -69,6 +69,10 @@ def main():
     args.out = args.out or default_out("error_ceiling" + ("" if args.data == "study" else f"_{args.data}"))
     workdir = Path(args.workdir).resolve()
     env, dataset, raw, plans = trained_default_path(workdir, args.data)
+    truth = json.loads((raw / "all_landmarks_world.json").read_text())
+    truth.pop("coordinate_system", None)
+    if any(point is None for case in truth.values() for point in case.values()):
+        raise SystemExit("error_ceiling.py compares every landmark of every case: this dataset has absent ones")
     models = {c: Path(env["nnUNet_results"]) / raw.name / f"{plans['configurations'][c][TRAINER_KEY]}__{CPU_PLANS}__{c}"
               for c in STAGES}
     for configuration in STAGES:   # the coarse folds first: a fine fold validates within their landmarks
@@ -87,8 +91,6 @@ def main():
                     "-f", fold, "-prev_stage_predictions", out / "coarse", "-device", "cpu", "--disable_tqdm",
                     "--continue_prediction")
 
-    truth = json.loads((raw / "all_landmarks_world.json").read_text())
-    truth.pop("coordinate_system", None)
     cases = sorted(p.stem for p in (out / f"fold_{args.folds[0]}").glob("*.json"))
     names = sorted(truth[cases[0]])
     true = np.array([[truth[c][n] for n in names] for c in cases], float)
@@ -96,7 +98,7 @@ def main():
     expected = np.stack([read_folder(out / f"fold_{f}", cases, names, "expected_error_mm") for f in args.folds])
     radius = np.stack([read_folder(out / f"fold_{f}", cases, names, "radius_mm") for f in args.folds])
     error = np.linalg.norm(world - true, axis=-1)                              # fold, case, landmark
-    training = [c for c in truth if c not in cases and all(truth[c][n] is not None for n in names)]
+    training = [c for c in truth if c not in cases]
     mean_shape = np.mean([[truth[c][n] for n in names] for c in training], axis=0)
     ensemble = world.mean(0)
     spread = np.sqrt((np.linalg.norm(world - ensemble, axis=-1) ** 2).mean(0))
