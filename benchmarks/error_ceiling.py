@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
+from nnlandmark.io.predictions import read_landmark_entries
 from nnlandmark.paths import CPU_PLANS
 from nnlandmark.stages import TRAINER_KEY
 from nnlandmark.uncertainty import calibration_rows
@@ -33,10 +34,14 @@ from default_path import DATASETS, trained_default_path
 STAGES = ("3d_whole", "3d_fullres")
 
 
-def read_folder(folder: Path, cases, names, field: str) -> np.ndarray:
-    """(case, landmark[, 3]) array of one field of a prediction folder's CASE.json files."""
-    return np.array([[json.loads((folder / f"{c}.json").read_text())["landmarks"][n][field] for n in names]
-                     for c in cases], float)
+def field(entries: dict, cases, names, key: str) -> np.ndarray:
+    """(case, landmark[, 3]) array of one field of a prediction folder's entries (``read_landmark_entries``)."""
+    return np.array([[entries[c][n][key] for n in names] for c in cases], float)
+
+
+def hindsight_oracle(error: np.ndarray) -> np.ndarray:
+    """Each landmark's own mean error, for every case (case, landmark): the best any per-landmark estimate ranks."""
+    return np.broadcast_to(error.mean(0), error.shape)
 
 
 def within_landmark(score: np.ndarray, error: np.ndarray) -> float:
@@ -91,12 +96,12 @@ def main():
                     "-f", fold, "-prev_stage_predictions", out / "coarse", "-device", "cpu", "--disable_tqdm",
                     "--continue_prediction")
 
-    cases = sorted(p.stem for p in (out / f"fold_{args.folds[0]}").glob("*.json"))
+    entries = [read_landmark_entries(out / f"fold_{f}") for f in args.folds]
+    cases = sorted(entries[0])
     names = sorted(truth[cases[0]])
     true = np.array([[truth[c][n] for n in names] for c in cases], float)
-    world = np.stack([read_folder(out / f"fold_{f}", cases, names, "world") for f in args.folds])
-    expected = np.stack([read_folder(out / f"fold_{f}", cases, names, "expected_error_mm") for f in args.folds])
-    radius = np.stack([read_folder(out / f"fold_{f}", cases, names, "radius_mm") for f in args.folds])
+    world, expected, radius = (np.stack([field(e, cases, names, key) for e in entries])
+                               for key in ("world", "expected_error_mm", "radius_mm"))
     error = np.linalg.norm(world - true, axis=-1)                              # fold, case, landmark
     training = [c for c in truth if c not in cases]
     mean_shape = np.mean([[truth[c][n] for n in names] for c in training], axis=0)
@@ -108,10 +113,9 @@ def main():
     cv_mean = np.broadcast_to([cv_errors[cv_landmarks == n].mean() for n in names], error.shape[1:])
     rows, results = [], []
     for i, fold in enumerate(args.folds):
-        oracle = np.broadcast_to(error[i].mean(0), error[i].shape)
         deviation = np.array([shape_deviation(mean_shape, world[i, k]) for k in range(len(cases))])
         result = {"fold": fold, "mre_mm": float(error[i].mean()), "coverage": float(np.mean(error[i] <= radius[i])),
-                  "spearman": pooled(expected[i], error[i]), "oracle": pooled(oracle, error[i]),
+                  "spearman": pooled(expected[i], error[i]), "oracle": pooled(hindsight_oracle(error[i]), error[i]),
                   "cv_landmark_mean": pooled(cv_mean, error[i]),
                   "within_expected": within_landmark(expected[i], error[i]),
                   "within_fold_spread": within_landmark(spread, error[i]),
@@ -126,7 +130,7 @@ def main():
     print(f"\n{calibration['n_cases']} validated CV cases; the folds' mean position: MRE {ensemble_error.mean():.2f} "
           f"mm, fold spread within a landmark {within_landmark(spread, ensemble_error):.3f}, mean expected error "
           f"{pooled(expected.mean(0), ensemble_error):.3f} (oracle "
-          f"{pooled(np.broadcast_to(ensemble_error.mean(0), ensemble_error.shape), ensemble_error):.3f})")
+          f"{pooled(hindsight_oracle(ensemble_error), ensemble_error):.3f})")
     write_json(args.out, {"environment": environment("cpu"), "data": args.data, "folds": args.folds,
                           "calibration_cases": calibration["n_cases"], "per_fold": results,
                           "ensemble_mre_mm": float(ensemble_error.mean()),
